@@ -1,0 +1,256 @@
+"""The records every stage exchanges: ProbeItem (a dataset row), Turn and Trajectory (a teacher attempt).
+
+Trajectories store actions, not pixels (DESIGN invariant 2): a zoom turn records its relative bbox and
+source; crops are re-derived with ZoomEnv whenever pixels are needed.
+Each record has one Arrow schema so parquet files written by any stage load with
+`datasets.load_dataset("parquet", data_files=...)`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import BadInputError
+from .fsutil import atomic_path
+
+Difficulty = Literal["easy", "medium", "hard"]
+DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
+
+ActionKind = Literal["zoom", "answer", "malformed"]
+Status = Literal["answered", "over_turn", "malformed", "failed"]
+VerdictLabel = Literal["correct", "wrong", "unjudged"]
+
+
+@dataclass
+class ProbeItem:
+    """One question of a dataset dir (train.parquet / test.parquet)."""
+
+    id: str
+    image: str  # relative to the dataset dir, never absolute, never escaping it
+    question: str  # canonical question text, without any <image> placeholder
+    answer: str  # ground truth; the option letter for multiple choice
+    options: list[str] = field(default_factory=list)
+    difficulty: str = "medium"
+    target_bbox: list[float] | None = None  # xyxy in original pixels
+    width: int = 0
+    height: int = 0
+    source: str = "synthetic"
+    kind: str = ""  # question kind (attribute, text, count, position, category, ...)
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ProbeItem:
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in row.items() if k in names}
+        kw["options"] = list(kw.get("options") or [])
+        if kw.get("target_bbox") is not None:
+            kw["target_bbox"] = [float(v) for v in kw["target_bbox"]]
+        return cls(**kw)
+
+
+PROBE_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("image", pa.string()),
+        ("question", pa.string()),
+        ("answer", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("difficulty", pa.string()),
+        ("target_bbox", pa.list_(pa.float64())),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("source", pa.string()),
+        ("kind", pa.string()),
+    ]
+)
+
+
+@dataclass
+class Usage:
+    """Tokens and money one attempt (or one request) consumed."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    thought_tokens: int = 0
+    requests: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.thought_tokens += other.thought_tokens
+        self.requests += other.requests
+        self.cost_usd += other.cost_usd
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens + self.thought_tokens
+
+
+@dataclass
+class Turn:
+    """One assistant turn and what the environment made of it.
+
+    `bbox` is relative (0-1) to `source`; `box_px` is the composed integer box on the original image
+    (None for answers, malformed turns and invalid zooms); `error` is the message the model was shown.
+    """
+
+    text: str
+    action: str  # ActionKind
+    bbox: list[float] | None = None
+    source: str | None = None
+    box_px: list[int] | None = None
+    observation: int | None = None  # index of the observation this zoom produced (1-based)
+    error: str | None = None
+    answer: str | None = None
+
+
+@dataclass
+class Verdict:
+    label: str = "unjudged"  # VerdictLabel
+    how: str = ""  # "rule", "openai:gpt-4o", ... plus a short reason
+
+    @property
+    def correct(self) -> bool:
+        return self.label == "correct"
+
+
+@dataclass
+class Trajectory:
+    """One finished attempt of a teacher on one item (one line of attempts.jsonl)."""
+
+    id: str  # f"{item_id}#{sample_index}"
+    item_id: str
+    sample_index: int
+    teacher: str  # "backend:model", e.g. "scripted:dfs" or "openai:gpt-4o"
+    exemplar_ids: list[str]
+    question: str
+    options: list[str]
+    ground_truth: str
+    image: str  # relative to the dataset dir recorded in the run
+    width: int
+    height: int
+    difficulty: str
+    turns: list[Turn]
+    final_answer: str | None
+    verdict: Verdict
+    status: str  # Status
+    num_turns: int
+    usage: Usage = field(default_factory=Usage)
+    patterns: list[str] = field(default_factory=list)
+    seed: int = 0
+    error: str | None = None  # why the attempt failed (status == "failed"), never containing secrets
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trajectory:
+        d = dict(d)
+        d["turns"] = [Turn(**t) for t in d["turns"]]
+        d["verdict"] = Verdict(**d["verdict"])
+        d["usage"] = Usage(**d["usage"])
+        d["options"] = list(d.get("options") or [])
+        d["exemplar_ids"] = list(d.get("exemplar_ids") or [])
+        d["patterns"] = list(d.get("patterns") or [])
+        return cls(**d)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+
+
+TURN_TYPE = pa.struct(
+    [
+        ("text", pa.string()),
+        ("action", pa.string()),
+        ("bbox", pa.list_(pa.float64())),
+        ("source", pa.string()),
+        ("box_px", pa.list_(pa.int64())),
+        ("observation", pa.int64()),
+        ("error", pa.string()),
+        ("answer", pa.string()),
+    ]
+)
+
+TRAJECTORY_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("item_id", pa.string()),
+        ("sample_index", pa.int64()),
+        ("teacher", pa.string()),
+        ("exemplar_ids", pa.list_(pa.string())),
+        ("question", pa.string()),
+        ("options", pa.list_(pa.string())),
+        ("ground_truth", pa.string()),
+        ("image", pa.string()),
+        ("width", pa.int64()),
+        ("height", pa.int64()),
+        ("difficulty", pa.string()),
+        ("turns", pa.list_(TURN_TYPE)),
+        ("final_answer", pa.string()),
+        ("verdict", pa.struct([("label", pa.string()), ("how", pa.string())])),
+        ("status", pa.string()),
+        ("num_turns", pa.int64()),
+        (
+            "usage",
+            pa.struct(
+                [
+                    ("prompt_tokens", pa.int64()),
+                    ("completion_tokens", pa.int64()),
+                    ("thought_tokens", pa.int64()),
+                    ("requests", pa.int64()),
+                    ("cost_usd", pa.float64()),
+                ]
+            ),
+        ),
+        ("patterns", pa.list_(pa.string())),
+        ("seed", pa.int64()),
+        ("error", pa.string()),
+    ]
+)
+
+
+def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+    """Write rows atomically as one parquet file with an explicit schema."""
+    table = pa.Table.from_pylist(rows, schema=schema)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def write_items(path: str | os.PathLike, items: list[ProbeItem]) -> None:
+    write_parquet(path, [it.to_row() for it in items], PROBE_SCHEMA)
+
+
+def read_items(path: str | os.PathLike) -> list[ProbeItem]:
+    """Read a dataset split; a missing or malformed file is a one-line error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such dataset split (expected a parquet written by build-visualprobe)")
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises many types for corrupt files
+        raise BadInputError(f"{path}: not a readable parquet file ({e.__class__.__name__})") from None
+    missing = {"id", "image", "question", "answer"} - set(rows[0] if rows else {"id", "image", "question", "answer"})
+    if missing:
+        raise BadInputError(f"{path}: missing column(s) {sorted(missing)}")
+    return [ProbeItem.from_row(r) for r in rows]
+
+
+def write_trajectories(path: str | os.PathLike, trajs: list[Trajectory]) -> None:
+    write_parquet(path, [t.to_dict() for t in trajs], TRAJECTORY_SCHEMA)
+
+
+def read_trajectories(path: str | os.PathLike) -> list[Trajectory]:
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: no such trajectories file")
+    return [Trajectory.from_dict(r) for r in pq.read_table(path).to_pylist()]
