@@ -1,0 +1,220 @@
+"""The action language every stage speaks: prompts, and parse/render of one assistant turn.
+
+Structure, tags, JSON keys, relative coordinates and Action/Observation numbering match the released
+Mini-o3 code (so its checkpoints and data interoperate); the prompt wording is ours.
+
+An assistant turn is `<think>...</think>` followed by exactly one action:
+  - a zoom:   `<grounding>{"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}</grounding>`
+  - an answer: `<answer>...</answer>`
+
+Rule for a turn that holds both: the action whose closing tag comes first wins and the rest of the
+text is ignored, exactly as if generation had stopped at that stop string.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import re
+from dataclasses import dataclass
+
+IMAGE_PLACEHOLDER = "<image>"
+ORIGINAL = "original_image"
+STOP_STRINGS: tuple[str, ...] = ("</grounding>", "</answer>")
+COORD_TOLERANCE = 0.02  # coordinates in [-tol, 1 + tol] are clamped to [0, 1]; beyond that, rejected
+
+SYSTEM_PROMPT = (
+    "You are a helpful assistant who answers the user's question about an image. "
+    "Think step by step and write your reasoning between <think> and </think>. "
+    "When a detail is too small or unclear to see, zoom in on a region by writing "
+    '<grounding>{"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}</grounding>, '
+    "where (x0, y0) is the top-left and (x1, y1) the bottom-right corner of the region, "
+    "with the width and height of the source image both taken as 1.0. "
+    "The source is 'original_image' or 'observation_i' to zoom further into the i-th zoomed-in observation. "
+    "When you are sure, give the final answer between <answer> and </answer>."
+)
+
+OBSERVATION_TEMPLATE = (
+    "After the above Action {action}, here is the zoom-in image (Observation {observation}):\n"
+    "{image}.\n"
+    "Continue your reasoning between <think> and </think>. If needed, zoom in again on the original image "
+    "or on any observation by writing <grounding> and </grounding> as before. "
+    "If the final answer is confirmed, give it between <answer> and </answer>."
+)
+
+ERROR_TEMPLATE = (
+    "ERROR occurs during grounding. Error Information: {message}.\n"
+    "Analyze what went wrong and continue your reasoning between <think> and </think>; then either zoom "
+    "with a corrected <grounding> or give your final answer between <answer> and </answer>."
+)
+
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+@dataclass(frozen=True)
+class Zoom:
+    bbox: tuple[float, float, float, float]  # relative to `source`, (x0, y0, x1, y1) in [0, 1]
+    source: str = ORIGINAL  # "original_image" or "observation_k" (k >= 1)
+
+    @property
+    def source_index(self) -> int:
+        return source_index(self.source)
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str
+
+
+@dataclass(frozen=True)
+class Malformed:
+    reason: str  # shown to the model in the error turn
+
+
+Action = Zoom | Answer | Malformed
+
+_GROUNDING_RE = re.compile(r"<grounding>(.*?)</grounding>", re.DOTALL)
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_OBS_RE = re.compile(r"observation_(\d+)")
+_BBOX_RE = re.compile(r"""["']?bbox_2d["']?\s*:\s*(\[[^\]]*\]|\([^)]*\))""")
+_SOURCE_RE = re.compile(r"""["']?source["']?\s*:\s*["']([^"']*)["']""")
+
+
+def source_index(source: str) -> int:
+    """0 for the original image, k for `observation_k`; raises ValueError otherwise."""
+    if source == ORIGINAL:
+        return 0
+    m = _OBS_RE.fullmatch(source)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"unknown source {source!r}; use 'original_image' or 'observation_k' with k >= 1")
+    return int(m.group(1))
+
+
+def source_name(index: int) -> str:
+    return ORIGINAL if index == 0 else f"observation_{index}"
+
+
+def restore_stop(text: str) -> str:
+    """Re-append a stop string the API cut off: an opened <grounding>/<answer> with no closing tag."""
+    for tag in ("grounding", "answer"):
+        opened = text.rfind(f"<{tag}>")
+        if opened >= 0 and text.find(f"</{tag}>", opened) < 0:
+            return text.rstrip() + f"</{tag}>"
+    return text
+
+
+def extract_think(text: str) -> str:
+    m = _THINK_RE.search(text)
+    return m.group(1).strip() if m else ""
+
+
+def _load_args(raw: str) -> object:
+    raw = raw.strip()
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(raw)  # literals only: never evaluates code
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        pass
+    bbox = _BBOX_RE.search(raw)
+    if not bbox:
+        raise ValueError('cannot read the grounding; write {"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}')
+    try:
+        coords = ast.literal_eval(bbox.group(1))
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        raise ValueError("cannot read bbox_2d; it must be a list of four numbers") from None
+    source = _SOURCE_RE.search(raw)
+    return {"bbox_2d": coords, "source": source.group(1) if source else ORIGINAL}
+
+
+def _to_zoom(args: object, num_observations: int | None) -> Zoom:
+    if isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict):
+        args = args[0]
+    if not isinstance(args, dict) or "bbox_2d" not in args:
+        raise ValueError('the grounding must be a JSON object with "bbox_2d" and "source"')
+    coords = args["bbox_2d"]
+    if not isinstance(coords, (list, tuple)) or len(coords) != 4:
+        raise ValueError("bbox_2d must hold exactly four numbers [x0, y0, x1, y1]")
+    vals: list[float] = []
+    for c in coords:
+        if isinstance(c, bool) or not isinstance(c, (int, float)):
+            raise ValueError("bbox_2d must hold exactly four numbers [x0, y0, x1, y1]")
+        v = float(c)
+        if not math.isfinite(v):
+            raise ValueError("bbox_2d holds a non-finite number")
+        if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
+            raise ValueError(
+                f"coordinate {c} is outside [0, 1]; coordinates are relative to the source image, "
+                "whose width and height are 1.0"
+            )
+        vals.append(min(1.0, max(0.0, v)) if (v < 0 or v > 1) else v)
+    source = args.get("source", ORIGINAL)
+    if not isinstance(source, str):
+        raise ValueError("source must be 'original_image' or 'observation_k'")
+    idx = source_index(source.strip())
+    if num_observations is not None and idx > num_observations:
+        raise ValueError(f"{source} does not exist yet; there are {num_observations} observation(s)")
+    return Zoom((vals[0], vals[1], vals[2], vals[3]), source_name(idx))
+
+
+def parse_turn(text: str, num_observations: int | None = None) -> Action:
+    """Parse one assistant turn into Zoom | Answer | Malformed. Never raises, never evaluates code.
+
+    `num_observations` (crops so far) lets the parser reject `observation_k` that does not exist.
+    """
+    text = restore_stop(text)
+    g = _GROUNDING_RE.search(text)
+    a = _ANSWER_RE.search(text)
+    if a and (not g or a.end() < g.end()):
+        return Answer(a.group(1).strip())
+    if g:
+        try:
+            return _to_zoom(_load_args(g.group(1)), num_observations)
+        except ValueError as e:
+            return Malformed(str(e))
+    return Malformed("no action found; end the turn with <grounding>...</grounding> or <answer>...</answer>")
+
+
+def render_action(action: Zoom | Answer) -> str:
+    if isinstance(action, Zoom):
+        args = json.dumps({"bbox_2d": list(action.bbox), "source": action.source})
+        return f"<grounding>{args}</grounding>"
+    return f"<answer>{action.text}</answer>"
+
+
+def render_turn(think: str, action: Zoom | Answer) -> str:
+    """The exact assistant text for a thought and an action."""
+    return f"<think>{think}</think>\n{render_action(action)}"
+
+
+def observation_parts(action_index: int, observation_index: int) -> tuple[str, str]:
+    """Text before and after the observation image in the user turn that follows a zoom.
+
+    `action_index` is the 0-based assistant turn; `observation_index` the 1-based crop number, which
+    (unlike the released code) does not drift after an error turn.
+    """
+    before, after = OBSERVATION_TEMPLATE.split("{image}")
+    return before.format(action=action_index, observation=observation_index), after
+
+
+def observation_text(action_index: int, observation_index: int, placeholder: str = IMAGE_PLACEHOLDER) -> str:
+    before, after = observation_parts(action_index, observation_index)
+    return before + placeholder + after
+
+
+def error_text(message: str) -> str:
+    return ERROR_TEMPLATE.format(message=message.rstrip("."))
+
+
+def question_text(question: str, options: list[str] | tuple[str, ...] = ()) -> str:
+    """The canonical user question (no <image> placeholder) with lettered options when multiple choice."""
+    if not options:
+        return question
+    lines = [question, "Options:"]
+    lines += [f"{OPTION_LETTERS[i]}. {opt}" for i, opt in enumerate(options)]
+    lines.append("Answer with the option's letter.")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""The Teacher protocol: messages (text + encoded images) in, text + usage + finish reason out.
+
+Images travel as `ImageRef`s that are encoded once per trajectory and whose base64 form is computed
+once and reused by every later request that re-sends them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from ..records import Usage
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(eq=False)
+class ImageRef:
+    """Encoded image bytes plus their lazily computed, cached base64 text."""
+
+    data: bytes
+    mime: str = "image/jpeg"
+    width: int = 0
+    height: int = 0
+
+    @cached_property
+    def b64(self) -> str:
+        return base64.b64encode(self.data).decode("ascii")
+
+    @cached_property
+    def sha1(self) -> str:
+        return hashlib.sha1(self.data).hexdigest()
+
+    @property
+    def data_url(self) -> str:
+        return f"data:{self.mime};base64,{self.b64}"
+
+
+Part = str | ImageRef
+
+
+@dataclass
+class Message:
+    """One chat message; `parts` keeps text and images in order. `extra` carries provider state
+    (e.g. Gemini thought signatures) that must be echoed back verbatim on later turns."""
+
+    role: Role
+    parts: list[Part]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return "".join(p for p in self.parts if isinstance(p, str))
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return [p for p in self.parts if isinstance(p, ImageRef)]
+
+
+@dataclass
+class Reply:
+    text: str
+    usage: Usage
+    finish_reason: str  # "stop", "length", ...
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationConfig:
+    stop: list[str] = field(default_factory=list)
+    max_tokens: int = 2048
+    temperature: float = 1.0
+    seed: int | None = None
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """Anything that continues a conversation with one assistant turn."""
+
+    name: str  # "backend:model", recorded in every trajectory
+
+    async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply: ...
+
+    async def aclose(self) -> None: ...
