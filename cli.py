@@ -66,9 +66,183 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # --- synth-coldstart ------------------------------------------------------------------------------------
 
+
+def _parse_shard(value: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in value.split("/"))
+        if not 0 <= i < n:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use i/N with 0 <= i < N, e.g. 0/4") from None
+    return i, n
+
+
+def _parse_mix(value: str | None) -> dict[str, float]:
+    if not value:
+        return {}
+    try:
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in value.split(","))}
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use pattern=weight pairs, e.g. backtrack=0.3,depth_first=0.4") from None
+
+
+@app.command("synth-coldstart")
+@user_errors
+def synth_coldstart_cmd(
+    dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe.")],
+    out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume.")],
+    teacher: Annotated[str, typer.Option(help="scripted | openai | gemini")] = "scripted",
+    split: Annotated[str, typer.Option(help="Dataset split to read.")] = "train",
+    model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
+    base_url: Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Name of the env var holding the API key.")] = None,
+    exemplars: Annotated[Optional[Path], typer.Option(help="Exemplar dir (default: the six shipped).")] = None,
+    exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.")] = 2,
+    target: Annotated[Optional[int], typer.Option(help="Stop once this many trajectories are kept.")] = 6000,
+    samples_per_item: Annotated[int, typer.Option(help="Attempts per question (K).")] = 2,
+    max_turns: Annotated[int, typer.Option(help="Assistant turns per attempt.")] = 12,
+    max_images: Annotated[int, typer.Option(help="Images per attempt (first view + crops).")] = 12,
+    context_tokens: Annotated[int, typer.Option(help="Estimated request budget in tokens.")] = 32768,
+    max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    concurrency: Annotated[int, typer.Option(help="Concurrent attempts.")] = 32,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute limit.")] = None,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N items.")] = None,
+    shard: Annotated[str, typer.Option(help="i/N: take every N-th item starting at i.")] = "0/1",
+    max_cost: Annotated[Optional[float], typer.Option(help="Stop before spending more than USD.")] = None,
+    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more teacher requests.")] = None,
+    max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
+    mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
+    thinking_budget: Annotated[Optional[int], typer.Option(help="Gemini thinking budget in tokens.")] = None,
+    error_rate: Annotated[float, typer.Option(help="Scripted teacher: share of wrong answers.")] = 0.15,
+) -> None:
+    """Synthesise cold-start trajectories with a teacher VLM and keep the correct ones.
+
+    Example: minio3 synth-coldstart --dataset data/vp --out runs/gemini --teacher gemini
+    --model gemini-2.5-pro --api-key-env GEMINI_API_KEY --target 6000 --concurrency 64 --rpm 1000
+    """
+    from pipelines.synth_coldstart import SynthConfig, synth_coldstart
+
+    summary = synth_coldstart(
+        SynthConfig(
+            dataset=dataset, out=out, split=split, teacher=teacher, model=model, base_urls=base_url or [],
+            api_key_env=api_key_env, exemplars=exemplars, exemplars_in_context=exemplars_in_context,
+            target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
+            context_tokens=context_tokens, max_tokens=max_tokens, temperature=temperature,
+            concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout, judge=judge, seed=seed, limit=limit,
+            shard=_parse_shard(shard), max_cost=max_cost, max_requests=max_requests, max_per_item=max_per_item,
+            mix=_parse_mix(mix), thinking_budget=thinking_budget, error_rate=error_rate,
+        )
+    )
+    for line in summary.torn:
+        typer.echo(f"resume: {line}")
+    typer.echo(
+        f"{summary.run_dir}: kept {summary.kept} of {summary.attempts} attempts "
+        f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.cache_hits} turns replayed); "
+        "trajectories.parquet, stats.json, stats.png"
+    )
+    if summary.stopped and not summary.stopped.startswith("target"):
+        typer.echo(f"stopped: {summary.stopped}; rerun the same command to continue")
+        raise typer.Exit(130 if summary.stopped == "interrupted" else 1)
+
 # --- export-llamafactory / train-sft --------------------------------------------------------------------
 
+
+@app.command("export-llamafactory")
+@user_errors
+def export_llamafactory_cmd(
+    out: Annotated[Path, typer.Option(help="Export dir (data, images, dataset_info.json, SFT YAML).")],
+    run: Annotated[Optional[Path], typer.Option(help="A synth-coldstart run dir.")] = None,
+    official: Annotated[
+        Optional[Path], typer.Option(help="The released Mini-o3-Coldstart parquet, or the folder of its shards.")
+    ] = None,
+    format: Annotated[str, typer.Option(help="json (+ image files) | parquet (embedded images).")] = "json",
+    cutoff_len: Annotated[int, typer.Option(help="LLaMA-Factory cutoff_len; longer rows are excluded.")] = 32768,
+    image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = 2_000_000,
+    image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = 40_000,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all CPUs).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Write trajectories as LLaMA-Factory ShareGPT data, validated so that no row is dropped or cut.
+
+    Example: minio3 export-llamafactory --run runs/gemini --out sft/minio3
+    (or --official Mini-o3-Coldstart-Dataset/data), then: minio3 train-sft --export sft/minio3 --model ...
+    """
+    from pipelines.export_llamafactory import export_official, export_run
+
+    if (run is None) == (official is None):
+        raise typer.BadParameter("give exactly one of --run RUN_DIR or --official PARQUET_OR_DIR")
+    options = dict(
+        fmt=format, cutoff_len=cutoff_len, image_max_pixels=image_max_pixels,
+        image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
+    )  # fmt: skip
+    summary = export_run(run, out, **options) if run is not None else export_official(official, out, **options)
+    typer.echo(summary.text())
+
+
+@app.command("train-sft")
+@user_errors
+def train_sft_cmd(
+    export: Annotated[Path, typer.Option(help="Export dir written by export-llamafactory.")],
+    model: Annotated[str, typer.Option(help="Base model: local path or hub id (e.g. Qwen/Qwen2.5-VL-7B-Instruct).")],
+    llamafactory_cli: Annotated[
+        Optional[Path], typer.Option(help="llamafactory-cli of LLaMA-Factory's own venv (default: on PATH).")
+    ] = None,
+    nproc: Annotated[Optional[int], typer.Option(help="Processes per node (torchrun via LLaMA-Factory).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the command and the config, run nothing.")] = False,
+    extra: Annotated[
+        Optional[list[str]], typer.Argument(help="LLaMA-Factory overrides after --, as key=value.")
+    ] = None,
+) -> None:
+    """Full SFT with LLaMA-Factory on an export; exits with LLaMA-Factory's exit code.
+
+    Example: minio3 train-sft --export sft/minio3 --model Qwen/Qwen2.5-VL-7B-Instruct --nproc 8
+    -- output_dir=saves/minio3-sft num_train_epochs=2 save_strategy=epoch
+    """
+    from train.sft import run_sft, sft_launch
+
+    launch = sft_launch(export, model, llamafactory_cli, nproc, extra or [])
+    if dry_run:
+        typer.echo(launch.dry_run())
+        return
+    typer.echo(f"running: {launch.command()}", err=True)
+    raise typer.Exit(run_sft(launch))
+
+
 # --- quickstart -----------------------------------------------------------------------------------------
+
+
+@app.command("quickstart")
+@user_errors
+def quickstart_cmd(
+    out: Annotated[Path, typer.Option(help="Where the dataset, run and SFT export go.")] = Path("quickstart"),
+    train: Annotated[int, typer.Option(help="Synthetic training questions.")] = 24,
+    test: Annotated[int, typer.Option(help="Synthetic test questions.")] = 6,
+    samples_per_item: Annotated[int, typer.Option(help="Attempts per question.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for scenes and synthesis.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Run the whole pipeline offline on the embedded default: synthetic scenes, scripted teacher, export.
+
+    Example: minio3 quickstart --out quickstart
+    """
+    from pipelines.quickstart import quickstart
+
+    s = quickstart(out, train=train, test=test, samples_per_item=samples_per_item, seed=seed, overwrite=overwrite)
+    typer.echo(f"dataset   {s.dataset.out}: {s.dataset.counts} (manifest.json has the difficulty rule)")
+    typer.echo(
+        f"synthesis {s.run.run_dir}: kept {s.run.kept} of {s.run.attempts} attempts "
+        f"(acceptance {s.run.acceptance:.0%}); trajectories.parquet, stats.json, stats.png"
+    )
+    typer.echo(
+        f"export    {s.export.out}: {s.export.rows_written} rows, {s.export.images} images; "
+        f"train with: minio3 train-sft --export {s.export.out} --model Qwen/Qwen2.5-VL-7B-Instruct"
+    )
+    typer.echo("exemplars minio3 exemplars check  (writes an HTML page of the six shipped exemplars)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,8 @@
-"""Safe image decode and the display-size rules every stage shares.
+"""Safe image decode, the shared cache of decoded originals, and the display-size rules.
 
 One place decides how big an image may be (decompression-bomb guard), how EXIF orientation is applied,
-and what size the model sees (the released Mini-o3 rules, or Qwen's smart_resize reimplemented here
-because qwen-vl-utils imports torch).
+what size the model sees (the released Mini-o3 rules, or Qwen's smart_resize reimplemented here
+because qwen-vl-utils imports torch), and how often an original is decoded (once, into OriginalCache).
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import threading
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -26,6 +29,9 @@ QWEN_FACTOR = 28
 
 DEFAULT_MAX_IMAGE_PIXELS = 250_000_000
 MAX_PIXELS_ENV = "MINIO3_MAX_IMAGE_PIXELS"
+DEFAULT_CACHE_BYTES = 1 << 30
+CACHE_MB_ENV = "MINIO3_IMAGE_CACHE_MB"
+RESIZE_MODES: tuple[str, ...] = ("mini-o3", "smart")
 
 
 def max_image_pixels() -> int:
@@ -145,11 +151,28 @@ def smart_resize(
     return h_bar, w_bar
 
 
-def first_view_size(width: int, height: int, max_pixels: int = FIRST_VIEW_MAX_PIXELS) -> tuple[int, int]:
-    """Size of the downscaled first view the model sees of an original (no upscaling)."""
-    if width * height <= max_pixels:
-        return width, height
-    return fit_pixels(width, height, max_pixels)
+def display_size(
+    width: int, height: int, max_pixels: int, min_pixels: int = 0, mode: str = "mini-o3"
+) -> tuple[int, int]:
+    """(width, height) the model sees: the released rule (`mini-o3`) or Qwen's smart_resize (`smart`)."""
+    if mode == "mini-o3":
+        return fit_pixels(width, height, max_pixels, min_pixels)
+    if mode == "smart":
+        h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+        return w, h
+    raise ValueError(f"unknown resize mode {mode!r}; use one of {', '.join(RESIZE_MODES)}")
+
+
+def first_view_size(
+    width: int,
+    height: int,
+    max_pixels: int = FIRST_VIEW_MAX_PIXELS,
+    min_pixels: int = CROP_MIN_PIXELS,
+    mode: str = "mini-o3",
+) -> tuple[int, int]:
+    """Size of the first view of an original: downscaled to max_pixels, tiny images (< min_pixels) upscaled,
+    as the released loader does."""
+    return display_size(width, height, max_pixels, min_pixels, mode)
 
 
 def image_tokens(width: int, height: int) -> int:
@@ -168,3 +191,117 @@ def encode_png(im: Image.Image) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
+
+
+def _decode_view(path: str | os.PathLike, size: tuple[int, int]) -> Image.Image:
+    im = open_image(path, draft_pixels=size[0] * size[1])
+    return im if im.size == size else im.resize(size, Image.Resampling.LANCZOS)
+
+
+def _file_key(path: str | os.PathLike) -> tuple[str, int, int]:
+    """Identity of a file's current content: a rewritten file is a new cache entry."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        raise ImageError(f"{path}: image not found") from None
+    return real, st.st_mtime_ns, st.st_size
+
+
+class OriginalCache:
+    """Decoded originals shared by every ZoomEnv of a process: LRU bounded by bytes (w*h*3), thread-safe.
+
+    Each original is decoded once however many environments, threads or samples use it; a second
+    thread asking for an image being decoded waits for that decode instead of repeating it. Images
+    handed out are shared: treat them as read-only. An image larger than the whole budget is returned
+    but not kept.
+    """
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[tuple, Image.Image] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, path: str | os.PathLike) -> Image.Image:
+        """The full-resolution RGB original (EXIF applied, bomb guard checked), decoded once."""
+        return self._cached((*_file_key(path), "full"), lambda: open_image(path))
+
+    def first_view(
+        self, path: str | os.PathLike, max_pixels: int = FIRST_VIEW_MAX_PIXELS, *, size: tuple[int, int] | None = None
+    ) -> Image.Image:
+        """The first view the model sees: JPEG draft decode, then LANCZOS to `size` (default: the released
+        rule for `max_pixels`). Always decoded the same way, so its pixels never depend on cache state."""
+        key = _file_key(path)
+        full = image_size(path)
+        size = size or first_view_size(*full, max_pixels)
+        if size == full:
+            return self.get(path)  # nothing to resize: share the original's entry
+        return self._cached((*key, "view", size), lambda: _decode_view(path, size))
+
+    def _lookup(self, key: tuple) -> Image.Image | None:
+        with self._lock:
+            im = self._items.get(key)
+            if im is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return im
+
+    def _cached(self, key: tuple, decode: Callable[[], Image.Image]) -> Image.Image:
+        im = self._lookup(key)
+        if im is not None:
+            return im
+        with self._lock:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            im = self._lookup(key)
+            if im is not None:
+                return im
+            try:
+                im = decode()
+                self._store(key, im)
+            finally:
+                with self._lock:
+                    if self._loading.get(key) is loading:
+                        del self._loading[key]
+        return im
+
+    def _store(self, key: tuple, im: Image.Image) -> None:
+        size = im.width * im.height * len(im.getbands())
+        with self._lock:
+            self.misses += 1
+            if size > self.max_bytes or key in self._items:
+                return
+            while self._items and self._bytes + size > self.max_bytes:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.width * old.height * len(old.getbands())
+            self._items[key] = im
+            self._bytes += size
+
+
+_default_cache: OriginalCache | None = None
+_default_lock = threading.Lock()
+
+
+def default_cache() -> OriginalCache:
+    """The process-wide cache; its budget is MINIO3_IMAGE_CACHE_MB megabytes (default 1024)."""
+    global _default_cache
+    with _default_lock:
+        if _default_cache is None:
+            raw = os.environ.get(CACHE_MB_ENV)
+            try:
+                budget = int(raw) << 20 if raw else DEFAULT_CACHE_BYTES
+            except ValueError:
+                raise ImageError(f"{CACHE_MB_ENV}={raw!r}: must be an integer number of megabytes") from None
+            _default_cache = OriginalCache(budget)
+        return _default_cache

@@ -8,7 +8,8 @@ An assistant turn is `<think>...</think>` followed by exactly one action:
   - an answer: `<answer>...</answer>`
 
 Rule for a turn that holds both: the action whose closing tag comes first wins and the rest of the
-text is ignored, exactly as if generation had stopped at that stop string.
+text is ignored, exactly as if generation had stopped at that stop string. Tags the model merely mentions
+inside its thought ("I will zoom with <grounding>...") are skipped when an action follows `</think>`.
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ class Malformed:
 
 Action = Zoom | Answer | Malformed
 
-_GROUNDING_RE = re.compile(r"<grounding>(.*?)</grounding>", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# `(?:(?!<tag>).)*?` takes the innermost opening tag, so a stray "<grounding>" earlier in the text
+# cannot swallow the real action.
+_GROUNDING_RE = re.compile(r"<grounding>((?:(?!<grounding>).)*?)</grounding>", re.DOTALL)
+_ANSWER_RE = re.compile(r"<answer>((?:(?!<answer>).)*?)</answer>", re.DOTALL)
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_THINK_END = "</think>"
 _OBS_RE = re.compile(r"observation_(\d+)")
-_BBOX_RE = re.compile(r"""["']?bbox_2d["']?\s*:\s*(\[[^\]]*\]|\([^)]*\))""")
+_BBOX_RE = re.compile(r"""["']?bbox_2d["']?\s*:\s*(?:\[([^\]]*)\]|\(([^)]*)\))""")
 _SOURCE_RE = re.compile(r"""["']?source["']?\s*:\s*["']([^"']*)["']""")
+_FORMAT_HINT = 'write {"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}'
+_ARITY = "bbox_2d must hold exactly four numbers [x0, y0, x1, y1]"
 
 
 def source_index(source: str) -> int:
@@ -110,6 +116,35 @@ def extract_think(text: str) -> str:
     return m.group(1).strip() if m else ""
 
 
+def _first_action(text: str) -> re.Match[str] | None:
+    """The action whose closing tag comes first, looking after `</think>` first when the turn has one."""
+    think_end = text.find(_THINK_END)
+    starts = (think_end + len(_THINK_END), 0) if think_end >= 0 else (0,)
+    for start in starts:
+        found = [m for m in (_GROUNDING_RE.search(text, start), _ANSWER_RE.search(text, start)) if m]
+        if found:
+            return min(found, key=lambda m: m.end())
+    return None
+
+
+def trim_turn(text: str) -> str:
+    """The turn as generation would have left it: stop string restored, text after the action dropped.
+
+    What a trajectory should store and train on; parse_turn(trim_turn(t)) == parse_turn(t).
+    """
+    text = restore_stop(text)
+    m = _first_action(text)
+    return text[: m.end()] if m else text
+
+
+def _number(token: str) -> float:
+    """One coordinate as written (int, float, exponent, nan/inf spelled any way); never evaluates code."""
+    try:
+        return float(token)
+    except ValueError:
+        raise ValueError(f"{_ARITY}; cannot read {_short(token.strip())} as a number") from None
+
+
 def _load_args(raw: str) -> object:
     raw = raw.strip()
     try:
@@ -120,45 +155,55 @@ def _load_args(raw: str) -> object:
         return ast.literal_eval(raw)  # literals only: never evaluates code
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         pass
+    # Code fences, `nan`, missing braces, trailing prose: read the two fields directly.
     bbox = _BBOX_RE.search(raw)
     if not bbox:
-        raise ValueError('cannot read the grounding; write {"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}')
-    try:
-        coords = ast.literal_eval(bbox.group(1))
-    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
-        raise ValueError("cannot read bbox_2d; it must be a list of four numbers") from None
+        raise ValueError(f"cannot read the grounding; {_FORMAT_HINT}")
+    inner = bbox.group(1) if bbox.group(1) is not None else bbox.group(2)
+    coords = [_number(t) for t in inner.split(",")] if inner.strip() else []
     source = _SOURCE_RE.search(raw)
     return {"bbox_2d": coords, "source": source.group(1) if source else ORIGINAL}
+
+
+def _short(value: object, limit: int = 24) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _coordinate(value: object) -> float:
+    """A valid relative coordinate, clamped to [0, 1] when it is within COORD_TOLERANCE of the range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(_ARITY)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer too large for a float: far outside [0, 1]
+        v = math.inf
+    if isinstance(value, float) and not math.isfinite(v):
+        raise ValueError("bbox_2d holds a non-finite number (nan or inf); use four numbers between 0 and 1")
+    if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
+        raise ValueError(
+            f"coordinate {_short(value)} is outside [0, 1]; coordinates are relative to the source image, "
+            "whose width and height are 1.0"
+        )
+    return min(1.0, max(0.0, v))
 
 
 def _to_zoom(args: object, num_observations: int | None) -> Zoom:
     if isinstance(args, list) and len(args) == 1 and isinstance(args[0], dict):
         args = args[0]
     if not isinstance(args, dict) or "bbox_2d" not in args:
-        raise ValueError('the grounding must be a JSON object with "bbox_2d" and "source"')
+        raise ValueError(f'the grounding must be one object with "bbox_2d" and "source"; {_FORMAT_HINT}')
     coords = args["bbox_2d"]
     if not isinstance(coords, (list, tuple)) or len(coords) != 4:
-        raise ValueError("bbox_2d must hold exactly four numbers [x0, y0, x1, y1]")
-    vals: list[float] = []
-    for c in coords:
-        if isinstance(c, bool) or not isinstance(c, (int, float)):
-            raise ValueError("bbox_2d must hold exactly four numbers [x0, y0, x1, y1]")
-        v = float(c)
-        if not math.isfinite(v):
-            raise ValueError("bbox_2d holds a non-finite number")
-        if v < -COORD_TOLERANCE or v > 1 + COORD_TOLERANCE:
-            raise ValueError(
-                f"coordinate {c} is outside [0, 1]; coordinates are relative to the source image, "
-                "whose width and height are 1.0"
-            )
-        vals.append(min(1.0, max(0.0, v)) if (v < 0 or v > 1) else v)
+        raise ValueError(_ARITY)
+    x0, y0, x1, y1 = (_coordinate(c) for c in coords)
     source = args.get("source", ORIGINAL)
     if not isinstance(source, str):
         raise ValueError("source must be 'original_image' or 'observation_k'")
-    idx = source_index(source.strip())
+    idx = source_index(source.strip().lower())
     if num_observations is not None and idx > num_observations:
-        raise ValueError(f"{source} does not exist yet; there are {num_observations} observation(s)")
-    return Zoom((vals[0], vals[1], vals[2], vals[3]), source_name(idx))
+        raise ValueError(f"{source.strip()} does not exist yet; there are {num_observations} observation(s)")
+    return Zoom((x0, y0, x1, y1), source_name(idx))
 
 
 def parse_turn(text: str, num_observations: int | None = None) -> Action:
@@ -166,17 +211,15 @@ def parse_turn(text: str, num_observations: int | None = None) -> Action:
 
     `num_observations` (crops so far) lets the parser reject `observation_k` that does not exist.
     """
-    text = restore_stop(text)
-    g = _GROUNDING_RE.search(text)
-    a = _ANSWER_RE.search(text)
-    if a and (not g or a.end() < g.end()):
-        return Answer(a.group(1).strip())
-    if g:
-        try:
-            return _to_zoom(_load_args(g.group(1)), num_observations)
-        except ValueError as e:
-            return Malformed(str(e))
-    return Malformed("no action found; end the turn with <grounding>...</grounding> or <answer>...</answer>")
+    m = _first_action(restore_stop(text))
+    if m is None:
+        return Malformed("no action found; end the turn with <grounding>...</grounding> or <answer>...</answer>")
+    if m.re is _ANSWER_RE:
+        return Answer(m.group(1).strip())
+    try:
+        return _to_zoom(_load_args(m.group(1)), num_observations)
+    except ValueError as e:
+        return Malformed(str(e))
 
 
 def render_action(action: Zoom | Answer) -> str:

@@ -1,0 +1,136 @@
+"""The crash-safe run store: append-only JSON lines that survive SIGKILL and resume without duplicates.
+
+Two logs live in a run dir:
+  - `attempts.jsonl`: one finished attempt per line, flushed as it ends. Resume skips every (item, sample)
+    with a finished line; a `failed` attempt (endpoint down, budget hit) is retried, and the last line
+    for a key wins, so nothing is ever counted twice.
+  - `replies.jsonl`: every teacher reply as it arrives, keyed by attempt, turn and a hash of the request.
+    A resumed attempt replays its paid turns from here at zero cost instead of asking the teacher again.
+A SIGKILL during an append leaves a torn last line; it is dropped (and reported), never parsed as done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .records import Trajectory
+
+ATTEMPTS = "attempts.jsonl"
+REPLIES = "replies.jsonl"
+RETRY_STATUSES = frozenset({"failed"})
+
+
+@dataclass
+class TornTail:
+    """What resume found and dropped at the end of a log after a kill."""
+
+    file: str
+    bytes_dropped: int
+
+
+class JsonlLog:
+    """An append-only JSON-lines file: each record is one write + flush (+ fsync on request)."""
+
+    def __init__(self, path: Path, fsync: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self._lock = threading.Lock()
+        self._fh = None
+
+    def read(self) -> tuple[list[dict[str, Any]], TornTail | None]:
+        """All complete records; a torn (unterminated or unparsable) tail is cut off the file."""
+        if not self.path.exists():
+            return [], None
+        data = self.path.read_bytes()
+        records: list[dict[str, Any]] = []
+        good_end = 0
+        pos = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break
+            line = data[pos:nl]
+            try:
+                if line.strip():
+                    records.append(json.loads(line))
+            except ValueError:
+                break  # only the last line can be torn; anything after it is unreachable
+            pos = nl + 1
+            good_end = pos
+        torn = None
+        if good_end < len(data):
+            torn = TornTail(self.path.name, len(data) - good_end)
+            with open(self.path, "r+b") as f:
+                f.truncate(good_end)
+        return records, torn
+
+    def append(self, record: dict[str, Any] | str) -> None:
+        line = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        payload = (line + "\n").encode("utf-8")
+        with self._lock:
+            if self._fh is None:
+                self._fh = open(self.path, "ab", buffering=0)
+            self._fh.write(payload)
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+@dataclass
+class RunState:
+    """What a run dir already holds when a run starts."""
+
+    attempts: dict[tuple[str, int], Trajectory] = field(default_factory=dict)  # last line per key
+    replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # reply key -> reply record
+    torn: list[TornTail] = field(default_factory=list)
+    lines: int = 0
+
+    def done(self, key: tuple[str, int]) -> bool:
+        t = self.attempts.get(key)
+        return t is not None and t.status not in RETRY_STATUSES
+
+
+class RunStore:
+    """Owns a run dir's logs. Thread-safe appends; safe to kill at any point."""
+
+    def __init__(self, run_dir: str | os.PathLike, fsync: bool = False) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.attempts = JsonlLog(self.dir / ATTEMPTS, fsync=fsync)
+        self.replies = JsonlLog(self.dir / REPLIES, fsync=fsync)
+
+    def load(self) -> RunState:
+        state = RunState()
+        rows, torn = self.attempts.read()
+        state.lines = len(rows)
+        for row in rows:
+            t = Trajectory.from_dict(row)
+            state.attempts[(t.item_id, t.sample_index)] = t
+        if torn:
+            state.torn.append(torn)
+        replies, torn = self.replies.read()
+        for r in replies:
+            state.replies[r["key"]] = r
+        if torn:
+            state.torn.append(torn)
+        return state
+
+    def add_attempt(self, traj: Trajectory) -> None:
+        self.attempts.append(traj.to_json())
+
+    def add_reply(self, record: dict[str, Any]) -> None:
+        self.replies.append(record)
+
+    def close(self) -> None:
+        self.attempts.close()
+        self.replies.close()

@@ -1,0 +1,127 @@
+"""One OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, SGLang, LMDeploy, ...).
+
+One request per `generate`, SDK retries off: `GuardedTeacher` decides about retries, pauses and
+budget. Images go as `image_url` data URLs built from each ImageRef's cached base64, so an image is
+encoded once per trajectory however many requests re-send it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from ..protocol import restore_stop
+from ..records import Usage
+from .base import GenerationConfig, Message, Reply
+from .resilience import RequestError, log
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+ADJUSTABLE = ("stop", "temperature", "seed")  # parameters dropped when an endpoint says it does not support them
+
+
+def openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Chat-completions messages; user turns with images become content lists in part order."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if not m.images:
+            out.append({"role": m.role, "content": m.text})
+            continue
+        content = [
+            {"type": "text", "text": p} if isinstance(p, str) else {"type": "image_url", "image_url": {"url": p.data_url}}
+            for p in m.parts
+        ]
+        out.append({"role": m.role, "content": content})
+    return out
+
+
+def _error_message(e: openai.APIStatusError) -> str:
+    body = e.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return err["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return ""
+
+
+class OpenAITeacher:
+    """An `Endpoint` for one base URL with its own AsyncOpenAI client."""
+
+    def __init__(self, model: str, *, api_key: str, base_url: str | None = None, timeout: float = 120.0):
+        self.model = model
+        self.name = f"openai:{model}"
+        self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.timeout = timeout
+        self._client = AsyncOpenAI(api_key=api_key, base_url=self.endpoint, timeout=timeout, max_retries=0)
+        # Reasoning models (o-series, gpt-5) refuse `max_tokens`, `stop` and non-default temperatures;
+        # learnt from their first 400 and remembered for this endpoint.
+        self._max_tokens_field = "max_tokens"
+        self._dropped: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"OpenAITeacher(model={self.model!r}, endpoint={self.endpoint!r})"
+
+    def _adapt(self, message: str) -> bool:
+        """Switch off a parameter the server says it does not support; True when something changed."""
+        if self._max_tokens_field == "max_tokens" and "max_completion_tokens" in message:
+            self._max_tokens_field = "max_completion_tokens"
+        else:
+            refused = [p for p in ADJUSTABLE if p not in self._dropped and f"'{p}'" in message]
+            if not refused or "support" not in message.lower():
+                return False
+            self._dropped.add(refused[0])
+        log.info("%s: %s; adjusting the request", self.endpoint, message[:200])
+        return True
+
+    async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply:
+        body = openai_messages(messages)
+        while True:
+            wanted = {"temperature": config.temperature, "stop": list(config.stop) or None, "seed": config.seed}
+            kwargs = {k: v for k, v in wanted.items() if v is not None and k not in self._dropped}
+            kwargs[self._max_tokens_field] = config.max_tokens
+            try:
+                resp = await self._client.chat.completions.create(model=self.model, messages=body, **kwargs)
+                break
+            except openai.APIStatusError as e:
+                message = _error_message(e)
+                if e.status_code == 400 and self._adapt(message):
+                    continue
+                raise RequestError.from_status(
+                    self.endpoint, e.status_code, e.response.headers, message, self._client.api_key
+                ) from None
+            except openai.APITimeoutError:
+                raise RequestError(self.endpoint, f"no reply within {self.timeout:g} s") from None
+            except openai.APIConnectionError:
+                raise RequestError(self.endpoint, "connection failed") from None
+            except (openai.APIError, json.JSONDecodeError) as e:  # a 200 whose body is not a chat completion
+                raise RequestError(self.endpoint, f"unreadable reply ({e.__class__.__name__})") from None
+        if not resp.choices:
+            raise RequestError(self.endpoint, "reply without choices")
+        choice = resp.choices[0]
+        finish = choice.finish_reason or "stop"
+        text = choice.message.content or ""
+        if finish == "stop":
+            text = restore_stop(text)
+        extra: dict[str, Any] = {}
+        reasoning = getattr(choice.message, "reasoning_content", None) or getattr(choice.message, "reasoning", None)
+        if isinstance(reasoning, str) and reasoning:
+            extra["reasoning"] = reasoning  # kept apart: the turn text is what the student learns to write
+        return Reply(text=text, usage=_usage(resp.usage), finish_reason=finish, extra=extra)
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _usage(u: Any) -> Usage:
+    """Usage with hidden reasoning tokens moved out of completion_tokens into thought_tokens."""
+    if u is None:
+        return Usage()
+    details = getattr(u, "completion_tokens_details", None)
+    reasoning = (getattr(details, "reasoning_tokens", None) or 0) if details else 0
+    completion = u.completion_tokens or 0
+    return Usage(prompt_tokens=u.prompt_tokens or 0, completion_tokens=max(0, completion - reasoning),
+                 thought_tokens=reasoning)

@@ -1,0 +1,224 @@
+"""Retries with back-off and a per-endpoint circuit breaker.
+
+A synthesis run sends thousands of requests; transient failures (429, 5xx, timeouts, dropped
+connections) must be retried politely, but an endpoint that keeps failing must pause the run and, if
+it does not recover, stop it cleanly instead of marking every remaining item as failed.
+Backends translate their SDK's exceptions into `RequestError` so this module knows no SDK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from ..errors import Minio3Error
+
+log = logging.getLogger("minio3.teachers")
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
+FATAL_STATUS = frozenset({401, 403, 404})  # bad key, no access, unknown model: no item can succeed
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.-]{6,}|\bAIza[\w-]{10,}|(?i:bearer)\s+\S+")
+
+
+class TeacherError(Minio3Error):
+    """One request failed for good (not retryable, or out of retries): that attempt fails, the run goes on."""
+
+
+class TeacherUnavailable(Minio3Error):
+    """The teacher cannot serve any request (endpoints keep failing, or reject the key/model): stop the run."""
+
+
+class RequestError(Exception):
+    """One failed request, translated from the SDK's exception. Holds no request data, so never the key."""
+
+    def __init__(self, endpoint: str, reason: str, *, status: int | None = None, retry_after: float | None = None):
+        super().__init__(f"{endpoint}: {reason}")
+        self.endpoint = endpoint
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_status(
+        cls, endpoint: str, status: int, headers: Mapping[str, str], message: str, secret: str = ""
+    ) -> RequestError:
+        """From an HTTP error; the server's message is kept short and scrubbed of anything key-like."""
+        detail = redact(" ".join(message.split()), secret)[:200]
+        return cls(endpoint, f"HTTP {status}" + (f" ({detail})" if detail else ""), status=status,
+                   retry_after=retry_after_seconds(headers))
+
+    @property
+    def retryable(self) -> bool:
+        """Timeouts and connection errors (no status), 408/409/429 and 5xx."""
+        return self.status is None or self.status in RETRYABLE_STATUS or self.status >= 500
+
+    @property
+    def fatal(self) -> bool:
+        return self.status in FATAL_STATUS
+
+
+def redact(text: str, secret: str = "") -> str:
+    """Remove `secret` and anything shaped like an API key (servers echo keys, sometimes masked)."""
+    if len(secret) >= 8:
+        text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds the server asked us to wait: `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with full jitter; a server's Retry-After is a lower bound on the wait."""
+
+    max_retries: int = 5
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def delay(self, retry: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = rng.uniform(0.0, min(self.max_delay, self.base_delay * 2**retry))
+        return max(backoff, retry_after or 0.0)
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run `attempt` until it succeeds, retrying retryable `RequestError`s.
+
+    Raises TeacherError when a request is refused or retries run out, TeacherUnavailable when the
+    endpoint rejects the key or the model (401/403/404). Other exceptions pass through untouched.
+    """
+    rng = rng or random.Random()
+    for retry in range(policy.max_retries + 1):
+        try:
+            return await attempt()
+        except RequestError as e:
+            if e.fatal:
+                raise TeacherUnavailable(f"{e}; check the base URL, the model and the API key variable") from None
+            if not e.retryable:
+                raise TeacherError(str(e)) from None
+            if retry == policy.max_retries:
+                raise TeacherError(f"{e} (gave up after {retry + 1} attempts)") from None
+            wait = policy.delay(retry, e.retry_after, rng)
+            log.info("%s; retry %d/%d in %.2f s", e, retry + 1, policy.max_retries, wait)
+            await sleep(wait)
+    raise AssertionError("unreachable")  # the loop always returns or raises
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When an endpoint counts as failing (`threshold` failures in a row), how long it pauses, how often."""
+
+    threshold: int = 5
+    cooldown: float = 30.0
+    max_pauses: int = 3
+
+
+class CircuitBreaker:
+    """Per-endpoint breaker: after `threshold` consecutive failures it opens for `cooldown` seconds.
+
+    After a pause it is half-open: one probe request goes through while the others wait; a failure
+    reopens it at once, a success closes it and forgets the pauses. The failure that would start pause
+    `max_pauses + 1` marks the endpoint dead instead.
+    `notify` receives the one-line notices the run shows ("endpoint X failing: pausing N s").
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        policy: BreakerPolicy,
+        *,
+        notify: Callable[[str], None] = log.warning,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.endpoint = endpoint
+        self.threshold = max(1, policy.threshold)
+        self.cooldown = policy.cooldown
+        self.max_pauses = policy.max_pauses
+        self.notify = notify
+        self.clock = clock
+        self.failures = 0
+        self.pauses = 0
+        self.open_until = 0.0
+        self.dead_reason: str | None = None
+        self._probing = False
+
+    @property
+    def dead(self) -> bool:
+        return self.dead_reason is not None
+
+    def wait_time(self) -> float:
+        """Seconds until the pause ends (0 when closed or half-open)."""
+        return max(0.0, self.open_until - self.clock())
+
+    def try_acquire(self) -> bool:
+        """May a request go now? Always when closed; when half-open, only one probe at a time."""
+        if self.dead or self.wait_time() > 0:
+            return False
+        if self.pauses == 0:
+            return True
+        if self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def record_success(self) -> None:
+        self.failures = 0
+        self.pauses = 0
+        self._probing = False
+
+    def record_other(self) -> None:
+        """A request ended in a way that says nothing about the endpoint's health (e.g. a 400)."""
+        self._probing = False
+
+    def record_failure(self, error: RequestError) -> None:
+        self._probing = False
+        if self.dead or self.wait_time() > 0:
+            return  # requests already in flight when it opened say nothing new
+        self.failures += 1
+        if self.failures < self.threshold:
+            return
+        if self.pauses >= self.max_pauses:
+            self.dead_reason = (
+                f"endpoint {self.endpoint} kept failing after {self.pauses} pause(s) (last: {error.reason})"
+            )
+            self.notify(self.dead_reason)
+            return
+        self.pauses += 1
+        self.failures = self.threshold - 1
+        self.open_until = self.clock() + self.cooldown
+        self.notify(
+            f"endpoint {self.endpoint} failing ({error.reason}): pausing {self.cooldown:g} s "
+            f"(pause {self.pauses} of {self.max_pauses})"
+        )

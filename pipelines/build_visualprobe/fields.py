@@ -1,0 +1,48 @@
+"""Field access for annotation files that fails with one line naming the file and the field."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from minio3_data.errors import BadInputError
+
+_MISSING = object()
+
+
+def load_json(path: Path) -> Any:
+    """Parse a JSON file; unreadable or invalid JSON is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such annotation file") from None
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{path}: cannot read ({e.__class__.__name__})") from None
+
+
+def get(path: Path, where: str, obj: Any, key: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:
+    """obj[key] checked against `kinds` (bool never counts as a number); `where` is e.g. "images[3]"."""
+    if not isinstance(obj, dict):
+        raise BadInputError(f"{path}: {where}: expected a JSON object, got {type(obj).__name__}")
+    if key not in obj:
+        if default is _MISSING:
+            raise BadInputError(f"{path}: {where}.{key}: missing")
+        return default
+    value = obj[key]
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        names = " or ".join(k.__name__ for k in kinds)
+        raise BadInputError(f"{path}: {where}.{key}: expected {names}, got {type(value).__name__}")
+    return value
+
+
+def numbers(path: Path, where: str, value: Any, n: int) -> list[float]:
+    """A list of exactly n finite numbers."""
+    ok = isinstance(value, list) and len(value) == n
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not ok:
+        raise BadInputError(f"{path}: {where}: expected a list of {n} finite numbers, got {json.dumps(value)[:60]}")
+    return [float(v) for v in value]

@@ -1,0 +1,86 @@
+"""--source synthetic: many `make_sample` calls in parallel, written as JPEGs with stable names.
+
+Every item's seed, aimed kind and (for test) required difficulty come from (seed, split, index), so
+the rows and image bytes are the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio3_data.images import encode_jpeg
+from minio3_data.records import ProbeItem
+
+from . import difficulty as rule
+from .parallel import ordered_map, task_seed
+from .questions import KINDS
+from .result import Built
+from .synthetic import make_sample
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True)
+class _Task:
+    root: str
+    split: str
+    index: int
+    seed: int
+    kind: str
+    difficulty: str | None  # required class (test quotas); None lets the rule decide (train)
+    long_side: tuple[int, int]
+
+
+def _make_item(task: _Task) -> ProbeItem:
+    """Generate, encode and write one item (runs in a worker process)."""
+    sample = make_sample(task.seed, difficulty=task.difficulty, kind=task.kind, long_side=task.long_side)
+    item_id = f"synthetic-{task.split}-{task.index:06d}"
+    rel = f"images/{task.split}/{item_id}.jpg"
+    path = Path(task.root) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(encode_jpeg(sample.image, quality=JPEG_QUALITY))  # inside the temp dataset dir
+    return ProbeItem(
+        id=item_id,
+        image=rel,
+        question=sample.question,
+        answer=sample.answer,
+        options=sample.options,
+        difficulty=sample.difficulty,
+        target_bbox=sample.target_bbox,
+        width=sample.width,
+        height=sample.height,
+        source="synthetic",
+        kind=sample.kind,
+    )
+
+
+def _tasks(root: Path, split: str, n: int, seed: int, long_side: tuple[int, int]) -> list[_Task]:
+    rng = random.Random(f"schedule:{seed}:{split}")
+    kinds = [KINDS[i % len(KINDS)] for i in range(n)]
+    rng.shuffle(kinds)
+    aims: list[str | None] = list(rule.schedule(n, rng)) if split == "test" else [None] * n
+    return [
+        _Task(str(root), split, i, task_seed(seed, split, i), kinds[i], aims[i], long_side) for i in range(n)
+    ]
+
+
+def build_synthetic(
+    root: Path, *, train: int, test: int, seed: int, workers: int, long_side: tuple[int, int]
+) -> Built:
+    """Write train/test images under root/images and return their rows."""
+    splits = {}
+    for split, n in (("train", train), ("test", test)):
+        tasks = _tasks(root, split, n, seed, long_side)
+        splits[split] = list(ordered_map(_make_item, tasks, workers, f"synthetic {split}"))
+    params = {
+        "seed": seed,
+        "train": train,
+        "test": test,
+        "long_side": list(long_side),
+        "kinds": list(KINDS),
+        "jpeg_quality": JPEG_QUALITY,
+        "test_quotas": rule.quotas(test),
+    }
+    return Built(splits=splits, params=params)

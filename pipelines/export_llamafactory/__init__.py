@@ -1,0 +1,154 @@
+"""Export to LLaMA-Factory: ShareGPT rows (JSON + image files, or parquet with embedded images) plus the
+`dataset_info.json`, SFT YAML and DeepSpeed configs to train on them.
+
+Sources: a synth-coldstart run dir (`export_run`) or the released Mini-o3-Coldstart parquet
+(`export_official`). Every row is validated before it is written, so LLaMA-Factory never silently drops,
+truncates or crashes on one; excluded rows are listed in `excluded.jsonl` with the rule they broke.
+The export dir is built in a temp sibling and renamed into place, so a killed export leaves nothing half-done.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+from minio3_data.errors import BadInputError
+from minio3_data.fsutil import atomic_dir
+
+from .config import config_files
+from .parallel import ordered_map
+from .row import RowResult
+from .source_official import OfficialSource, official_files
+from .source_run import RunSource
+from .validate import Limits
+from .writers import open_writer
+
+FORMATS = ("json", "parquet")
+EXCLUDED_NAME = "excluded.jsonl"
+SUMMARY_NAME = "export.json"
+
+
+class Source(Protocol):
+    def count(self) -> int: ...
+    def chunks(self) -> Any: ...
+    def converter(self, root: Path | None, limits: Limits) -> Any: ...
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote and what it left out, and why."""
+
+    out: str
+    source: str
+    format: str
+    rows_read: int = 0
+    rows_written: int = 0
+    excluded: dict[str, int] = field(default_factory=dict)  # rule code -> rows
+    images: int = 0  # image files written (json) or images embedded (parquet)
+    max_tokens: int = 0  # longest row written, estimated
+    seconds: float = 0.0
+
+    def text(self) -> str:
+        lines = [
+            f"exported {self.rows_written} of {self.rows_read} rows to {self.out} "
+            f"({self.format}, {self.images} images, longest row ~{self.max_tokens} tokens, {self.seconds:.1f}s)"
+        ]
+        if self.excluded:
+            reasons = ", ".join(f"{code}: {n}" for code, n in sorted(self.excluded.items()))
+            lines.append(f"excluded {sum(self.excluded.values())} rows ({reasons}); see {EXCLUDED_NAME}")
+        return "\n".join(lines)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _check_options(fmt: str, limits: Limits) -> None:
+    if fmt not in FORMATS:
+        raise BadInputError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if limits.cutoff_len < 1:
+        raise BadInputError(f"--cutoff-len {limits.cutoff_len}: must be a positive number of tokens")
+    if not 0 < limits.image_min_pixels <= limits.image_max_pixels:
+        raise BadInputError(
+            f"--image-min-pixels {limits.image_min_pixels} / --image-max-pixels {limits.image_max_pixels}: "
+            "need 0 < min <= max"
+        )
+
+
+def _count_files(root: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(root))
+
+
+def export_llamafactory(
+    source: Source,
+    out: str | os.PathLike,
+    *,
+    source_name: str,
+    fmt: str = "json",
+    cutoff_len: int = 32768,
+    image_max_pixels: int = 2_000_000,
+    image_min_pixels: int = 40_000,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ExportSummary:
+    """Validate and write every row of `source` to `out`; the export dir appears only when complete."""
+    limits = Limits(cutoff_len, image_max_pixels, image_min_pixels)
+    _check_options(fmt, limits)
+    started = time.monotonic()
+    final = Path(out).resolve()
+    summary = ExportSummary(str(final), source_name, fmt)
+    excluded: Counter[str] = Counter()
+    with atomic_dir(final, overwrite) as tmp:
+        writer, data_file = open_writer(tmp, fmt)
+        convert = source.converter(tmp if fmt == "json" else None, limits)
+        with closing(writer), open(tmp / EXCLUDED_NAME, "w", encoding="utf-8") as listing:
+            bar = tqdm(total=source.count(), unit="row", desc="export", disable=not progress)
+            with bar:
+                for results in ordered_map(convert, source.chunks(), workers or default_workers()):
+                    for r in results:
+                        _record(r, summary, excluded, writer, listing)
+                    bar.update(len(results))
+        summary.excluded = dict(excluded)
+        if summary.rows_written == 0:
+            raise BadInputError(f"{source_name}: no row to export ({dict(excluded) or 'the source is empty'})")
+        if fmt == "json":
+            summary.images = _count_files(tmp / "images")
+        for name, text in config_files(final, data_file, cutoff_len, image_max_pixels, image_min_pixels).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        summary.seconds = time.monotonic() - started
+        (tmp / SUMMARY_NAME).write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _record(r: RowResult, summary: ExportSummary, excluded: Counter[str], writer: Any, listing: Any) -> None:
+    summary.rows_read += 1
+    if r.row is None:
+        assert r.exclusion is not None
+        excluded[r.exclusion.code] += 1
+        listing.write(json.dumps({"id": r.id, "rule": r.exclusion.code, "detail": r.exclusion.detail}) + "\n")
+        return
+    writer.write(r.row)
+    summary.rows_written += 1
+    summary.max_tokens = max(summary.max_tokens, r.tokens)
+    summary.images += len(r.row["images"])  # embedded images; a JSON export counts unique files instead
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
+    """Export a synth-coldstart run dir (its kept, correct trajectories); options as export_llamafactory."""
+    run = Path(run_dir)
+    return export_llamafactory(RunSource(run), out, source_name=str(run), **options)
+
+
+def export_official(path: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
+    """Export the released Mini-o3-Coldstart parquet (a file, or the folder of its shards)."""
+    src = Path(path)
+    return export_llamafactory(OfficialSource(official_files(src)), out, source_name=str(src), **options)

@@ -1,0 +1,90 @@
+"""Where exported images go: content-addressed files under the export dir, or bytes embedded in the row.
+
+Files are named by content (originals by the hash of their bytes, crops by that hash plus their box), so
+an image shared by many trajectories is encoded and stored once; workers racing to write the same name
+write identical bytes through a rename, so the race is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image
+
+from minio3_data.errors import ImageError
+from minio3_data.images import check_pixels
+
+ImageEntry = str | dict[str, object]  # a path relative to the export dir, or {"bytes", "path"} (HF Image)
+FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+HASH_CHARS = 32
+# A file cut short keeps a valid header; its missing end marker is the cheap tell (a full decode is the cost
+# this exporter exists to avoid). LLaMA-Factory would crash on it mid-training.
+# JPEG scan data never holds FF D9 (0xFF is byte-stuffed), so its presence near the end is a sound test.
+END_MARKERS = {"jpg": b"\xff\xd9", "png": b"IEND"}
+END_WINDOW = 1024
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
+
+
+@lru_cache(maxsize=4096)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:HASH_CHARS]
+
+
+def file_hash(path: Path) -> str:
+    """Hash of a file's bytes, remembered per (path, mtime, size) so a shared original is read once."""
+    st = path.stat()
+    return _file_hash(str(path), st.st_mtime_ns, st.st_size)
+
+
+def sniff(data: bytes, what: str) -> tuple[str, int, int]:
+    """File extension, width and height from the header alone (no decode), refusing bombs and non-images."""
+    prev = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # check_pixels below is the guard, with the better message
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt, (w, h) = im.format or "", im.size
+    except Exception as e:  # PIL raises many types for non-images
+        raise ImageError(f"{what}: not a readable image ({e.__class__.__name__})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = prev
+    check_pixels(what, w, h)
+    if fmt not in FORMAT_EXT:
+        raise ImageError(f"{what}: unsupported image format {fmt or 'unknown'}")
+    ext = FORMAT_EXT[fmt]
+    if ext in END_MARKERS and END_MARKERS[ext] not in data[-END_WINDOW:]:
+        raise ImageError(f"{what}: truncated {fmt} data (no end marker)")
+    return ext, w, h
+
+
+class ImageSink:
+    """Stores images for the rows of one export; `root=None` embeds bytes (parquet) instead of writing files."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+
+    def put(self, rel: str, data: Callable[[], bytes]) -> ImageEntry:
+        """Store the image named `rel` (relative, content-addressed); `data` is called only if needed."""
+        if self.root is None:
+            return {"bytes": data(), "path": os.path.basename(rel)}
+        path = self.root / rel
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".img.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return rel

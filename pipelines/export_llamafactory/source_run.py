@@ -1,0 +1,122 @@
+"""A synthesis run dir as an export source: trajectories in, ShareGPT rows with re-derived crops out.
+
+Trajectories store actions, not pixels: each row's crops are re-derived by replaying its zooms through
+ZoomEnv (which checks every replayed box against the recorded one), and stored under content-addressed
+names so an original or a crop shared by several trajectories is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from minio3_data.errors import BadInputError, ImageError
+from minio3_data.fsutil import safe_relpath
+from minio3_data.images import OriginalCache
+from minio3_data.records import Trajectory
+from minio3_data.render import conversation, to_sharegpt
+from minio3_data.zoom import Observation, ZoomEnv
+
+from .media import ImageSink, file_hash
+from .row import PendingImage, RowResult, excluded, finish
+from .validate import Limits
+
+TRAJECTORIES = "trajectories.parquet"
+RUN_JSON = "run.json"
+# Decoded originals kept per worker process: enough for the trajectories of one chunk to share their
+# original, small enough that memory stays flat however many workers run.
+WORKER_CACHE_BYTES = 384 << 20
+
+
+def _dataset_dir(run_dir: Path) -> Path:
+    path = run_dir / RUN_JSON
+    try:
+        dataset = json.loads(path.read_text(encoding="utf-8"))["dataset"]
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: missing; is {run_dir} a synth-coldstart run dir?") from None
+    except (ValueError, KeyError, TypeError):
+        raise BadInputError(f"{path}: not a JSON object with a \"dataset\" path") from None
+    dataset_dir = (run_dir / dataset).resolve()
+    if not dataset_dir.is_dir():
+        raise BadInputError(f"{path}: dataset dir {dataset_dir} does not exist; move it back or edit {RUN_JSON}")
+    return dataset_dir
+
+
+def image_rel(sha: str, obs: Observation) -> str:
+    """Content-addressed name: the original's first view by its file hash, a crop by that hash and its box."""
+    if obs.index == 0:
+        return f"images/orig/{sha}.jpg"
+    return f"images/crops/{sha}_{'_'.join(str(v) for v in obs.box)}.jpg"
+
+
+@dataclass
+class RunSource:
+    """Streams a run's kept trajectories in chunks."""
+
+    run_dir: Path
+    chunk_rows: int = 16
+
+    def __post_init__(self) -> None:
+        self.dataset_dir = _dataset_dir(self.run_dir)
+        self.path = self.run_dir / TRAJECTORIES
+        if not self.path.is_file():
+            raise BadInputError(f"{self.path}: missing; run synth-coldstart to the end first")
+        try:
+            self._file = pq.ParquetFile(self.path)
+        except Exception as e:  # pyarrow raises several types for corrupt files
+            raise BadInputError(f"{self.path}: not a readable parquet file ({e.__class__.__name__})") from None
+
+    def count(self) -> int:
+        return self._file.metadata.num_rows
+
+    def chunks(self) -> Iterator[list[dict[str, Any]]]:
+        for batch in self._file.iter_batches(batch_size=self.chunk_rows):
+            yield batch.to_pylist()
+
+    def converter(self, root: Path | None, limits: Limits) -> RunConverter:
+        return RunConverter(self.dataset_dir, root, limits)
+
+
+@dataclass
+class RunConverter:
+    """Turns trajectory records into export rows (runs inside a worker process)."""
+
+    dataset_dir: Path
+    root: Path | None  # export dir for image files; None embeds bytes
+    limits: Limits
+    cache: OriginalCache | None = field(default=None, repr=False)  # made lazily in each worker, never pickled
+
+    def __call__(self, rows: list[dict[str, Any]]) -> list[RowResult]:
+        if self.cache is None:
+            self.cache = OriginalCache(WORKER_CACHE_BYTES)
+        sink = ImageSink(self.root)
+        return [self.convert(Trajectory.from_dict(r), sink) for r in rows]
+
+    def convert(self, traj: Trajectory, sink: ImageSink) -> RowResult:
+        if traj.status != "answered" or not traj.verdict.correct:
+            return excluded(traj.id, "not_correct", f"status {traj.status}, verdict {traj.verdict.label}")
+        try:
+            path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")
+            env = ZoomEnv(path, cache=self.cache)
+            sha = file_hash(path)
+        except BadInputError as e:  # ImageError included: missing, corrupt or too large
+            return excluded(traj.id, "image_error", str(e))
+        try:
+            observations = env.replay(traj.turns)
+        except ImageError as e:
+            return excluded(traj.id, "image_error", str(e))
+        except BadInputError as e:
+            return excluded(traj.id, "replay_mismatch", str(e))
+        rels = [image_rel(sha, obs) for obs in observations]  # indexed by observation, as to_sharegpt wants
+        by_rel = dict(zip(rels, observations))
+        record = to_sharegpt(conversation(traj.question, traj.options, traj.turns), rels)
+        pending = [
+            PendingImage(rel, by_rel[rel].image.width, by_rel[rel].image.height, by_rel[rel].jpeg)
+            for rel in record["images"]
+        ]
+        return finish(traj.id, record["conversations"], pending, sink, self.limits)

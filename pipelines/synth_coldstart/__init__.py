@@ -1,0 +1,244 @@
+"""`synth_coldstart`: run a teacher over a dataset split and keep the correct trajectories.
+
+Concurrency is a pool of `--concurrency` workers on one event loop pulling (item, sample) pairs; every
+finished attempt is appended to attempts.jsonl at once; the kept set, stats and plot are rebuilt from
+the whole log at the end, so a resumed run ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from minio3_data import __version__
+from minio3_data.errors import BadInputError, Minio3Error
+from minio3_data.fsutil import atomic_write_text
+from minio3_data.images import OriginalCache
+from minio3_data.judge import make_judge
+from minio3_data.records import ProbeItem, Trajectory, read_items, write_trajectories
+from minio3_data.store import RunStore
+from minio3_data.teachers import BudgetExhausted, TeacherUnavailable, make_teacher
+from minio3_data.teachers.base import GenerationConfig
+from minio3_data.teachers.scripted import ScriptedTeacher
+
+from .attempt import STOP, AttemptContext, failed_attempt, run_attempt
+from .config import SynthConfig
+from .curate import curate
+from .prompt import ExemplarPrompts
+from .report import plot_stats, run_stats, write_stats
+
+__all__ = ["SynthConfig", "SynthSummary", "synth_coldstart"]
+
+
+@dataclass
+class SynthSummary:
+    run_dir: Path
+    attempted_now: int
+    attempts: int
+    kept: int
+    acceptance: float
+    cost_usd: float
+    stopped: str | None  # why the run stopped early (target, budget, endpoint, interrupt), None when complete
+    torn: list[str] = field(default_factory=list)
+    cache_hits: int = 0
+
+
+def _load_items(cfg: SynthConfig) -> list[ProbeItem]:
+    items = read_items(Path(cfg.dataset) / f"{cfg.split}.parquet")
+    i, n = cfg.shard
+    items = [it for k, it in enumerate(items) if k % n == i]
+    return items[: cfg.limit] if cfg.limit is not None else items
+
+
+def _check_run_json(cfg: SynthConfig) -> None:
+    """A run dir remembers the options that shape its data; resuming with different ones would mix runs."""
+    path = Path(cfg.out) / "run.json"
+    identity = cfg.identity()
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())["identity"]
+        except (ValueError, KeyError):
+            raise BadInputError(f"{path}: unreadable run.json; move the run dir aside or pick another --out") from None
+        diff = sorted(k for k in identity if old.get(k) != identity[k])
+        if diff:
+            raise BadInputError(
+                f"{cfg.out}: this run dir was made with different {', '.join(diff)}; "
+                "resume with the same options or pick another --out"
+            )
+    record = {"identity": identity, "dataset": identity["dataset"], "minio3": __version__}
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+
+
+def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
+    if cfg.teacher == "scripted":
+        return ScriptedTeacher(error_rate=cfg.error_rate)
+    return make_teacher(
+        cfg.teacher,
+        model=cfg.model,
+        base_urls=cfg.base_urls,
+        api_key_env=cfg.api_key_env,
+        timeout=cfg.timeout,
+        rpm=cfg.rpm,
+        tpm=cfg.tpm,
+        max_retries=cfg.max_retries,
+        thinking_budget=cfg.thinking_budget,
+        max_cost=cfg.max_cost,
+        max_requests=cfg.max_requests,
+        price_input=cfg.price_input,
+        price_output=cfg.price_output,
+        backoff_base=cfg.backoff_base,
+        breaker=cfg.breaker,
+        notify=notify,
+    )
+
+
+def _make_judge(cfg: SynthConfig, teacher):
+    """The judge shares the teacher's spending cap; it reuses the teacher's endpoint when of the same kind."""
+    if cfg.judge == "rule":
+        return make_judge("rule")
+    same_kind = cfg.judge.partition(":")[0] == cfg.teacher
+    return make_judge(
+        cfg.judge,
+        budget=getattr(teacher, "budget", None),
+        base_urls=cfg.judge_base_urls or (cfg.base_urls if same_kind else []),
+        api_key_env=cfg.judge_api_key_env or (cfg.api_key_env if same_kind else None),
+        timeout=cfg.timeout,
+        backoff_base=cfg.backoff_base,
+        notify=tqdm.write,
+    )
+
+
+class _Progress:
+    """The progress bar: kept / attempted / acceptance / tokens / cost, with tqdm's ETA."""
+
+    def __init__(self, total: int, kept: int, enabled: bool) -> None:
+        self.bar = tqdm(total=total, desc="synth", unit="attempt", disable=not enabled, dynamic_ncols=True)
+        self.kept, self.finished, self.correct, self.tokens, self.cost = kept, 0, 0, 0, 0.0
+
+    def update(self, t: Trajectory) -> None:
+        self.finished += t.status != "failed"
+        ok = t.status == "answered" and t.verdict.correct
+        self.correct += ok
+        self.kept += ok
+        self.tokens += t.usage.total_tokens
+        self.cost += t.usage.cost_usd
+        acc = self.correct / self.finished if self.finished else 0.0
+        self.bar.set_postfix_str(f"kept={self.kept} acc={acc:.0%} tok={self.tokens:,} ${self.cost:.2f}", refresh=False)
+        self.bar.update(1)
+
+
+async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state, progress: _Progress) -> tuple[str | None, int]:
+    cache = OriginalCache()
+    teacher = _make_teacher(cfg, notify=tqdm.write)
+    ctx = AttemptContext(
+        dataset_dir=Path(cfg.dataset),
+        teacher=teacher,
+        judge=_make_judge(cfg, teacher),
+        prompts=ExemplarPrompts(cfg.exemplars, cfg.exemplars_in_context, cache),
+        cache=cache,
+        store=store,
+        replies=state.replies,
+        seed=cfg.seed,
+        max_turns=cfg.max_turns,
+        max_images=cfg.max_images,
+        context_tokens=cfg.context_tokens,
+        gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
+        cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
+    )
+    stop = asyncio.Event()
+    reason: list[str] = []
+
+    def halt(why: str) -> None:
+        if not stop.is_set():
+            reason.append(why)
+            stop.set()
+
+    work: Iterator[tuple[ProbeItem, int]] = (
+        (it, s) for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s))
+    )
+
+    async def worker() -> None:
+        for item, s in work:
+            if stop.is_set():
+                return
+            try:
+                traj = await run_attempt(ctx, item, s)
+            except (TeacherUnavailable, BudgetExhausted) as e:
+                traj = failed_attempt(item, s, ctx.teacher.name, e)
+                halt(str(e))
+            except Minio3Error as e:
+                traj = failed_attempt(item, s, ctx.teacher.name, e)
+            except Exception as e:  # a teacher error that survived its retries: record, go on
+                traj = failed_attempt(item, s, ctx.teacher.name, f"{e.__class__.__name__}: {e}")
+            store.add_attempt(traj)
+            state.attempts[(item.id, s)] = traj
+            progress.update(traj)
+            if cfg.target is not None and progress.kept >= cfg.target:
+                halt(f"target of {cfg.target} kept trajectories reached")
+
+    loop = asyncio.get_running_loop()
+    tasks = [asyncio.create_task(worker()) for _ in range(max(1, cfg.concurrency))]
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, lambda: (halt("interrupted"), [t.cancel() for t in tasks]))
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await ctx.teacher.aclose()
+        if hasattr(ctx.judge, "aclose"):
+            await ctx.judge.aclose()
+    return (reason[0] if reason else None), ctx.cache_hits
+
+
+def finalize(cfg: SynthConfig, items: list[ProbeItem], attempts: list[Trajectory], extra: dict) -> dict:
+    """Rebuild the kept set, stats.json and stats.png from every attempt in the log."""
+    out = Path(cfg.out)
+    order = {it.id: k for k, it in enumerate(items)}
+    result = curate(attempts, order, max_per_item=cfg.max_per_item, mix=cfg.mix or None, target=cfg.target)
+    write_trajectories(out / "trajectories.parquet", result.kept)
+    stats = run_stats(attempts, result.kept, result.candidates, extra)
+    write_stats(out, stats)
+    plot_stats(out, stats)
+    return stats
+
+
+def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
+    items = _load_items(cfg)
+    if not items:
+        raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from (check --limit/--shard)")
+    _check_run_json(cfg)
+    store = RunStore(cfg.out)
+    state = store.load()
+    known = {it.id for it in items}
+    already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.status == "answered" and t.verdict.correct)
+    todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
+    progress = _Progress(todo, already, cfg.progress)
+    stopped, hits = None, 0
+    try:
+        if todo and (cfg.target is None or already < cfg.target):
+            stopped, hits = asyncio.run(_run(cfg, items, store, state, progress))
+    finally:
+        progress.bar.close()
+        store.close()
+    attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
+    torn = [f"{t.file}: dropped a torn last line of {t.bytes_dropped} bytes" for t in state.torn]
+    stats = finalize(cfg, items, attempts, {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits})
+    return SynthSummary(
+        run_dir=Path(cfg.out),
+        attempted_now=progress.bar.n,
+        attempts=stats["attempts"],
+        kept=stats["kept"],
+        acceptance=stats["acceptance"],
+        cost_usd=stats["usage"]["cost_usd"],
+        stopped=stopped,
+        torn=torn,
+        cache_hits=hits,
+    )

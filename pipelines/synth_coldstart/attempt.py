@@ -1,0 +1,189 @@
+"""One attempt: the teacher thinks and zooms turn by turn on one item until it answers or hits a limit.
+
+The loop never touches pixels itself: ZoomEnv executes the zoom (in a worker thread, so hundreds of
+attempts share one event loop), the protocol parses and renders, and the reply cache makes every paid
+teacher turn replayable after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from minio3_data.errors import Minio3Error
+from minio3_data.fsutil import safe_relpath
+from minio3_data.images import OriginalCache
+from minio3_data.protocol import Answer, Malformed, Zoom, parse_turn, trim_turn
+from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict
+from minio3_data.render import conversation, to_teacher_messages
+from minio3_data.store import RunStore
+from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Teacher
+from minio3_data.zoom import Observation, ZoomEnv
+
+from .prompt import ExemplarPrompts, estimate_tokens
+from .seeding import attempt_seed
+
+STOP = ["</grounding>", "</answer>"]
+
+
+class Judge(Protocol):
+    async def judge(self, question: str, prediction: str, ground_truth: str, options: list[str]) -> Verdict: ...
+
+
+@dataclass
+class AttemptContext:
+    """Everything attempts share within a run."""
+
+    dataset_dir: Path
+    teacher: Any  # a Teacher, or a factory with bind(item, seed) -> Teacher (the scripted teacher)
+    judge: Judge
+    prompts: ExemplarPrompts
+    cache: OriginalCache
+    store: RunStore
+    replies: dict[str, dict[str, Any]]  # reply cache loaded at resume
+    seed: int
+    max_turns: int
+    max_images: int
+    context_tokens: int
+    gen: GenerationConfig
+    cache_replies: bool = True
+    cache_hits: int = 0
+
+
+def _to_ref(obs: Observation) -> ImageRef:
+    return ImageRef(obs.jpeg(), "image/jpeg", obs.image.width, obs.image.height)
+
+
+def _own_messages(item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any]], refs: list[ImageRef]) -> list[Message]:
+    """The attempt's own conversation; assistant turns carry their provider state (Gemini thought signatures)."""
+    messages = to_teacher_messages(conversation(item.question, item.options, turns)[1:], refs)
+    for message, extra in zip((m for m in messages if m.role == "assistant"), extras):
+        message.extra = extra
+    return messages
+
+
+def _reply_key(attempt_id: str, turn: int, teacher: str, exemplar_ids: list[str], messages: list[Message]) -> str:
+    """Identifies a request by what the attempt itself sent (texts and image hashes) on top of a fixed prefix."""
+    h = hashlib.sha1()
+    for part in (teacher, "|".join(exemplar_ids)):
+        h.update(part.encode())
+    for m in messages:
+        h.update(m.role.encode())
+        for p in m.parts:
+            h.update(p.encode() if isinstance(p, str) else p.sha1.encode())
+    return f"{attempt_id}@{turn}:{h.hexdigest()[:16]}"
+
+
+async def _generate(ctx: AttemptContext, teacher: Teacher, key: str, messages: list[Message]) -> Reply:
+    if ctx.cache_replies and key in ctx.replies:
+        r = ctx.replies[key]
+        ctx.cache_hits += 1
+        return Reply(r["text"], Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
+    reply = await teacher.generate(messages, ctx.gen)
+    if ctx.cache_replies:
+        rec = {"key": key, "text": reply.text, "usage": asdict(reply.usage), "finish_reason": reply.finish_reason,
+               "extra": reply.extra}
+        ctx.store.add_reply(rec)
+        ctx.replies[key] = rec
+    return reply
+
+
+async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -> Trajectory:
+    """Play one attempt to its end. Teacher/budget exceptions propagate; the runner records them as failed."""
+    seed = attempt_seed(ctx.seed, item.id, sample_index)
+    rng = random.Random(seed)
+    exemplar_ids, prefix = ctx.prompts.sample(rng)
+    teacher = ctx.teacher.bind(item, seed) if hasattr(ctx.teacher, "bind") else ctx.teacher
+    attempt_id = f"{item.id}#{sample_index}"
+    env = ZoomEnv(safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image"), cache=ctx.cache)
+    refs = [_to_ref(await asyncio.to_thread(env.first_view))]
+    prefix_tokens = estimate_tokens(prefix)
+    turns: list[Turn] = []
+    extras: list[dict[str, Any]] = []
+    usage = Usage()
+    status = "over_turn"
+    for t in range(ctx.max_turns):
+        own = _own_messages(item, turns, extras, refs)
+        if prefix_tokens + estimate_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
+            status = "over_turn"  # context budget, as the released rollout does
+            break
+        reply = await _generate(ctx, teacher, _reply_key(attempt_id, t, teacher.name, exemplar_ids, own), prefix + own)
+        usage.add(reply.usage)
+        extras.append(reply.extra)
+        text = trim_turn(reply.text)
+        action = parse_turn(text, num_observations=len(refs) - 1)
+        if isinstance(action, Answer):
+            turns.append(Turn(text, "answer", answer=action.text))
+            status = "answered"
+            break
+        if isinstance(action, Malformed):
+            turns.append(Turn(text, "malformed", error=action.reason))
+            status = "malformed"
+            continue
+        assert isinstance(action, Zoom)
+        turn = Turn(text, "zoom", bbox=list(action.bbox), source=action.source)
+        turns.append(turn)
+        if t == ctx.max_turns - 1 or len(refs) >= ctx.max_images:
+            status = "over_turn"  # a zoom on the last allowed turn or past the image cap is never executed
+            break
+        result = await asyncio.to_thread(env.step, action)
+        if isinstance(result, Observation):
+            turn.box_px = list(result.box)
+            turn.observation = result.index
+            refs.append(_to_ref(result))
+        else:
+            turn.error = result.message
+        status = "over_turn"
+    final = next((tn.answer for tn in turns if tn.action == "answer"), None)
+    verdict = Verdict("unjudged", "no answer")
+    if status == "answered" and final is not None:
+        verdict = await ctx.judge.judge(item.question, final, item.answer, item.options)
+    return Trajectory(
+        id=attempt_id,
+        item_id=item.id,
+        sample_index=sample_index,
+        teacher=teacher.name,
+        exemplar_ids=exemplar_ids,
+        question=item.question,
+        options=list(item.options),
+        ground_truth=item.answer,
+        image=item.image,
+        width=item.width,
+        height=item.height,
+        difficulty=item.difficulty,
+        turns=turns,
+        final_answer=final,
+        verdict=verdict,
+        status=status,
+        num_turns=len(turns),
+        usage=usage,
+        seed=seed,
+    )
+
+
+def failed_attempt(item: ProbeItem, sample_index: int, teacher_name: str, error: Minio3Error | str) -> Trajectory:
+    """The record of an attempt that could not finish (endpoint down, budget, bad image); retried on resume."""
+    return Trajectory(
+        id=f"{item.id}#{sample_index}",
+        item_id=item.id,
+        sample_index=sample_index,
+        teacher=teacher_name,
+        exemplar_ids=[],
+        question=item.question,
+        options=list(item.options),
+        ground_truth=item.answer,
+        image=item.image,
+        width=item.width,
+        height=item.height,
+        difficulty=item.difficulty,
+        turns=[],
+        final_answer=None,
+        verdict=Verdict("unjudged", "failed"),
+        status="failed",
+        num_turns=0,
+        error=str(error),
+    )

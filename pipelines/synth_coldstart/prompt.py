@@ -1,0 +1,64 @@
+"""The in-context prompt: system prompt + k exemplar conversations + the question with its first view.
+
+Exemplar conversations (their images included) are rendered and encoded once per run and shared by every
+attempt; each attempt samples which k exemplars it sees, from its own seed, and records their ids.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
+from minio3_data.images import OriginalCache, image_tokens
+from minio3_data.protocol import SYSTEM_PROMPT
+from minio3_data.render import conversation, to_teacher_messages
+from minio3_data.teachers.base import ImageRef, Message
+
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(messages: list[Message]) -> int:
+    """Text at ~4 characters a token plus ~1 token per 784 displayed pixels of every image."""
+    text = sum(len(m.text) for m in messages)
+    return text // CHARS_PER_TOKEN + sum(image_tokens(im.width, im.height) for m in messages for im in m.images)
+
+
+def system_message(k: int) -> Message:
+    if k == 0:
+        return Message("system", [SYSTEM_PROMPT])
+    note = (
+        f" The first {k} conversation(s) below are solved examples that show how to search an image by "
+        "zooming; solve the last question the same way."
+    )
+    return Message("system", [SYSTEM_PROMPT + note])
+
+
+@dataclass
+class RenderedExemplar:
+    id: str
+    messages: list[Message]  # user/assistant turns, images encoded once
+
+
+def render_exemplar(ex: Exemplar, cache: OriginalCache) -> RenderedExemplar:
+    observations = replay_exemplar(ex, cache)
+    refs = [ImageRef(o.jpeg(), "image/jpeg", o.image.width, o.image.height) for o in observations]
+    chat = conversation(ex.question, ex.options, ex.turns)
+    return RenderedExemplar(ex.id, to_teacher_messages(chat[1:], refs))
+
+
+class ExemplarPrompts:
+    """Samples k exemplars per attempt and assembles the shared prefix of its requests."""
+
+    def __init__(self, exemplars_dir: Path | None, k: int, cache: OriginalCache) -> None:
+        exemplars = load_exemplars(exemplars_dir)
+        self.k = min(k, len(exemplars))
+        self.rendered = [render_exemplar(ex, cache) for ex in exemplars]
+
+    def sample(self, rng: random.Random) -> tuple[list[str], list[Message]]:
+        chosen = rng.sample(self.rendered, self.k)
+        prefix = [system_message(self.k)]
+        for ex in chosen:
+            prefix.extend(ex.messages)
+        return [ex.id for ex in chosen], prefix

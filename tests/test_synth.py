@@ -1,0 +1,184 @@
+"""synth-coldstart end to end: scripted and API teachers over real loopback servers, faults, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_dataset
+
+from loopback_teacher import Fault, LoopbackTeacher
+from minio3_data.records import read_items, read_trajectories
+from minio3_data.teachers.resilience import BreakerPolicy
+from pipelines.synth_coldstart import SynthConfig, synth_coldstart
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_KEY = "sk-synth-Kq77pLx0-NEVER-WRITE-ME"
+
+
+def _cfg(dataset: Path, out: Path, **kw) -> SynthConfig:
+    base = dict(dataset=dataset, out=out, target=None, samples_per_item=2, concurrency=4, progress=False, seed=3)
+    base.update(kw)
+    return SynthConfig(**base)
+
+
+def _answers(dataset: Path) -> dict[str, str]:
+    return {it.question: it.answer for it in read_items(dataset / "train.parquet")}
+
+
+def _attempt_keys(run: Path) -> list[tuple[str, int]]:
+    rows = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
+    return [(r["item_id"], r["sample_index"]) for r in rows if r["status"] != "failed"]
+
+
+def _final_set(run: Path) -> list[tuple[str, list[str]]]:
+    return [(t.id, [tn.text for tn in t.turns]) for t in read_trajectories(run / "trajectories.parquet")]
+
+
+def test_scripted_run_keeps_only_correct_and_writes_outputs(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    summary = synth_coldstart(_cfg(tiny_dataset, run))
+    assert summary.attempts == 20 and summary.stopped is None
+    kept = read_trajectories(run / "trajectories.parquet")
+    assert 0 < len(kept) == summary.kept < 20  # the scripted error rate leaves work for the filter
+    assert all(t.verdict.correct and t.status == "answered" and t.teacher.startswith("scripted:") for t in kept)
+    for t in kept:  # every executed zoom recorded its composed box on the original and its observation number
+        zooms = [tn for tn in t.turns if tn.action == "zoom" and not tn.error]
+        assert [tn.observation for tn in zooms] == list(range(1, len(zooms) + 1))
+        assert all(0 <= tn.box_px[0] < tn.box_px[2] <= t.width for tn in zooms)
+        assert t.patterns and len(t.exemplar_ids) == 2
+    ds = load_dataset("parquet", data_files=str(run / "trajectories.parquet"), split="train")
+    assert len(ds) == len(kept)
+    stats = json.loads((run / "stats.json").read_text())
+    assert stats["kept"] == len(kept) and set(stats["acceptance_by_difficulty"]) <= {"easy", "medium", "hard"}
+    assert (run / "stats.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_rerun_is_a_no_op_and_target_stops_early(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    synth_coldstart(_cfg(tiny_dataset, run))
+    lines = (run / "attempts.jsonl").read_text()
+    again = synth_coldstart(_cfg(tiny_dataset, run))
+    assert again.attempted_now == 0 and (run / "attempts.jsonl").read_text() == lines
+    small = synth_coldstart(_cfg(tiny_dataset, tmp_path / "small", target=2, concurrency=1))
+    assert small.kept == 2 and small.stopped and "target" in small.stopped
+    assert small.attempts < 20
+
+
+def test_resume_refuses_changed_data_options(tiny_dataset, tmp_path):
+    from minio3_data.errors import BadInputError
+
+    synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", limit=2))
+    with pytest.raises(BadInputError, match="max_turns"):
+        synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", limit=2, max_turns=5))
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cli", *args]
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_result(tiny_dataset, tmp_path):
+    common = ["--dataset", str(tiny_dataset), "--samples-per-item", "3", "--seed", "3", "--target", "1000"]
+    ref = tmp_path / "ref"
+    subprocess.run(_cli("synth-coldstart", *common, "--out", str(ref)), cwd=ROOT, check=True, capture_output=True)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("synth-coldstart", *common, "--out", str(run), "--concurrency", "1"),
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = run / "attempts.jsonl"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 4):
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = log.read_text().count("\n")
+    assert 4 <= done_before < 30, "the run should have been killed part-way"
+    with open(log, "ab") as f:  # as if the kill had landed in the middle of a write
+        f.write(b'{"id":"torn","item_id":"x","sample_ind')
+    res = subprocess.run(_cli("synth-coldstart", *common, "--out", str(run)), cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "torn last line" in res.stdout
+    keys = _attempt_keys(run)
+    assert len(keys) == len(set(keys)) == 30  # nothing lost, nothing doubled
+    assert _final_set(run) == _final_set(ref)
+
+
+def test_openai_teacher_over_loopback_and_key_never_written(tiny_dataset, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MINIO3_TEST_KEY", FAKE_KEY)
+    run = tmp_path / "run"
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="openai", model="loopback-vl",
+                                       base_urls=[srv.openai_url], api_key_env="MINIO3_TEST_KEY", timeout=5))
+        auth = {r.headers.get("authorization") for r in srv.requests}
+    assert auth == {f"Bearer {FAKE_KEY}"}
+    assert summary.attempts == 20 and summary.kept == 20  # the loopback teacher zooms then answers correctly
+    kept = read_trajectories(run / "trajectories.parquet")
+    assert all(t.teacher == "openai:loopback-vl" and t.num_turns == 2 and t.turns[0].box_px for t in kept)
+    assert all(t.turns[0].text.endswith("</grounding>") for t in kept)  # stop string re-appended
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert FAKE_KEY.encode() not in f.read_bytes(), f
+    assert FAKE_KEY not in caplog.text
+
+
+def test_gemini_teacher_with_faults_loses_nothing(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIO3_GEMINI_KEY", FAKE_KEY)
+    run = tmp_path / "run"
+    with LoopbackTeacher(answers=_answers(tiny_dataset), thought_tokens=7) as srv:
+        srv.inject(Fault.rate_limited(retry_after=0.2), times=2)
+        srv.inject(Fault.server_error(500), times=2)
+        srv.inject(Fault.slow(2.0))
+        srv.inject(Fault.malformed('<think>hmm</think><grounding>{"bbox_2d": [0.1, nan, 0.2]}'))
+        srv.inject(Fault.truncated())
+        summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="gemini", model="gemini-loopback",
+                                       base_urls=[srv.url], api_key_env="MINIO3_GEMINI_KEY", timeout=0.8,
+                                       backoff_base=0.01, limit=4))
+    attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
+    assert summary.attempts == 8 and all(a["status"] != "failed" for a in attempts)
+    errors = [tn["error"] for a in attempts for tn in a["turns"] if tn["action"] == "malformed"]
+    assert len(errors) == 2 and any("finite" in e for e in errors)  # malformed + truncated became error turns
+    assert sum(a["usage"]["thought_tokens"] for a in attempts) > 0
+    for f in run.rglob("*"):
+        if f.is_file():
+            assert FAKE_KEY.encode() not in f.read_bytes(), f
+
+
+def test_endpoint_down_pauses_then_stops_and_resume_finishes(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    opts = dict(teacher="openai", model="m", api_key_env="NONE", timeout=1, backoff_base=0.01, max_retries=1,
+                limit=3, breaker=BreakerPolicy(threshold=2, cooldown=0.05, max_pauses=1))
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        srv.inject_every(1, Fault.server_error(503))
+        down = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
+        sent_while_down = srv.count
+    assert down.stopped and "503" in down.stopped or "failing" in (down.stopped or "")
+    assert sent_while_down < 20  # it stopped instead of burning through the items
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        up = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
+    assert up.stopped is None and up.kept == 6
+    assert sorted(set(_attempt_keys(run))) == sorted(_attempt_keys(run))
+
+
+def test_killed_api_run_replays_paid_turns(tiny_dataset, tmp_path):
+    """A resumed attempt answers its already-paid turns from replies.jsonl instead of asking again."""
+    run = tmp_path / "run"
+    opts = dict(teacher="openai", model="m", api_key_env="NONE", timeout=5, limit=3, samples_per_item=1)
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
+        first = srv.count
+    # simulate a kill after each attempt's first (zoom) turn was paid but before any attempt finished
+    replies = [json.loads(x) for x in (run / "replies.jsonl").read_text().splitlines()]
+    (run / "replies.jsonl").write_text("".join(json.dumps(r) + "\n" for r in replies if r["key"].split("@")[1][0] == "0"))
+    (run / "attempts.jsonl").write_text("")
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        again = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
+        assert srv.count == first - 3  # only the answer turns were asked again
+    assert again.cache_hits == 3 and again.kept == 3
+    assert pq.read_table(run / "trajectories.parquet").num_rows == 3

@@ -1,0 +1,137 @@
+"""Hand an export to LLaMA-Factory: `llamafactory-cli train <export>/sft_qwen2_5_vl.yaml key=value ...`.
+
+LLaMA-Factory lives in its own environment (its pins clash with verl's), so it is run as a program.
+Overrides go after the YAML path as `key=value` (LLaMA-Factory merges them with OmegaConf.from_cli).
+Multi-GPU uses LLaMA-Factory's own torchrun launch: FORCE_TORCHRUN=1 and NPROC_PER_NODE=N (NNODES,
+NODE_RANK, MASTER_ADDR and MASTER_PORT pass through from the environment for multi-node runs).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from minio3_data.errors import BadInputError
+from pipelines.export_llamafactory.config import DATASET_INFO_NAME, YAML_NAME
+
+CLI_NAME = "llamafactory-cli"
+OVERRIDE_RE = re.compile(r"^-{0,2}([A-Za-z_][A-Za-z0-9_.]*)=(.*)$", re.DOTALL)
+INTERRUPT_GRACE_S = 30
+# OmegaConf reads `save_strategy=no` as the boolean False (YAML 1.1), which LLaMA-Factory then rejects;
+# these words are passed as strings, so booleans must be written true/false.
+YAML11_BOOL_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
+
+
+@dataclass
+class SftLaunch:
+    argv: list[str]
+    config: Path  # the export's YAML, which argv trains with
+    env: dict[str, str] = field(default_factory=dict)  # variables set on top of the current environment
+
+    def command(self) -> str:
+        """The shell line that does the same launch."""
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return f"{env} {shlex.join(self.argv)}".strip()
+
+    def dry_run(self) -> str:
+        """The command, then the YAML it trains with (the overrides in the command win over it)."""
+        return f"{self.command()}\n\n# {self.config}\n{self.config.read_text(encoding='utf-8')}"
+
+
+def find_cli(explicit: str | os.PathLike | None) -> str:
+    """The llamafactory-cli to run: the given path, or the one on PATH."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise BadInputError(f"--llamafactory-cli {path}: not an executable file")
+        return str(path)
+    found = shutil.which(CLI_NAME)
+    if not found:
+        raise BadInputError(
+            f"{CLI_NAME} not found on PATH; install LLaMA-Factory in its own environment "
+            "(pip install llamafactory==0.9.5) and pass --llamafactory-cli PATH"
+        )
+    return found
+
+
+def overrides(extra: list[str]) -> list[str]:
+    """Normalise extra options to LLaMA-Factory's `key=value` form (a leading -- is accepted and dropped)."""
+    out = []
+    for arg in extra:
+        m = OVERRIDE_RE.match(arg)
+        if not m:
+            raise BadInputError(f"{arg!r}: pass LLaMA-Factory options as key=value, e.g. max_steps=100")
+        key, value = m.groups()
+        out.append(f"{key}='{value}'" if value.lower() in YAML11_BOOL_WORDS else f"{key}={value}")
+    return out
+
+
+def sft_launch(
+    export_dir: str | os.PathLike,
+    model: str,
+    cli: str | os.PathLike | None = None,
+    nproc: int | None = None,
+    extra: list[str] | None = None,
+) -> SftLaunch:
+    """The command and environment that train `model` on an export; the export's YAML is used unchanged,
+    with the model and the export dir's current location given as overrides."""
+    root = Path(export_dir).resolve()
+    config = root / YAML_NAME
+    if not config.is_file() or not (root / DATASET_INFO_NAME).is_file():
+        raise BadInputError(f"{root}: no {YAML_NAME} / {DATASET_INFO_NAME}; run minio3 export-llamafactory first")
+    argv = [
+        find_cli(cli), "train", str(config),
+        f"model_name_or_path={model}", f"dataset_dir={root}", f"media_dir={root}",
+        *overrides(extra or []),
+    ]  # fmt: skip
+    env: dict[str, str] = {}
+    if nproc is not None:
+        if nproc < 1:
+            raise BadInputError(f"--nproc {nproc}: must be at least 1")
+        blank = [a for a in argv[2:] if any(c.isspace() for c in a)]
+        if blank:
+            raise BadInputError(
+                f"{blank[0]!r}: LLaMA-Factory's torchrun launch splits arguments on spaces; "
+                "move the export dir or model to a path without spaces"
+            )
+        env = {"FORCE_TORCHRUN": "1", "NPROC_PER_NODE": str(nproc)}
+    return SftLaunch(argv, config, env)
+
+
+def _pump(proc: subprocess.Popen[bytes]) -> None:
+    """Copy the child's output to our stdout as it comes (progress bars with \\r included)."""
+    assert proc.stdout is not None
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = proc.stdout.fileno()
+    while chunk := os.read(fd, 65536):
+        sys.stdout.write(decoder.decode(chunk))
+        sys.stdout.flush()
+
+
+def run_sft(launch: SftLaunch) -> int:
+    """Run LLaMA-Factory, stream its output, and return its exit code (Ctrl-C is passed on to it)."""
+    try:
+        proc = subprocess.Popen(
+            launch.argv, env={**os.environ, **launch.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as e:
+        raise BadInputError(f"{launch.argv[0]}: cannot run ({e.strerror})") from None
+    try:
+        _pump(proc)
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(INTERRUPT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise
