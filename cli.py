@@ -64,6 +64,31 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # --- exemplars ------------------------------------------------------------------------------------------
 
+
+@exemplars_app.command("check")
+@user_errors
+def exemplars_check_cmd(
+    directory: Annotated[Optional[Path], typer.Argument(help="Exemplar dir (default: the six shipped).")] = None,
+    out: Annotated[
+        Optional[Path], typer.Option(help="HTML page to write (default: DIR/check.html, or ./exemplars_check.html).")
+    ] = None,
+) -> None:
+    """Replay every exemplar through ZoomEnv, check boxes, target and answer, and draw them on an HTML page.
+
+    Exits 1 and names the exemplar, turn and problem when something is wrong.
+
+    Example: minio3 exemplars check my_exemplars/ --out /tmp/exemplars.html
+    """
+    from pipelines.exemplars_check import check_exemplars
+
+    result = check_exemplars(directory, out)
+    for problem in result.problems:
+        typer.secho(problem, err=True, fg=typer.colors.RED)
+    typer.echo(f"{result.exemplars} exemplar(s), {len(result.problems)} problem(s); page: {result.html}")
+    if result.problems:
+        raise typer.Exit(1)
+
+
 # --- synth-coldstart ------------------------------------------------------------------------------------
 
 

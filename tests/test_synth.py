@@ -135,7 +135,7 @@ def test_gemini_teacher_with_faults_loses_nothing(tiny_dataset, tmp_path, monkey
         srv.inject(Fault.rate_limited(retry_after=0.2), times=2)
         srv.inject(Fault.server_error(500), times=2)
         srv.inject(Fault.slow(2.0))
-        srv.inject(Fault.malformed('<think>hmm</think><grounding>{"bbox_2d": [0.1, nan, 0.2]}'))
+        srv.inject(Fault.malformed('<think>hmm</think><grounding>{"bbox_2d": [0.1, nan, 0.2, 0.3]}'))
         srv.inject(Fault.truncated())
         summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="gemini", model="gemini-loopback",
                                        base_urls=[srv.url], api_key_env="MINIO3_GEMINI_KEY", timeout=0.8,

@@ -58,7 +58,10 @@ def _load_items(cfg: SynthConfig) -> list[ProbeItem]:
 
 
 def _check_run_json(cfg: SynthConfig) -> None:
-    """A run dir remembers the options that shape its data; resuming with different ones would mix runs."""
+    """A run dir remembers the options that shape its data; resuming with different ones would mix runs.
+
+    run.json is (re)written only after the teacher, judge and exemplars are set up, so a typo in an option
+    never pins a run dir to it."""
     path = Path(cfg.out) / "run.json"
     identity = cfg.identity()
     if path.exists():
@@ -72,8 +75,12 @@ def _check_run_json(cfg: SynthConfig) -> None:
                 f"{cfg.out}: this run dir was made with different {', '.join(diff)}; "
                 "resume with the same options or pick another --out"
             )
+
+
+def _write_run_json(cfg: SynthConfig) -> None:
+    identity = cfg.identity()
     record = {"identity": identity, "dataset": identity["dataset"], "minio3": __version__}
-    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(Path(cfg.out) / "run.json", json.dumps(record, indent=2) + "\n")
 
 
 def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
@@ -152,6 +159,7 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
     )
+    _write_run_json(cfg)
     stop = asyncio.Event()
     reason: list[str] = []
 

@@ -72,11 +72,13 @@ def plot_stats(run_dir: Path, stats: dict) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     hist = stats["kept_turns_histogram"]
     axes[0].bar([int(k) for k in hist], list(hist.values()), color="#4c72b0")
     axes[0].set(title="Kept trajectories by number of turns", xlabel="assistant turns", ylabel="trajectories")
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     acc = stats["acceptance_by_difficulty"]
     diffs = [d for d in DIFFICULTIES if d in acc] + [d for d in acc if d not in DIFFICULTIES]
     axes[1].bar(diffs, [acc[d]["acceptance"] for d in diffs], color="#55a868")
