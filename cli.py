@@ -62,6 +62,59 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 # --- build-visualprobe ----------------------------------------------------------------------------------
 
+
+def _parse_long_side(value: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in value.split(":"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: use LOW:HIGH in pixels, e.g. 2048:8192") from None
+    return lo, hi
+
+
+@app.command("build-visualprobe")
+@user_errors
+def build_visualprobe_cmd(
+    out: Annotated[Path, typer.Option(help="Dataset dir to create (must be empty unless --overwrite).")],
+    source: Annotated[str, typer.Option(help="synthetic | coco | official")] = "synthetic",
+    train: Annotated[Optional[int], typer.Option(help="Train items (default 4000; official: all).")] = None,
+    test: Annotated[Optional[int], typer.Option(help="Test items, split easy:medium:hard as 141:268:106 "
+                                                     "(default 500; official: all).")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same rows and image bytes.")] = 0,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).")] = None,
+    long_side: Annotated[str, typer.Option(help="Synthetic: image long-side range LOW:HIGH in px.")] = "2048:8192",
+    images: Annotated[Optional[Path], typer.Option(help="COCO: image root the file_name values are relative to.")] = None,
+    annotations: Annotated[Optional[Path], typer.Option(help="COCO: detection annotation JSON.")] = None,
+    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Official: released layout dir "
+                                                                    "(BASE_IMAGE_DIR).")] = None,
+    emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released Mini-o3 JSON layout into --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Build a VisualProbe-style dataset dir (train/test parquet, images/, manifest.json) with target boxes.
+
+    Example: minio3 build-visualprobe --source synthetic --out data/vp --train 4000 --test 500 --workers 8
+
+    Add --emit-mini-o3-json to also write VisualProbe_train/train.json and VisualProbe_{Easy,Medium,Hard}/val.json
+    (point BASE_IMAGE_DIR at --out). From boxes: --source coco --images coco/val2017 --annotations
+    coco/annotations/instances_val2017.json. From the release: --source official --from $BASE_IMAGE_DIR.
+    """
+    from pipelines.build_visualprobe import build_visualprobe
+
+    summary = build_visualprobe(
+        source, out, train=train, test=test, seed=seed, workers=workers, long_side=_parse_long_side(long_side),
+        images=images, annotations=annotations, from_dir=from_dir, emit_mini_o3=emit_mini_o3_json,
+        overwrite=overwrite,
+    )
+    for split, n in summary.counts.items():
+        mix = ", ".join(f"{d} {k}" for d, k in summary.by_difficulty[split].items())
+        typer.echo(f"{split}: {n} items ({mix})")
+    for entry in summary.skipped[:5]:
+        typer.echo(f"skipped {entry.get('item') or entry.get('image')}: {entry['reason']}", err=True)
+    if summary.skipped:
+        typer.echo(f"skipped {len(summary.skipped)} in all; every reason is in manifest.json", err=True)
+    extra = f"; released layout: {', '.join(summary.mini_o3_json)}" if summary.mini_o3_json else ""
+    typer.echo(f"wrote {summary.out} in {summary.seconds:.1f}s{extra}")
+
+
 # --- exemplars ------------------------------------------------------------------------------------------
 
 

@@ -31,10 +31,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from export_fixtures import record, released_row, write_released  # noqa: E402
-from zoom import photo_like  # noqa: E402  (bench/zoom.py)
+from export_fixtures import record, released_row, write_released
+from zoom import photo_like
 
-from minio3_data.records import write_trajectories  # noqa: E402
+from minio3_data.records import write_trajectories
 
 METHODS = ("baseline", "official", "run")
 
@@ -65,7 +65,9 @@ def setup(work: Path, trajectories: int, originals: int, size: tuple[int, int], 
 
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_original, [(dataset / f"images/{k:05d}.jpg", k, *size) for k in range(originals)]))
-        made = list(pool.map(_trajectory, [(dataset, n % originals, n) for n in range(trajectories)], chunksize=16))
+        made = list(
+            pool.map(_trajectory, [(dataset, n % originals, n) for n in range(trajectories)], chunksize=16)
+        )
     (work / "run").mkdir()
     write_trajectories(work / "run/trajectories.parquet", [Trajectory.from_dict(t) for t, _ in made])
     (work / "run/run.json").write_text(json.dumps({"dataset": str(dataset)}))
@@ -76,7 +78,9 @@ def released_baseline(parquet: Path, out: Path, workers: int) -> int:
     """What preprocess_coldstart.py does (literal_eval in place of its eval): every image decoded and re-saved."""
     import datasets
 
-    ds = datasets.load_dataset("parquet", data_files=str(parquet), split="train", cache_dir=str(out / ".cache"))
+    ds = datasets.load_dataset(
+        "parquet", data_files=str(parquet), split="train", cache_dir=str(out / ".cache")
+    )
     ds = ds.add_column("idx", list(range(len(ds))))
 
     def save(row: dict[str, Any]) -> dict[str, Any]:

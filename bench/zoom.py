@@ -39,7 +39,9 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
     """Smooth colour fields plus sensor-like noise, so the JPEG is about as heavy as a real photo."""
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, size=(height // 64 + 1, width // 64 + 1, 3), dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16)
+    base = np.asarray(
+        Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC), dtype=np.int16
+    )
     noise = rng.normal(0, 12, size=(height, width, 1)).astype(np.int16)
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
@@ -82,8 +84,12 @@ def timed(fn, repeats: int) -> tuple[float, list[bytes]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", type=Path, help="a JPEG to zoom into (default: a generated 7680x4320 scene)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--image", type=Path, help="a JPEG to zoom into (default: a generated 7680x4320 scene)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

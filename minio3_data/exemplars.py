@@ -113,22 +113,29 @@ def _options(data: dict[str, Any], problems: _Problems) -> list[str]:
 
 def _target(data: dict[str, Any], size: tuple[int, int] | None, problems: _Problems) -> tuple[float, ...]:
     box = data.get("target_bbox")
-    numbers = isinstance(box, list) and len(box) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in box
+    numbers = (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
     )
     if not numbers:
         problems.add("target_bbox", "must be four numbers [x0, y0, x1, y1] in original pixels")
         return ()
     x0, y0, x1, y1 = (float(v) for v in box)  # type: ignore[union-attr]
     if not (x0 < x1 and y0 < y1) or (size and not (0 <= x0 and 0 <= y0 and x1 <= size[0] and y1 <= size[1])):
-        problems.add("target_bbox", f"{box} is not a box inside the {size[0]}x{size[1]} image" if size else f"{box} is empty")
+        problems.add(
+            "target_bbox",
+            f"{box} is not a box inside the {size[0]}x{size[1]} image" if size else f"{box} is empty",
+        )
         return ()
     return x0, y0, x1, y1
 
 
 def _step(turn: Any, where: str, problems: _Problems) -> Step | None:
     if not isinstance(turn, dict):
-        problems.add(where, 'must be an object {"thought": ..., "zoom": {...}} or {"thought": ..., "answer": ...}')
+        problems.add(
+            where, 'must be an object {"thought": ..., "zoom": {...}} or {"thought": ..., "answer": ...}'
+        )
         return None
     for key in sorted(set(turn) - set(TURN_FIELDS)):
         problems.add(f"{where}.{key}", f"unknown field; a turn has {', '.join(TURN_FIELDS)}")
@@ -157,7 +164,9 @@ def _steps(data: dict[str, Any], problems: _Problems) -> list[Step]:
     for i, step in enumerate(steps):
         last = i == len(steps) - 1
         if step is not None and isinstance(step.action, Answer) != last:
-            problems.add(f"turns[{i}]", "the answer must be the last turn" if not last else "the last turn must answer")
+            problems.add(
+                f"turns[{i}]", "the answer must be the last turn" if not last else "the last turn must answer"
+            )
     return [s for s in steps if s is not None]
 
 
@@ -174,16 +183,30 @@ def _replay_geometry(
             continue
         zoom = step.action
         if zoom.source_index >= len(boxes):
-            problems.add(f"turns[{i}].zoom.source", f"{zoom.source} does not exist yet; {len(boxes) - 1} observation(s) so far")
+            problems.add(
+                f"turns[{i}].zoom.source",
+                f"{zoom.source} does not exist yet; {len(boxes) - 1} observation(s) so far",
+            )
             return []
         box = crop_box(boxes[zoom.source_index], zoom.bbox)
         if isinstance(box, str):
             problems.add(f"turns[{i}].zoom.bbox_2d", box)
             return []
         boxes.append(box)
-        turns.append(Turn(text, "zoom", bbox=list(zoom.bbox), source=zoom.source, box_px=list(box), observation=len(boxes) - 1))
+        turns.append(
+            Turn(
+                text,
+                "zoom",
+                bbox=list(zoom.bbox),
+                source=zoom.source,
+                box_px=list(box),
+                observation=len(boxes) - 1,
+            )
+        )
     last = boxes[-1]
-    if target and not (last[0] <= target[0] and last[1] <= target[1] and target[2] <= last[2] and target[3] <= last[3]):
+    if target and not (
+        last[0] <= target[0] and last[1] <= target[1] and target[2] <= last[2] and target[3] <= last[3]
+    ):
         problems.add(
             f"turns[{len(steps) - 2}].zoom",
             f"the last observation {list(last)} does not contain the target_bbox {[round(v) for v in target]}; "
@@ -218,14 +241,17 @@ def read_exemplar(file: Path) -> tuple[Exemplar | None, list[str]]:
         except Minio3Error as e:
             problems.add("image", str(e))
     target = _target(data, size, problems)
+    before = len(problems)
     steps = _steps(data, problems)
-    if problems or image is None or size is None:
-        return None, list(problems)
+    if len(problems) > before or image is None or size is None:
+        return None, list(problems)  # the turns themselves are broken: geometry would mislead
     turns = _replay_geometry(steps, size, target, problems)
     final = steps[-1].action
     assert isinstance(final, Answer)
-    if not rule_judge(final.text, answer, options).correct:
-        problems.add(f"turns[{len(steps) - 1}].answer", f"{final.text!r} is not the correct answer {answer!r}")
+    if answer and not rule_judge(final.text, answer, options).correct:
+        problems.add(
+            f"turns[{len(steps) - 1}].answer", f"{final.text!r} is not the correct answer {answer!r}"
+        )
     if problems:
         return None, list(problems)
     box = (target[0], target[1], target[2], target[3])
@@ -239,10 +265,14 @@ def load_exemplars(directory: str | Path | None = None) -> list[Exemplar]:
         exemplar, problems = read_exemplar(file)
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise BadInputError(f"{problems[0]}{more}; `minio3 exemplars check {file.parent}` lists every problem")
+            raise BadInputError(
+                f"{problems[0]}{more}; `minio3 exemplars check {file.parent}` lists every problem"
+            )
         assert exemplar is not None
         if any(e.id == exemplar.id for e in exemplars):
-            raise BadInputError(f"{file}: id: {exemplar.id!r} is used by another exemplar; ids must be unique")
+            raise BadInputError(
+                f"{file}: id: {exemplar.id!r} is used by another exemplar; ids must be unique"
+            )
         exemplars.append(exemplar)
     return exemplars
 

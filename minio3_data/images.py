@@ -137,7 +137,9 @@ def smart_resize(
 ) -> tuple[int, int]:
     """Qwen2-VL/2.5-VL's smart_resize: sides multiples of `factor`, pixels in [min, max]. Returns (h, w)."""
     if max(height, width) / min(height, width) > MAX_ASPECT:
-        raise ValueError(f"aspect ratio must be smaller than {MAX_ASPECT}, got {max(height, width) / min(height, width)}")
+        raise ValueError(
+            f"aspect ratio must be smaller than {MAX_ASPECT}, got {max(height, width) / min(height, width)}"
+        )
     h_bar = max(factor, round(height / factor) * factor)
     w_bar = max(factor, round(width / factor) * factor)
     if h_bar * w_bar > max_pixels:
@@ -238,7 +240,11 @@ class OriginalCache:
         return self._cached((*_file_key(path), "full"), lambda: open_image(path))
 
     def first_view(
-        self, path: str | os.PathLike, max_pixels: int = FIRST_VIEW_MAX_PIXELS, *, size: tuple[int, int] | None = None
+        self,
+        path: str | os.PathLike,
+        max_pixels: int = FIRST_VIEW_MAX_PIXELS,
+        *,
+        size: tuple[int, int] | None = None,
     ) -> Image.Image:
         """The first view the model sees: JPEG draft decode, then LANCZOS to `size` (default: the released
         rule for `max_pixels`). Always decoded the same way, so its pixels never depend on cache state."""

@@ -213,7 +213,9 @@ def parse_turn(text: str, num_observations: int | None = None) -> Action:
     """
     m = _first_action(restore_stop(text))
     if m is None:
-        return Malformed("no action found; end the turn with <grounding>...</grounding> or <answer>...</answer>")
+        return Malformed(
+            "no action found; end the turn with <grounding>...</grounding> or <answer>...</answer>"
+        )
     if m.re is _ANSWER_RE:
         return Answer(m.group(1).strip())
     try:

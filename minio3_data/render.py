@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, error_text, observation_text, question_text, source_name
+from .protocol import (
+    IMAGE_PLACEHOLDER,
+    SYSTEM_PROMPT,
+    error_text,
+    observation_text,
+    question_text,
+    source_name,
+)
 from .records import Trajectory, Turn
 from .teachers.base import ImageRef, Message, Part
 
@@ -52,7 +59,9 @@ def _parts(turn: ChatTurn, images: Sequence[ImageRef]) -> list[Part]:
         return [turn.text]  # verbatim: a teacher may write "<image>" in its own prose
     pieces = turn.text.split(IMAGE_PLACEHOLDER)
     if len(pieces) != len(turn.images) + 1:
-        raise ValueError(f"{turn.role} turn has {len(pieces) - 1} placeholder(s) for {len(turn.images)} image(s)")
+        raise ValueError(
+            f"{turn.role} turn has {len(pieces) - 1} placeholder(s) for {len(turn.images)} image(s)"
+        )
     parts: list[Part] = []
     for piece, index in zip(pieces, [*turn.images, None]):
         if piece:

@@ -54,7 +54,9 @@ def _overview(exemplar: Exemplar, observations: list[Observation]) -> bytes:
     """The first view with every zoom box (numbered by the observation it made) and the target drawn."""
     first = observations[0].image
     scale = min(1.0, OVERVIEW_WIDTH / first.width) * first.width / exemplar.width
-    image = first.resize((round(exemplar.width * scale), round(exemplar.height * scale)), Image.Resampling.LANCZOS)
+    image = first.resize(
+        (round(exemplar.width * scale), round(exemplar.height * scale)), Image.Resampling.LANCZOS
+    )
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=18)
     tx0, ty0, tx1, ty1 = (v * scale for v in exemplar.target_bbox)
@@ -72,12 +74,20 @@ def _overview(exemplar: Exemplar, observations: list[Observation]) -> bytes:
     return encode_jpeg(image, quality=85)
 
 
-def _section(file: Path, exemplar: Exemplar | None, observations: list[Observation], problems: list[str]) -> str:
+def _section(
+    file: Path, exemplar: Exemplar | None, observations: list[Observation], problems: list[str]
+) -> str:
     title = html.escape(exemplar.id if exemplar else file.name)
-    status = '<span class="ok">OK</span>' if not problems else f'<span class="bad">{len(problems)} problem(s)</span>'
+    status = (
+        '<span class="ok">OK</span>'
+        if not problems
+        else f'<span class="bad">{len(problems)} problem(s)</span>'
+    )
     parts = [f"<section><h2>{title} &mdash; {status}</h2>"]
     if problems:
-        parts.append('<ul class="problems">' + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>")
+        parts.append(
+            '<ul class="problems">' + "".join(f"<li>{html.escape(p)}</li>" for p in problems) + "</ul>"
+        )
     if exemplar is None or not observations:
         return "".join(parts) + "</section>"
     options = "".join(f"<br>{OPTION_LETTERS[i]}. {html.escape(o)}" for i, o in enumerate(exemplar.options))
@@ -124,7 +134,9 @@ def check_exemplars(directory: str | Path | None = None, out: str | Path | None 
         observations: list[Observation] = []
         if exemplar is not None:
             if exemplar.id in seen:
-                found.append(f"{file}: id: {exemplar.id!r} is also the id of {seen[exemplar.id]}; ids must be unique")
+                found.append(
+                    f"{file}: id: {exemplar.id!r} is also the id of {seen[exemplar.id]}; ids must be unique"
+                )
             seen.setdefault(exemplar.id, file)
             try:
                 observations = replay_exemplar(exemplar, cache)

@@ -111,7 +111,9 @@ def released_row(dataset: Path, traj: Trajectory, rollout: int = 0) -> dict[str,
     """The released cold-start row for a trajectory, rendered with its real observations."""
     env = ZoomEnv(dataset / traj.image, cache=OriginalCache())
     observations = env.replay(traj.turns)
-    row = to_released_row(traj, conversation(traj.question, traj.options, traj.turns), [o.jpeg() for o in observations])
+    row = to_released_row(
+        traj, conversation(traj.question, traj.options, traj.turns), [o.jpeg() for o in observations]
+    )
     row["sample_index"], row["rollout_index"] = int(traj.item_id.removeprefix("item")), rollout
     return row
 

@@ -42,8 +42,14 @@ def test_yaml_has_the_released_hyper_parameters_and_our_options(export: Path) ->
     assert cfg["freeze_vision_tower"] is True and cfg["freeze_multi_modal_projector"] is True
     assert cfg["freeze_language_model"] is False
     assert cfg["learning_rate"] == 1e-5 and isinstance(cfg["learning_rate"], float)
-    assert cfg["num_train_epochs"] == 3.0 and cfg["lr_scheduler_type"] == "cosine" and cfg["warmup_ratio"] == 0.1
-    assert cfg["bf16"] is True and cfg["per_device_train_batch_size"] == 1 and cfg["gradient_accumulation_steps"] == 4
+    assert (
+        cfg["num_train_epochs"] == 3.0 and cfg["lr_scheduler_type"] == "cosine" and cfg["warmup_ratio"] == 0.1
+    )
+    assert (
+        cfg["bf16"] is True
+        and cfg["per_device_train_batch_size"] == 1
+        and cfg["gradient_accumulation_steps"] == 4
+    )
     assert "max_samples" not in cfg  # LLaMA-Factory would silently cut the data there
     assert cfg["dataset_dir"] == cfg["media_dir"] == str(export.resolve())  # the final dir, not the temp one
 
@@ -58,7 +64,8 @@ def test_deepspeed_configs_are_zero3_and_referenced(export: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [1e-5, 1.0e-12, 0.1, 3.0, 1e9, 2_000_000, 0, True, False, None, "no", "a: b", 'q"uote', "1e-5", "null"]
+    "value",
+    [1e-5, 1.0e-12, 0.1, 3.0, 1e9, 2_000_000, 0, True, False, None, "no", "a: b", 'q"uote', "1e-5", "null"],
 )
 def test_yaml_scalars_read_back_as_the_same_value(value: object) -> None:
     back = yaml.safe_load(f"k: {yaml_scalar(value)}")["k"]

@@ -31,7 +31,9 @@ def rows(out: Path) -> list[dict]:
     return json.loads((out / JSON_NAME).read_text())
 
 
-def test_released_rows_become_sharegpt_with_their_original_image_bytes(tmp_path: Path, released: list[dict]) -> None:
+def test_released_rows_become_sharegpt_with_their_original_image_bytes(
+    tmp_path: Path, released: list[dict]
+) -> None:
     src = write_released(tmp_path / "released.parquet", released)
     summary = export_official(src, tmp_path / "out", workers=1, progress=False)
     assert (summary.rows_read, summary.rows_written) == (4, 4)
@@ -47,7 +49,9 @@ def test_released_rows_become_sharegpt_with_their_original_image_bytes(tmp_path:
 def test_python_literal_strings_are_read_without_eval(tmp_path: Path, released: list[dict]) -> None:
     src = write_released(tmp_path / "released.parquet", [python_literal_row(r) for r in released])
     export_official(src, tmp_path / "out", workers=1, progress=False)
-    assert [r["conversations"] for r in rows(tmp_path / "out")] == [json.loads(r["conversations"]) for r in released]
+    assert [r["conversations"] for r in rows(tmp_path / "out")] == [
+        json.loads(r["conversations"]) for r in released
+    ]
 
 
 def test_code_in_the_conversations_string_is_never_run(tmp_path: Path) -> None:
@@ -63,17 +67,23 @@ def test_broken_released_rows_are_excluded_and_listed(tmp_path: Path, released: 
     good = released[1]
     unreadable = {**good, "conversations": "[{'from': 'human', 'value': "}
     swapped_roles = {**good, "conversations": json.dumps(list(reversed(json.loads(good["conversations"]))))}
-    truncated = {**good, "images": [{"bytes": good["images"][0]["bytes"][:-300], "path": "o.jpg"}, good["images"][1]]}
+    truncated = {
+        **good,
+        "images": [{"bytes": good["images"][0]["bytes"][:-300], "path": "o.jpg"}, good["images"][1]],
+    }
     not_an_image = {**good, "images": [{"bytes": b"hello", "path": "o.jpg"}, good["images"][1]]}
     path_only = {**good, "images": [{"bytes": None, "path": "/abs/o.jpg"}, good["images"][1]]}
     one_image_short = {**good, "images": good["images"][:1]}
     src = write_released(
-        tmp_path / "r.parquet", [good, unreadable, swapped_roles, truncated, not_an_image, path_only, one_image_short]
+        tmp_path / "r.parquet",
+        [good, unreadable, swapped_roles, truncated, not_an_image, path_only, one_image_short],
     )
     summary = export_official(src, tmp_path / "out", workers=1, progress=False)
     assert summary.rows_written == 1
     assert summary.excluded == {"bad_conversations": 1, "role_order": 1, "image_error": 3, "image_count": 1}
-    details = [json.loads(line)["detail"] for line in (tmp_path / "out" / EXCLUDED_NAME).read_text().splitlines()]
+    details = [
+        json.loads(line)["detail"] for line in (tmp_path / "out" / EXCLUDED_NAME).read_text().splitlines()
+    ]
     assert any("truncated JPEG" in d for d in details) and any("no embedded bytes" in d for d in details)
     assert any("not a readable image" in d for d in details)
 
@@ -83,15 +93,22 @@ def test_a_folder_of_shards_is_read_in_order(tmp_path: Path, released: list[dict
     write_released(tmp_path / "data/train-00001-of-00002.parquet", released[3:])
     summary = export_official(tmp_path / "data", tmp_path / "out", workers=2, progress=False)
     assert summary.rows_written == 4
-    assert [r["conversations"] for r in rows(tmp_path / "out")] == [json.loads(r["conversations"]) for r in released]
+    assert [r["conversations"] for r in rows(tmp_path / "out")] == [
+        json.loads(r["conversations"]) for r in released
+    ]
 
 
 def test_png_images_keep_their_format(tmp_path: Path, released: list[dict]) -> None:
     png = write_image(tmp_path / "x.png", (300, 200))
     row = {**released[0], "images": [{"bytes": png.read_bytes(), "path": "original_image.png"}]}
-    export_official(write_released(tmp_path / "r.parquet", [row]), tmp_path / "out", workers=1, progress=False)
+    export_official(
+        write_released(tmp_path / "r.parquet", [row]), tmp_path / "out", workers=1, progress=False
+    )
     (out,) = rows(tmp_path / "out")
-    assert out["images"][0].endswith(".png") and (tmp_path / "out" / out["images"][0]).read_bytes() == png.read_bytes()
+    assert (
+        out["images"][0].endswith(".png")
+        and (tmp_path / "out" / out["images"][0]).read_bytes() == png.read_bytes()
+    )
 
 
 def test_wrong_inputs_are_one_line_errors(tmp_path: Path) -> None:

@@ -61,7 +61,10 @@ def test_crops_are_the_pixels_zoomenv_derives_and_stored_once(tmp_path: Path) ->
 def test_identical_originals_under_two_names_are_stored_once(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "dataset")
     (dataset / "images/copy.jpg").write_bytes((dataset / "images/scene0.jpg").read_bytes())
-    trajs = [record(dataset, "images/scene0.jpg", [], tid="a#0"), record(dataset, "images/copy.jpg", [], tid="b#0")]
+    trajs = [
+        record(dataset, "images/scene0.jpg", [], tid="a#0"),
+        record(dataset, "images/copy.jpg", [], tid="b#0"),
+    ]
     run = make_run(tmp_path, trajs)
     export_run(run, tmp_path / "out", workers=1, progress=False)
     a, b = rows(tmp_path / "out")
@@ -81,11 +84,18 @@ def test_error_turns_are_kept_as_human_turns_without_images(tmp_path: Path) -> N
 def test_bad_trajectories_are_excluded_and_listed_never_silently(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "dataset")
     good = record(dataset, "images/scene0.jpg", [((0.1, 0.1, 0.6, 0.6), "original_image")], tid="ok#0")
-    wrong = dataclasses.replace(record(dataset, "images/scene0.jpg", [], tid="wrong#0"), verdict=good.verdict.__class__("wrong", "rule"))
+    wrong = dataclasses.replace(
+        record(dataset, "images/scene0.jpg", [], tid="wrong#0"),
+        verdict=good.verdict.__class__("wrong", "rule"),
+    )
     moved = record(dataset, "images/scene0.jpg", [((0.1, 0.1, 0.6, 0.6), "original_image")], tid="moved#0")
     moved.turns[0].box_px = [0, 0, 5, 5]  # the recorded box no longer matches what replay derives
-    missing = dataclasses.replace(record(dataset, "images/scene1.jpg", [], tid="missing#0"), image="images/gone.jpg")
-    escaping = dataclasses.replace(record(dataset, "images/scene1.jpg", [], tid="escape#0"), image="../outside.jpg")
+    missing = dataclasses.replace(
+        record(dataset, "images/scene1.jpg", [], tid="missing#0"), image="images/gone.jpg"
+    )
+    escaping = dataclasses.replace(
+        record(dataset, "images/scene1.jpg", [], tid="escape#0"), image="../outside.jpg"
+    )
     prose = record(dataset, "images/scene1.jpg", [], tid="prose#0")
     prose.turns[-1].text = "<think>the <image> is clear</think>\n<answer>B</answer>"
     run = make_run(tmp_path, [good, wrong, moved, missing, escaping, prose])
@@ -136,7 +146,9 @@ def test_parquet_rows_embed_the_same_images_and_load_with_datasets(tmp_path: Pat
     as_json = rows(tmp_path / "json")
     for row, ref in zip(ds, as_json):
         assert row["conversations"] == ref["conversations"]
-        assert [im.size for im in row["images"]] == [Image.open(tmp_path / "json" / p).size for p in ref["images"]]
+        assert [im.size for im in row["images"]] == [
+            Image.open(tmp_path / "json" / p).size for p in ref["images"]
+        ]
     raw = ds.cast_column("images", datasets.Sequence(datasets.Image(decode=False)))[2]["images"]
     assert [im["bytes"] for im in raw] == [(tmp_path / "json" / p).read_bytes() for p in as_json[2]["images"]]
 

@@ -19,7 +19,10 @@ def good() -> list[dict[str, str]]:
     return [
         turn("system", "You zoom."),
         turn("human", "<image>\nWhat is it?"),
-        turn("gpt", '<think>t</think>\n<grounding>{"bbox_2d": [0, 0, 1, 1], "source": "original_image"}</grounding>'),
+        turn(
+            "gpt",
+            '<think>t</think>\n<grounding>{"bbox_2d": [0, 0, 1, 1], "source": "original_image"}</grounding>',
+        ),
         turn("human", "After the above Action 0, here is the zoom-in image (Observation 1):\n<image>."),
         turn("gpt", "<think>t</think>\n<answer>A</answer>"),
     ]

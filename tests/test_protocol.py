@@ -40,41 +40,66 @@ def grounding(args: str, think: str = "The sign is small; zoom in.") -> str:
         # no spaces, key order swapped
         (grounding('{"source":"original_image","bbox_2d":[0.1,0.2,0.3,0.4]}'), Zoom(BOX)),
         # single quotes (Python literal)
-        (grounding("{'bbox_2d': [0.1, 0.2, 0.3, 0.4], 'source': 'observation_1'}"), Zoom(BOX, "observation_1")),
+        (
+            grounding("{'bbox_2d': [0.1, 0.2, 0.3, 0.4], 'source': 'observation_1'}"),
+            Zoom(BOX, "observation_1"),
+        ),
         # integer coordinates
         (grounding('{"bbox_2d": [0, 0, 1, 1], "source": "original_image"}'), Zoom((0.0, 0.0, 1.0, 1.0))),
         # newlines and indentation inside the object
-        (grounding('{\n  "bbox_2d": [\n    0.1, 0.2,\n    0.3, 0.4\n  ],\n  "source": "original_image"\n}'), Zoom(BOX)),
+        (
+            grounding(
+                '{\n  "bbox_2d": [\n    0.1, 0.2,\n    0.3, 0.4\n  ],\n  "source": "original_image"\n}'
+            ),
+            Zoom(BOX),
+        ),
         # trailing comma
         (grounding("{'bbox_2d': [0.1, 0.2, 0.3, 0.4], 'source': 'original_image',}"), Zoom(BOX)),
         # source missing: the original
         (grounding('{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}'), Zoom(BOX)),
         # extra keys are ignored
-        (grounding('{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "label": "sign", "source": "original_image"}'), Zoom(BOX)),
+        (
+            grounding('{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "label": "sign", "source": "original_image"}'),
+            Zoom(BOX),
+        ),
         # the object wrapped in a one-element list
         (grounding('[{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image"}]'), Zoom(BOX)),
         # a markdown code fence around the JSON
-        (grounding('```json\n{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "observation_2"}\n```'), Zoom(BOX, "observation_2")),
+        (
+            grounding('```json\n{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "observation_2"}\n```'),
+            Zoom(BOX, "observation_2"),
+        ),
         # no braces at all
         (grounding('"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image"'), Zoom(BOX)),
         # exponent notation and a tuple
         (grounding("{'bbox_2d': (1e-1, 2e-1, 3e-1, 4e-1), 'source': 'original_image'}"), Zoom(BOX)),
         # sloppy source spelling: case and padding; zero-padded observation numbers are normalised
-        (grounding('{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": " Observation_02 "}'), Zoom(BOX, "observation_2")),
+        (
+            grounding('{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": " Observation_02 "}'),
+            Zoom(BOX, "observation_2"),
+        ),
         # within tolerance of [0, 1]: clamped
         (grounding('{"bbox_2d": [-0.01, 0.2, 1.015, 0.4]}'), Zoom((0.0, 0.2, 1.0, 0.4))),
         # the API dropped the stop string
-        ('<think>zoom</think><grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image"}', Zoom(BOX)),
+        (
+            '<think>zoom</think><grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4], "source": "original_image"}',
+            Zoom(BOX),
+        ),
         ("<think>It is red.</think> <answer>B", Answer("B")),
         # text around the tags
-        ('Sure! <think>look</think> Here: <grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}</grounding> done', Zoom(BOX)),
+        (
+            'Sure! <think>look</think> Here: <grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}</grounding> done',
+            Zoom(BOX),
+        ),
         # no think at all
         ("<answer> (C) a red umbrella </answer>", Answer("(C) a red umbrella")),
         ("<think>x</think><answer>line one\nline two</answer>", Answer("line one\nline two")),
         # tags merely mentioned inside the thought are skipped
         (
-            '<think>I will answer with <answer>A</answer> after I zoom by writing <grounding>.</think>'
-            '<grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}</grounding>',
+            (
+                "<think>I will answer with <answer>A</answer> after I zoom by writing <grounding>.</think>"
+                '<grounding>{"bbox_2d": [0.1, 0.2, 0.3, 0.4]}</grounding>'
+            ),
             Zoom(BOX),
         ),
         # an action written inside the thought is still found when nothing follows it
@@ -170,7 +195,10 @@ def test_trim_turn_drops_text_after_the_action() -> None:
 
 
 def test_restore_stop() -> None:
-    assert restore_stop('<grounding>{"bbox_2d": [0, 0, 1, 1]}  ') == '<grounding>{"bbox_2d": [0, 0, 1, 1]}</grounding>'
+    assert (
+        restore_stop('<grounding>{"bbox_2d": [0, 0, 1, 1]}  ')
+        == '<grounding>{"bbox_2d": [0, 0, 1, 1]}</grounding>'
+    )
     assert restore_stop("<answer>A") == "<answer>A</answer>"
     done = "<think>x</think><answer>A</answer>"
     assert restore_stop(done) == done
@@ -186,7 +214,16 @@ def test_sources() -> None:
 
 
 def test_templates_keep_the_released_structure() -> None:
-    for tag in ("<think>", "</think>", "<grounding>", "</grounding>", "<answer>", "</answer>", '"bbox_2d"', "observation_i"):
+    for tag in (
+        "<think>",
+        "</think>",
+        "<grounding>",
+        "</grounding>",
+        "<answer>",
+        "</answer>",
+        '"bbox_2d"',
+        "observation_i",
+    ):
         assert tag in SYSTEM_PROMPT
     assert "original_image" in SYSTEM_PROMPT and "1.0" in SYSTEM_PROMPT
     text = observation_text(action_index=0, observation_index=1)
@@ -201,7 +238,13 @@ def test_templates_keep_the_released_structure() -> None:
 def test_question_text() -> None:
     assert question_text("What colour is the kite?") == "What colour is the kite?"
     q = question_text("What colour is the kite?", ["red", "blue"])
-    assert q.splitlines() == ["What colour is the kite?", "Options:", "A. red", "B. blue", "Answer with the option's letter."]
+    assert q.splitlines() == [
+        "What colour is the kite?",
+        "Options:",
+        "A. red",
+        "B. blue",
+        "Answer with the option's letter.",
+    ]
 
 
 # --- property tests: parse(render(x)) == x ------------------------------------------------------------
@@ -233,7 +276,9 @@ def test_parser_never_raises(text: str) -> None:
     assert isinstance(parse_turn(text, num_observations=3), (Zoom, Answer, Malformed))
 
 
-@given(st.text(alphabet=st.sampled_from(list('<>{}[]()"\',:.-0123456789 nafiNIbox_2dsurcegtw/')), max_size=120))
+@given(
+    st.text(alphabet=st.sampled_from(list("<>{}[]()\"',:.-0123456789 nafiNIbox_2dsurcegtw/")), max_size=120)
+)
 def test_parser_never_raises_on_tag_soup(text: str) -> None:
     wrapped = f"<grounding>{text}</grounding>"
     action = parse_turn(wrapped, num_observations=3)

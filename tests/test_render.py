@@ -24,9 +24,23 @@ Z2 = render_turn("The sign is in the lower half.", Zoom((0.0, 0.5, 0.5, 1.0), "o
 ANS = render_turn("It reads OPEN.", Answer("B"))
 
 TURNS = [
-    Turn(Z1, "zoom", bbox=[0.1, 0.2, 0.5, 0.6], source="original_image", box_px=[100, 200, 500, 600], observation=1),
+    Turn(
+        Z1,
+        "zoom",
+        bbox=[0.1, 0.2, 0.5, 0.6],
+        source="original_image",
+        box_px=[100, 200, 500, 600],
+        observation=1,
+    ),
     Turn(BAD, "malformed", error="cannot read the grounding"),
-    Turn(Z2, "zoom", bbox=[0.0, 0.5, 0.5, 1.0], source="observation_1", box_px=[100, 400, 300, 600], observation=2),
+    Turn(
+        Z2,
+        "zoom",
+        bbox=[0.0, 0.5, 0.5, 1.0],
+        source="observation_1",
+        box_px=[100, 400, 300, 600],
+        observation=2,
+    ),
     Turn(ANS, "answer", answer="B"),
 ]
 
@@ -54,7 +68,9 @@ def test_conversation_layout() -> None:
         ("assistant", []),
     ]
     assert chat[0].text == SYSTEM_PROMPT
-    assert chat[1].text == IMAGE_PLACEHOLDER + "\n" + question_text("What does the sign say?", ["CLOSED", "OPEN"])
+    assert chat[1].text == IMAGE_PLACEHOLDER + "\n" + question_text(
+        "What does the sign say?", ["CLOSED", "OPEN"]
+    )
     assert chat[3].text == observation_text(action_index=0, observation_index=1)
     assert chat[5].text == error_text("cannot read the grounding")
     # numbering does not drift after the error turn: Action 2 produced Observation 2
@@ -114,7 +130,14 @@ def test_released_row_shape() -> None:
     traj = make_trajectory(TURNS)
     chat = conversation(traj.question, traj.options, traj.turns)
     row = to_released_row(traj, chat, [b"o0", b"o1", b"o2"])
-    assert set(row) == {"conversations", "images", "image_names", "data_source", "sample_index", "rollout_index"}
+    assert set(row) == {
+        "conversations",
+        "images",
+        "image_names",
+        "data_source",
+        "sample_index",
+        "rollout_index",
+    }
     conv = json.loads(row["conversations"])
     assert conv == to_sharegpt(chat, ["x", "y", "z"])["conversations"]
     assert row["image_names"] == ["original_image.jpg", "observation_1.jpg", "observation_2.jpg"]

@@ -47,8 +47,12 @@ def fake_cli(tmp_path: Path) -> Path:
     return path
 
 
-def test_launch_trains_the_exports_yaml_with_model_and_location_overrides(export: Path, fake_cli: Path) -> None:
-    launch = sft_launch(export, "Qwen/Qwen2.5-VL-7B-Instruct", fake_cli, extra=["max_steps=5", "--bf16=false"])
+def test_launch_trains_the_exports_yaml_with_model_and_location_overrides(
+    export: Path, fake_cli: Path
+) -> None:
+    launch = sft_launch(
+        export, "Qwen/Qwen2.5-VL-7B-Instruct", fake_cli, extra=["max_steps=5", "--bf16=false"]
+    )
     assert launch.argv == [
         str(fake_cli), "train", str(export / "sft_qwen2_5_vl.yaml"),
         "model_name_or_path=Qwen/Qwen2.5-VL-7B-Instruct", f"dataset_dir={export}", f"media_dir={export}",
@@ -75,7 +79,9 @@ def test_overrides_must_be_key_value_and_yaml_booleans_stay_strings() -> None:
         overrides(["--max_steps", "2"])
 
 
-def test_missing_export_or_cli_are_one_line_errors(tmp_path: Path, export: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_export_or_cli_are_one_line_errors(
+    tmp_path: Path, export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(BadInputError, match="run minio3 export-llamafactory first"):
         sft_launch(tmp_path, "m", None)
     with pytest.raises(BadInputError, match="not an executable"):
@@ -101,7 +107,7 @@ def test_cli_exits_with_llamafactorys_code_and_dry_run_runs_nothing(export: Path
     assert result.exit_code == 3 and "args: train" in result.output
     dry = runner.invoke(app, [*args, "--dry-run", "--", "max_steps=2"])
     assert dry.exit_code == 0 and "args:" not in dry.output
-    assert "max_steps=2" in dry.output and "template: \"qwen2_vl\"" in dry.output
+    assert "max_steps=2" in dry.output and 'template: "qwen2_vl"' in dry.output
     bad = runner.invoke(app, [*args, "--", "max_steps"])
     assert bad.exit_code == 2 and "key=value" in bad.output
 
@@ -114,7 +120,9 @@ def lf_cli() -> Path:
     """LLaMA-Factory's CPU venv, built by the shared script on first use (about a minute), then reused."""
     if not LF_ENV_SCRIPT.is_file():
         pytest.skip(f"{LF_ENV_SCRIPT} not found")
-    done = subprocess.run(["bash", str(LF_ENV_SCRIPT)], capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(
+        ["bash", str(LF_ENV_SCRIPT)], capture_output=True, text=True, timeout=1800, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return Path(done.stdout.strip().splitlines()[-1])
 
@@ -124,7 +132,7 @@ def tiny_model(lf_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-qwen25vl")
     done = subprocess.run(
         [str(lf_cli.parent / "python"), str(REPO / "tests" / "tiny_qwen25vl.py"), str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     return out
@@ -145,7 +153,7 @@ def test_llamafactory_trains_two_steps_on_every_exported_row(
     exported = subprocess.run(
         [str(MINIO3), "export-llamafactory", "--run", str(run), "--out", str(export), "--format", fmt,
          "--image-max-pixels", "12544", "--image-min-pixels", "3136", "--cutoff-len", "4096", "--workers", "2"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr
     summary = json.loads((export / "export.json").read_text())
@@ -155,12 +163,14 @@ def test_llamafactory_trains_two_steps_on_every_exported_row(
          "--", "max_steps=2", "deepspeed=null", "bf16=false", "flash_attn=auto", f"output_dir={tmp_path / 'save'}",
          "preprocessing_num_workers=1", "logging_steps=1", "save_strategy=no", "report_to=none",
          "per_device_train_batch_size=2", "gradient_accumulation_steps=1"],
-        capture_output=True, text=True, timeout=600, env=offline_env(),
+        capture_output=True, text=True, timeout=600, env=offline_env(), check=False,
     )  # fmt: skip
     log = trained.stdout + trained.stderr
     assert trained.returncode == 0, log[-5000:]
     losses = re.findall(r"'loss': '?([0-9.]+)", log)
     assert len(losses) == 2 and all(float(v) > 0 for v in losses)
     examples = re.search(r"Num examples = ([\d,]+)", log)
-    assert examples and int(examples.group(1).replace(",", "")) == summary["rows_written"]  # LF dropped nothing
+    assert (
+        examples and int(examples.group(1).replace(",", "")) == summary["rows_written"]
+    )  # LF dropped nothing
     assert "abnormal example" not in log and "Dropped" not in log

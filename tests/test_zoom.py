@@ -70,9 +70,9 @@ def test_crop_of_crop_equals_crop_of_original(big_jpeg: str) -> None:
     assert np.array_equal(np.asarray(released), np.asarray(original.crop(second)))
 
 
-boxes = st.tuples(st.integers(0, 5000), st.integers(0, 5000), st.integers(20, 6000), st.integers(20, 6000)).map(
-    lambda t: (t[0], t[1], t[0] + t[2], t[1] + t[3])
-)
+boxes = st.tuples(
+    st.integers(0, 5000), st.integers(0, 5000), st.integers(20, 6000), st.integers(20, 6000)
+).map(lambda t: (t[0], t[1], t[0] + t[2], t[1] + t[3]))
 
 
 @given(source=boxes, data=st.data())
@@ -145,7 +145,11 @@ def test_smart_resize_option(big_jpeg: str) -> None:
 
 
 def test_output_is_byte_identical(big_jpeg: str) -> None:
-    zooms = [Zoom((0.1, 0.2, 0.6, 0.7)), Zoom((0.3, 0.3, 0.6, 0.6), "observation_1"), Zoom((0.9, 0.9, 0.95, 0.97))]
+    zooms = [
+        Zoom((0.1, 0.2, 0.6, 0.7)),
+        Zoom((0.3, 0.3, 0.6, 0.6), "observation_1"),
+        Zoom((0.9, 0.9, 0.95, 0.97)),
+    ]
 
     def run(cache: OriginalCache) -> list[bytes]:
         env = ZoomEnv(big_jpeg, cache=cache)
@@ -163,7 +167,9 @@ def test_output_is_byte_identical(big_jpeg: str) -> None:
 def test_first_view_uses_draft_and_matches_full_decode(big_jpeg: str) -> None:
     cache = OriginalCache()
     view = ZoomEnv(big_jpeg, cache=cache).first_view().image
-    assert len(cache) == 1 and cache.nbytes == view.width * view.height * 3  # the full original was never kept
+    assert (
+        len(cache) == 1 and cache.nbytes == view.width * view.height * 3
+    )  # the full original was never kept
     reference = open_image(big_jpeg).resize(view.size, Image.Resampling.LANCZOS)
     diff = np.abs(np.asarray(view, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
     assert diff.mean() < 4
@@ -180,7 +186,7 @@ def test_exif_orientation(tmp_path) -> None:
     assert (env.width, env.height) == (200, 400)
     obs = env.step(Zoom((0.5, 0.0, 1.0, 0.25)))  # displayed top-right: where the red square went
     assert isinstance(obs, Observation)
-    r, g, b = np.asarray(obs.image).reshape(-1, 3).mean(axis=0)
+    r, _, b = np.asarray(obs.image).reshape(-1, 3).mean(axis=0)
     assert r > 200 and b < 60
 
 
@@ -201,9 +207,18 @@ def test_replay_reproduces_and_checks_records(big_jpeg: str) -> None:
     b = env.step(Zoom((0.3, 0.3, 0.6, 0.6), "observation_1"))
     assert isinstance(a, Observation) and isinstance(b, Observation)
     turns = [
-        Turn("t0", "zoom", bbox=[0.1, 0.2, 0.6, 0.7], source="original_image", box_px=list(a.box), observation=1),
+        Turn(
+            "t0",
+            "zoom",
+            bbox=[0.1, 0.2, 0.6, 0.7],
+            source="original_image",
+            box_px=list(a.box),
+            observation=1,
+        ),
         Turn("t1", "malformed", error="bad json"),
-        Turn("t2", "zoom", bbox=[0.3, 0.3, 0.6, 0.6], source="observation_1", box_px=list(b.box), observation=2),
+        Turn(
+            "t2", "zoom", bbox=[0.3, 0.3, 0.6, 0.6], source="observation_1", box_px=list(b.box), observation=2
+        ),
         Turn("t3", "answer", answer="A"),
     ]
     replayed = ZoomEnv(big_jpeg, cache=OriginalCache()).replay(turns)

@@ -16,10 +16,15 @@ SPECIAL_TOKENS = [
     "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
     "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
 ]  # fmt: skip
-PLAIN_ADDED_TOKENS = ["<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>", "<think>", "</think>"]
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+PLAIN_ADDED_TOKENS = [
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<think>",
+    "</think>",
+]
+QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
@@ -31,17 +36,46 @@ CHAT_TEMPLATE = (
 
 def training_text() -> list[str]:
     """A few hundred lines that look like zoom trajectories, so BPE learns the common pieces."""
-    words = "the a sign red blue zoom image region observation action answer think grounding source original".split()
+    words = [
+        "the",
+        "a",
+        "sign",
+        "red",
+        "blue",
+        "zoom",
+        "image",
+        "region",
+        "observation",
+        "action",
+        "answer",
+        "think",
+        "grounding",
+        "source",
+        "original",
+    ]
     lines = []
     for i in range(300):
         w = " ".join(words[(i + k) % len(words)] for k in range(8))
-        lines.append(f'{w} {{"bbox_2d": [0.{i % 10}, 0.{(i * 3) % 10}, 0.9, 0.8], "source": "observation_{i % 4}"}}')
-        lines.append(f"After the above Action {i % 5}, here is the zoom-in image (Observation {i % 5 + 1}). {w}")
+        lines.append(
+            f'{w} {{"bbox_2d": [0.{i % 10}, 0.{(i * 3) % 10}, 0.9, 0.8], "source": "observation_{i % 4}"}}'
+        )
+        lines.append(
+            f"After the above Action {i % 5}, here is the zoom-in image (Observation {i % 5 + 1}). {w}"
+        )
     return lines
 
 
 def build_tokenizer():
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -54,7 +88,8 @@ def build_tokenizer():
     )
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
-        training_text(), trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+        training_text(),
+        trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
     )
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in SPECIAL_TOKENS])
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in PLAIN_ADDED_TOKENS])

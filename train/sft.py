@@ -86,7 +86,9 @@ def sft_launch(
     root = Path(export_dir).resolve()
     config = root / YAML_NAME
     if not config.is_file() or not (root / DATASET_INFO_NAME).is_file():
-        raise BadInputError(f"{root}: no {YAML_NAME} / {DATASET_INFO_NAME}; run minio3 export-llamafactory first")
+        raise BadInputError(
+            f"{root}: no {YAML_NAME} / {DATASET_INFO_NAME}; run minio3 export-llamafactory first"
+        )
     argv = [
         find_cli(cli), "train", str(config),
         f"model_name_or_path={model}", f"dataset_dir={root}", f"media_dir={root}",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from .questions import QuestionSpec, relation
 from .scene import SceneObject
 
-MIN_SHAPE_PX = 14  # a shape's pattern is still recognisable at full resolution
+MIN_SHAPE_PX = 16  # a shape and its pattern are still recognisable at full resolution
 MIN_FONT_PX = 12  # sign text is still readable at full resolution
 
 ASKED_ATTRIBUTE = {"color": "color", "shape": "shape", "text": "text"}

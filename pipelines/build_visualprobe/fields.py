@@ -25,17 +25,18 @@ def load_json(path: Path) -> Any:
 
 
 def get(path: Path, where: str, obj: Any, key: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:
-    """obj[key] checked against `kinds` (bool never counts as a number); `where` is e.g. "images[3]"."""
+    """obj[key] checked against `kinds` (bool never counts as a number); `where` is e.g. "images[3]", "" at top level."""
     if not isinstance(obj, dict):
-        raise BadInputError(f"{path}: {where}: expected a JSON object, got {type(obj).__name__}")
+        raise BadInputError(f"{path}: {where or 'top level'}: expected a JSON object, got {type(obj).__name__}")
+    name = f"{where}.{key}" if where else key
     if key not in obj:
         if default is _MISSING:
-            raise BadInputError(f"{path}: {where}.{key}: missing")
+            raise BadInputError(f"{path}: {name}: missing")
         return default
     value = obj[key]
     if not isinstance(value, kinds) or isinstance(value, bool):
         names = " or ".join(k.__name__ for k in kinds)
-        raise BadInputError(f"{path}: {where}.{key}: expected {names}, got {type(value).__name__}")
+        raise BadInputError(f"{path}: {name}: expected {names}, got {type(value).__name__}")
     return value
 
 

@@ -19,7 +19,7 @@ from minio3_data.errors import BadInputError
 from minio3_data.records import DIFFICULTIES
 
 from . import difficulty as rule
-from .checker import MIN_FONT_PX, MIN_SHAPE_PX, check, lookalikes, targets
+from .checker import MIN_FONT_PX, MIN_SHAPE_PX, check, lookalikes
 from .layout import Placer, around, union
 from .questions import DIRECTIONS, KINDS, Description, QuestionSpec, choices, count_choices
 from .scene import (
@@ -59,7 +59,7 @@ class SyntheticSample:
     objects: list[SceneObject]  # every drawn object (tags: target / lookalike / filler)
     distractor_boxes: list[list[float]]  # the look-alikes
     value: str = ""  # the open-ended answer (the option text for multiple choice)
-    target_boxes: list[list[float]] = field(default_factory=list)
+    target_boxes: list[list[float]] = field(default_factory=list)  # per subject; position: asked, then reference
     view_px: float = 0.0  # smallest target's shorter side in the first view
     seed: int = 0
     attempts: int = 1
@@ -92,7 +92,7 @@ def _plan(aim: str, kind: str, long_side: tuple[int, int], rng: random.Random) -
     width, height = (short, long) if rng.random() < PORTRAIT_SHARE else (long, short)
     scale = rule.first_view_scale(width, height)
     min_px = _min_px(kind)
-    feasible = [(s, c) for s, c in AIMS[aim] if rule.size_points(min_px * scale) <= s]
+    feasible = [(s, c) for s, c in AIMS[aim] if rule.size_points(min_px * scale) >= s]  # can shrink to s
     if not feasible:
         return None
     size_pts, crowd_pts = rng.choice(feasible)
@@ -336,7 +336,7 @@ def make_sample(
         spec = _build(kind, scene, mc)
         if spec is None or check(spec, scene.objects, plan.width, plan.height):
             continue
-        boxes = [o.box for o in targets(spec, scene.objects)]
+        boxes = [o.box for d in spec.subjects for o in scene.objects if d.matches(o)]  # subject order
         others = lookalikes(spec, scene.objects)
         px = rule.view_px(boxes, plan.width, plan.height)
         got = rule.classify(px, len(others))

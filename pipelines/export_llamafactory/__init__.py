@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,10 +37,15 @@ EXCLUDED_NAME = "excluded.jsonl"
 SUMMARY_NAME = "export.json"
 
 
+Chunk = list[dict[str, Any]]
+
+
 class Source(Protocol):
+    """Rows in picklable chunks, and the converter a worker process applies to each chunk."""
+
     def count(self) -> int: ...
-    def chunks(self) -> Any: ...
-    def converter(self, root: Path | None, limits: Limits) -> Any: ...
+    def chunks(self) -> Iterator[Chunk]: ...
+    def converter(self, root: Path | None, limits: Limits) -> Callable[[Chunk], list[RowResult]]: ...
 
 
 @dataclass
@@ -58,8 +64,10 @@ class ExportSummary:
 
     def text(self) -> str:
         lines = [
-            f"exported {self.rows_written} of {self.rows_read} rows to {self.out} "
-            f"({self.format}, {self.images} images, longest row ~{self.max_tokens} tokens, {self.seconds:.1f}s)"
+            (
+                f"exported {self.rows_written} of {self.rows_read} rows to {self.out} "
+                f"({self.format}, {self.images} images, longest row ~{self.max_tokens} tokens, {self.seconds:.1f}s)"
+            )
         ]
         if self.excluded:
             reasons = ", ".join(f"{code}: {n}" for code, n in sorted(self.excluded.items()))
@@ -119,10 +127,14 @@ def export_llamafactory(
                     bar.update(len(results))
         summary.excluded = dict(excluded)
         if summary.rows_written == 0:
-            raise BadInputError(f"{source_name}: no row to export ({dict(excluded) or 'the source is empty'})")
+            raise BadInputError(
+                f"{source_name}: no row to export ({dict(excluded) or 'the source is empty'})"
+            )
         if fmt == "json":
             summary.images = _count_files(tmp / "images")
-        for name, text in config_files(final, data_file, cutoff_len, image_max_pixels, image_min_pixels).items():
+        for name, text in config_files(
+            final, data_file, cutoff_len, image_max_pixels, image_min_pixels
+        ).items():
             (tmp / name).write_text(text, encoding="utf-8")
         summary.seconds = time.monotonic() - started
         (tmp / SUMMARY_NAME).write_text(json.dumps(asdict(summary), indent=2) + "\n", encoding="utf-8")

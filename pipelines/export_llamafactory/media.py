@@ -23,9 +23,9 @@ from minio3_data.images import check_pixels
 ImageEntry = str | dict[str, object]  # a path relative to the export dir, or {"bytes", "path"} (HF Image)
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 HASH_CHARS = 32
-# A file cut short keeps a valid header; its missing end marker is the cheap tell (a full decode is the cost
-# this exporter exists to avoid). LLaMA-Factory would crash on it mid-training.
-# JPEG scan data never holds FF D9 (0xFF is byte-stuffed), so its presence near the end is a sound test.
+# A file cut short keeps a valid header (LLaMA-Factory would crash on it mid-training); its missing end
+# marker is the cheap tell, where a full decode is the cost this exporter avoids. JPEG scan data never
+# holds FF D9 (0xFF is byte-stuffed), so finding it near the end is a sound test.
 END_MARKERS = {"jpg": b"\xff\xd9", "png": b"IEND"}
 END_WINDOW = 1024
 

@@ -32,7 +32,9 @@ def official_files(path: Path) -> list[Path]:
     """The parquet file, or every parquet file under a folder (the HF dataset's `data/` shards), sorted."""
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
     if not files or not files[0].is_file():
-        raise BadInputError(f"{path}: no parquet file found (give the released dataset's parquet or its folder)")
+        raise BadInputError(
+            f"{path}: no parquet file found (give the released dataset's parquet or its folder)"
+        )
     for f in files:
         try:
             names = set(pq.read_schema(f).names)
@@ -49,7 +51,7 @@ def parse_conversations(raw: Any) -> Any:
     if isinstance(raw, list):
         return raw
     if not isinstance(raw, str):
-        raise ValueError(f"conversations is a {type(raw).__name__}, expected a string or a list")
+        raise TypeError(f"conversations is a {type(raw).__name__}, expected a string or a list")
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):
@@ -115,7 +117,7 @@ class OfficialConverter:
         rid = row_id(row)
         try:
             conversations = parse_conversations(row.get("conversations"))
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             return excluded(rid, "bad_conversations", str(e))
         pending: list[PendingImage] = []
         for k, entry in enumerate(row.get("images") or []):

@@ -40,10 +40,12 @@ def _dataset_dir(run_dir: Path) -> Path:
     except FileNotFoundError:
         raise BadInputError(f"{path}: missing; is {run_dir} a synth-coldstart run dir?") from None
     except (ValueError, KeyError, TypeError):
-        raise BadInputError(f"{path}: not a JSON object with a \"dataset\" path") from None
+        raise BadInputError(f'{path}: not a JSON object with a "dataset" path') from None
     dataset_dir = (run_dir / dataset).resolve()
     if not dataset_dir.is_dir():
-        raise BadInputError(f"{path}: dataset dir {dataset_dir} does not exist; move it back or edit {RUN_JSON}")
+        raise BadInputError(
+            f"{path}: dataset dir {dataset_dir} does not exist; move it back or edit {RUN_JSON}"
+        )
     return dataset_dir
 
 
@@ -69,7 +71,9 @@ class RunSource:
         try:
             self._file = pq.ParquetFile(self.path)
         except Exception as e:  # pyarrow raises several types for corrupt files
-            raise BadInputError(f"{self.path}: not a readable parquet file ({e.__class__.__name__})") from None
+            raise BadInputError(
+                f"{self.path}: not a readable parquet file ({e.__class__.__name__})"
+            ) from None
 
     def count(self) -> int:
         return self._file.metadata.num_rows

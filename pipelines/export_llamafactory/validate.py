@@ -39,7 +39,11 @@ def check_structure(conversations: Any) -> Exclusion | None:
     if not isinstance(conversations, list) or not conversations:
         return Exclusion("bad_conversations", "conversations must be a non-empty list of {from, value} turns")
     for i, m in enumerate(conversations):
-        if not isinstance(m, dict) or not isinstance(m.get("from"), str) or not isinstance(m.get("value"), str):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("from"), str)
+            or not isinstance(m.get("value"), str)
+        ):
             return Exclusion("bad_conversations", f"turn {i} is not a {{from: str, value: str}} object")
         if not m["value"].strip():
             return Exclusion("empty_turn", f"turn {i} ({m['from']}) is empty")
@@ -48,7 +52,9 @@ def check_structure(conversations: Any) -> Exclusion | None:
         want = HUMAN if i % 2 == 0 else GPT
         if m["from"] != want:
             pos = i + len(conversations) - len(body)
-            return Exclusion("role_order", f"turn {pos} is {m['from']!r}, expected {want!r} (roles must alternate)")
+            return Exclusion(
+                "role_order", f"turn {pos} is {m['from']!r}, expected {want!r} (roles must alternate)"
+            )
     if not body or len(body) % 2:
         return Exclusion("role_order", "the conversation must end with a gpt turn after a human turn")
     return None
@@ -64,7 +70,9 @@ def check_placeholders(conversations: list[dict[str, str]], num_images: int) -> 
     for i, m in enumerate(conversations):
         for p in OTHER_PLACEHOLDERS:
             if p in m["value"]:
-                return Exclusion("placeholder", f"turn {i} holds {p}, which LLaMA-Factory treats as a media slot")
+                return Exclusion(
+                    "placeholder", f"turn {i} holds {p}, which LLaMA-Factory treats as a media slot"
+                )
         special = SPECIAL_TOKEN_RE.search(m["value"])
         if special:
             return Exclusion("special_token", f"turn {i} holds the special token {special.group(0)} as text")

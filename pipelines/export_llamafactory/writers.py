@@ -27,7 +27,7 @@ class JsonArrayWriter:
     """`[row, row, ...]` with one row per line; LLaMA-Factory (via `datasets`) loads it as a JSON list."""
 
     def __init__(self, path: Path) -> None:
-        self._f = open(path, "w", encoding="utf-8")
+        self._f = open(path, "w", encoding="utf-8")  # noqa: SIM115 - held open across write() calls
         self._f.write("[")
         self._sep = "\n"
 
@@ -47,7 +47,9 @@ def parquet_schema() -> pa.Schema:
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
-            "conversations": datasets.List({"from": datasets.Value("string"), "value": datasets.Value("string")}),
+            "conversations": datasets.List(
+                {"from": datasets.Value("string"), "value": datasets.Value("string")}
+            ),
             "images": datasets.List(datasets.Image()),
         }
     )
@@ -82,4 +84,3 @@ def open_writer(out: Path, fmt: str) -> tuple[RowWriter, str]:
     if fmt == "json":
         return JsonArrayWriter(out / JSON_NAME), JSON_NAME
     return ParquetWriter(out / PARQUET_NAME), PARQUET_NAME
-

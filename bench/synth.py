@@ -1,0 +1,96 @@
+"""Synthesis throughput and memory against a zero-latency loopback teacher, on 4K scenes.
+
+For each concurrency (8, 64, 256) a child process runs `synth_coldstart` with the OpenAI teacher against
+a loopback server living in this process, and reports turns per second, CPU seconds and peak RSS.
+The unavoidable work of a turn is measured in this process on the same trajectories: decoding the first
+view, executing the zoom and encoding each image once. Orchestration overhead per turn =
+(client CPU per turn - unavoidable CPU per turn) / unavoidable CPU per turn.
+Goals: 256 concurrent trajectories within 2 GB RSS; overhead <= 25 % of zoom + encode.
+
+    python bench/synth.py [--items 32] [--samples 16] [--concurrency 8 64 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from loopback_teacher import LoopbackTeacher  # noqa: E402
+
+from minio3_data.images import OriginalCache  # noqa: E402
+from minio3_data.records import read_items, read_trajectories  # noqa: E402
+from minio3_data.zoom import ZoomEnv  # noqa: E402
+from pipelines.build_visualprobe import build_visualprobe  # noqa: E402
+from pipelines.synth_coldstart import SynthConfig, synth_coldstart  # noqa: E402
+
+WORK = Path("/tmp/minio3-bench-synth")
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one synthesis and print its measurements as JSON (RSS of this process only)."""
+    out = WORK / f"run-c{args.concurrency}"
+    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher="openai", model="bench", base_urls=[args.base_url],
+                      api_key_env="NONE", samples_per_item=args.samples, target=None, concurrency=args.concurrency,
+                      timeout=120, progress=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = synth_coldstart(cfg)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    turns = sum(t.num_turns for t in read_trajectories(out / "trajectories.parquet"))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall": wall, "cpu": cpu, "turns": turns, "attempts": summary.attempts, "rss_mb": rss}))
+
+
+def unavoidable_cpu(run: Path, dataset: Path) -> float:
+    """CPU seconds to decode first views, execute every zoom and encode every image once, serially."""
+    cache = OriginalCache()
+    trajs = read_trajectories(run / "trajectories.parquet")
+    c0 = time.process_time()
+    for t in trajs:
+        env = ZoomEnv(dataset / t.image, cache=cache)
+        for obs in env.replay(t.turns):
+            obs.jpeg()
+    return time.process_time() - c0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--items", type=int, default=32)
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 64, 256])
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--base-url", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    dataset = WORK / "dataset"
+    if not (dataset / "manifest.json").exists() or len(read_items(dataset / "train.parquet")) != args.items:
+        build_visualprobe("synthetic", dataset, train=args.items, test=0, long_side=(3840, 4096), overwrite=True)
+    answers = {it.question: it.answer for it in read_items(dataset / "train.parquet")}
+    print(f"{args.items} items x {args.samples} samples on 4K scenes; zero-latency loopback OpenAI teacher")
+    print(f"{'concurrency':>11} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} {'zoom+encode/turn':>17} {'overhead':>9}")
+    with LoopbackTeacher(answers=answers, record=False) as srv:
+        for c in args.concurrency:
+            run = WORK / f"run-c{c}"
+            subprocess.run(["rm", "-rf", str(run)], check=True)
+            res = subprocess.run(
+                [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(args.samples),
+                 "--base-url", srv.openai_url],
+                check=True, capture_output=True, text=True,
+            )
+            m = json.loads(res.stdout.strip().splitlines()[-1])
+            base = unavoidable_cpu(run, dataset) / m["turns"]
+            client = m["cpu"] / m["turns"]
+            print(f"{c:>11} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB {client * 1000:>14.2f}ms "
+                  f"{base * 1000:>15.2f}ms {(client - base) / base:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()
