@@ -36,9 +36,10 @@ WORK = Path("/tmp/minio3-bench-synth")
 
 def child(args: argparse.Namespace) -> None:
     """Run one synthesis and print its measurements as JSON (RSS of this process only)."""
-    out = WORK / f"run-c{args.concurrency}"
+    concurrency = args.concurrency[0]
+    out = WORK / f"run-c{concurrency}"
     cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher="openai", model="bench", base_urls=[args.base_url],
-                      api_key_env="NONE", samples_per_item=args.samples, target=None, concurrency=args.concurrency,
+                      api_key_env="NONE", samples_per_item=args.samples, target=None, concurrency=concurrency,
                       timeout=120, progress=False)
     t0, c0 = time.perf_counter(), time.process_time()
     summary = synth_coldstart(cfg)
@@ -83,8 +84,10 @@ def main() -> None:
             res = subprocess.run(
                 [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(args.samples),
                  "--base-url", srv.openai_url],
-                check=True, capture_output=True, text=True,
+                capture_output=True, text=True,
             )
+            if res.returncode:
+                sys.exit(f"child failed:\n{res.stderr[-3000:]}")
             m = json.loads(res.stdout.strip().splitlines()[-1])
             base = unavoidable_cpu(run, dataset) / m["turns"]
             client = m["cpu"] / m["turns"]

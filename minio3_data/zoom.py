@@ -13,9 +13,10 @@ as the released rollout resizes them (`smart` uses BICUBIC, as Qwen's image proc
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -45,11 +46,19 @@ RELATIVE_DECIMALS = 3
 
 @dataclass(frozen=True)
 class Observation:
-    """One image the model sees: index 0 is the first view, k the k-th crop; `box` is in original pixels."""
+    """One image the model sees: index 0 is the first view, k the k-th crop; `box` is in original pixels.
+
+    Pixels are rendered on demand: a trajectory that only needs the encoded bytes (synthesis holds
+    hundreds at once) never keeps a decoded display image alive; `image` renders and keeps it.
+    """
 
     index: int
     box: Box
-    image: Image.Image = field(compare=False, repr=False)
+    render: Callable[[], Image.Image] = field(compare=False, repr=False)
+
+    @cached_property
+    def image(self) -> Image.Image:
+        return self.render()
 
     def jpeg(self) -> bytes:
         """Deterministic JPEG bytes, encoded once and reused by every request that re-sends the image."""
@@ -57,7 +66,7 @@ class Observation:
 
     @cached_property
     def _jpeg(self) -> bytes:
-        return encode_jpeg(self.image)
+        return encode_jpeg(self.__dict__.get("image") or self.render())
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,10 @@ class ZoomEnv:
         """Observation 0, made on first use: zooms never need it, only what the model is shown does."""
         if self._first is None:
             size = self._display_size(self.width, self.height, self.first_max_pixels)
-            view = self.cache.first_view(self.path, self.first_max_pixels, size=size)
-            self._first = Observation(0, (0, 0, self.width, self.height), view)
+            self._first = Observation(
+                0, (0, 0, self.width, self.height),
+                functools.partial(self.cache.first_view, self.path, self.first_max_pixels, size=size),
+            )
         return self._first
 
     def step(self, zoom: Zoom) -> Observation | ZoomError:
@@ -166,7 +177,7 @@ class ZoomEnv:
         box = crop_box(source, zoom.bbox)
         if isinstance(box, str):
             return ZoomError(box)
-        obs = Observation(len(self._crops) + 1, box, self.display(box))
+        obs = Observation(len(self._crops) + 1, box, functools.partial(self.display, box))
         self._crops.append(obs)
         return obs
 

@@ -244,8 +244,8 @@ def test_cache_decodes_once_across_envs_and_threads(big_jpeg: str) -> None:
         assert isinstance(ZoomEnv(big_jpeg, cache=cache).step(Zoom((0.1, 0.1, 0.3, 0.3))), Observation)
     assert cache.misses == 1  # zooms never need the first view
     for _ in range(3):
-        ZoomEnv(big_jpeg, cache=cache).first_view()
-    assert cache.misses == 2  # + one first view, shared by the three environments
+        ZoomEnv(big_jpeg, cache=cache).first_view().jpeg()
+    assert cache.misses == 2  # + one first view (rendered when first needed), shared by the three environments
 
 
 def test_cache_is_bounded_by_bytes(tmp_path) -> None:

@@ -302,7 +302,8 @@ def _build(kind: str, scene: _Scene, mc: bool) -> QuestionSpec | None:
     return _build_position(scene, mc)
 
 
-def _check_args(difficulty: str | None, kind: str | None, long_side: tuple[int, int]) -> None:
+def check_args(difficulty: str | None, kind: str | None, long_side: tuple[int, int]) -> None:
+    """Refuse impossible requests before any work starts."""
     if difficulty is not None and difficulty not in DIFFICULTIES:
         raise BadInputError(f"difficulty {difficulty!r}: use one of {', '.join(DIFFICULTIES)}")
     if kind is not None and kind not in KINDS:
@@ -321,7 +322,7 @@ def make_sample(
     multiple_choice: bool | None = None,
 ) -> SyntheticSample:
     """One checked item; `difficulty` (if given) is guaranteed by regenerating until the rule agrees."""
-    _check_args(difficulty, kind, long_side)
+    check_args(difficulty, kind, long_side)
     rng0 = random.Random(f"sample:{seed}")
     kind = kind or rng0.choice(KINDS)
     aim = difficulty or rng0.choices(DIFFICULTIES, weights=[rule.RELEASED_TEST_SPLIT[d] for d in DIFFICULTIES])[0]

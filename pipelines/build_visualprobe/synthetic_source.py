@@ -17,7 +17,7 @@ from . import difficulty as rule
 from .parallel import ordered_map, task_seed
 from .questions import KINDS
 from .result import Built
-from .synthetic import make_sample
+from .synthetic import check_args, make_sample
 
 JPEG_QUALITY = 90
 
@@ -70,6 +70,7 @@ def build_synthetic(
     root: Path, *, train: int, test: int, seed: int, workers: int, long_side: tuple[int, int]
 ) -> Built:
     """Write train/test images under root/images and return their rows."""
+    check_args(None, None, long_side)
     splits = {}
     for split, n in (("train", train), ("test", test)):
         tasks = _tasks(root, split, n, seed, long_side)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from PIL import Image
 
 from minio3_data.errors import Minio3Error
 from minio3_data.fsutil import safe_relpath
@@ -22,7 +25,7 @@ from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.store import RunStore
 from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Teacher
-from minio3_data.zoom import Observation, ZoomEnv
+from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 
 from .prompt import ExemplarPrompts, estimate_tokens
 from .seeding import attempt_seed
@@ -32,6 +35,44 @@ STOP = ["</grounding>", "</answer>"]
 
 class Judge(Protocol):
     async def judge(self, question: str, prediction: str, ground_truth: str, options: list[str]) -> Verdict: ...
+
+
+def _to_ref(obs: Observation) -> ImageRef:
+    """Encode once (in a worker thread); only the bytes stay alive, never the decoded display image."""
+    data = obs.jpeg()
+    w, h = _jpeg_size(data)
+    return ImageRef(data, "image/jpeg", w, h)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int]:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
+
+
+def _execute(env: ZoomEnv, zoom: Zoom) -> tuple[Observation | ZoomError, ImageRef | None]:
+    result = env.step(zoom)
+    return result, (_to_ref(result) if isinstance(result, Observation) else None)
+
+
+class FirstViews:
+    """The encoded first view of each item, shared by its concurrent samples and dropped after the last."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, tuple[asyncio.Task[ImageRef], int]] = {}
+
+    async def acquire(self, item_id: str, env: ZoomEnv) -> ImageRef:
+        task, users = self._refs.get(item_id, (None, 0))
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(_to_ref, env.first_view()))
+        self._refs[item_id] = (task, users + 1)
+        return await task
+
+    def release(self, item_id: str) -> None:
+        task, users = self._refs[item_id]
+        if users <= 1:
+            del self._refs[item_id]
+        else:
+            self._refs[item_id] = (task, users - 1)
 
 
 @dataclass
@@ -52,10 +93,7 @@ class AttemptContext:
     gen: GenerationConfig
     cache_replies: bool = True
     cache_hits: int = 0
-
-
-def _to_ref(obs: Observation) -> ImageRef:
-    return ImageRef(obs.jpeg(), "image/jpeg", obs.image.width, obs.image.height)
+    first_views: FirstViews = field(default_factory=FirstViews)
 
 
 def _own_messages(item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any]], refs: list[ImageRef]) -> list[Message]:
@@ -94,13 +132,21 @@ async def _generate(ctx: AttemptContext, teacher: Teacher, key: str, messages: l
 
 async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -> Trajectory:
     """Play one attempt to its end. Teacher/budget exceptions propagate; the runner records them as failed."""
+    env = ZoomEnv(safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image"), cache=ctx.cache)
+    try:
+        first = await ctx.first_views.acquire(item.id, env)
+        return await _play(ctx, item, sample_index, env, first)
+    finally:
+        ctx.first_views.release(item.id)
+
+
+async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: ZoomEnv, first: ImageRef) -> Trajectory:
     seed = attempt_seed(ctx.seed, item.id, sample_index)
     rng = random.Random(seed)
     exemplar_ids, prefix = ctx.prompts.sample(rng)
     teacher = ctx.teacher.bind(item, seed) if hasattr(ctx.teacher, "bind") else ctx.teacher
     attempt_id = f"{item.id}#{sample_index}"
-    env = ZoomEnv(safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image"), cache=ctx.cache)
-    refs = [_to_ref(await asyncio.to_thread(env.first_view))]
+    refs = [first]
     prefix_tokens = estimate_tokens(prefix)
     turns: list[Turn] = []
     extras: list[dict[str, Any]] = []
@@ -130,11 +176,11 @@ async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -
         if t == ctx.max_turns - 1 or len(refs) >= ctx.max_images:
             status = "over_turn"  # a zoom on the last allowed turn or past the image cap is never executed
             break
-        result = await asyncio.to_thread(env.step, action)
-        if isinstance(result, Observation):
+        result, ref = await asyncio.to_thread(_execute, env, action)
+        if isinstance(result, Observation) and ref is not None:
             turn.box_px = list(result.box)
             turn.observation = result.index
-            refs.append(_to_ref(result))
+            refs.append(ref)
         else:
             turn.error = result.message
         status = "over_turn"
