@@ -77,32 +77,35 @@ def build_visualprobe_cmd(
     out: Annotated[Path, typer.Option(help="Dataset dir to create (must be empty unless --overwrite).")],
     source: Annotated[str, typer.Option(help="synthetic | coco | official")] = "synthetic",
     train: Annotated[Optional[int], typer.Option(help="Train items (default 4000; official: all).")] = None,
-    test: Annotated[Optional[int], typer.Option(help="Test items, split easy:medium:hard as 141:268:106 "
-                                                     "(default 500; official: all).")] = None,
+    test: Annotated[
+        Optional[int], typer.Option(help="Test items, split 141:268:106 by difficulty (default 500).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same rows and image bytes.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).")] = None,
-    long_side: Annotated[str, typer.Option(help="Synthetic: image long-side range LOW:HIGH in px.")] = "2048:8192",
-    images: Annotated[Optional[Path], typer.Option(help="COCO: image root the file_name values are relative to.")] = None,
+    long_side: Annotated[str, typer.Option(help="Synthetic: long side range LOW:HIGH in px.")] = "2048:8192",
+    images: Annotated[Optional[Path], typer.Option(help="COCO: root of the file_name paths.")] = None,
     annotations: Annotated[Optional[Path], typer.Option(help="COCO: detection annotation JSON.")] = None,
-    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Official: released layout dir "
-                                                                    "(BASE_IMAGE_DIR).")] = None,
-    emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released Mini-o3 JSON layout into --out.")] = False,
+    from_dir: Annotated[
+        Optional[Path], typer.Option("--from", help="Official: released layout dir (BASE_IMAGE_DIR).")
+    ] = None,
+    emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released layout to --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Build a VisualProbe-style dataset dir (train/test parquet, images/, manifest.json) with target boxes.
 
     Example: minio3 build-visualprobe --source synthetic --out data/vp --train 4000 --test 500 --workers 8
 
-    Add --emit-mini-o3-json to also write VisualProbe_train/train.json and VisualProbe_{Easy,Medium,Hard}/val.json
-    (point BASE_IMAGE_DIR at --out). From boxes: --source coco --images coco/val2017 --annotations
-    coco/annotations/instances_val2017.json. From the release: --source official --from $BASE_IMAGE_DIR.
+    Add --emit-mini-o3-json to also write VisualProbe_train/train.json and
+    VisualProbe_{Easy,Medium,Hard}/val.json (point BASE_IMAGE_DIR at --out). From boxes: --source coco
+    --images coco/val2017 --annotations coco/annotations/instances_val2017.json. From the release:
+    --source official --from $BASE_IMAGE_DIR.
     """
     from pipelines.build_visualprobe import build_visualprobe
 
     summary = build_visualprobe(
-        source, out, train=train, test=test, seed=seed, workers=workers, long_side=_parse_long_side(long_side),
-        images=images, annotations=annotations, from_dir=from_dir, emit_mini_o3=emit_mini_o3_json,
-        overwrite=overwrite,
+        source, out, train=train, test=test, seed=seed, workers=workers,
+        long_side=_parse_long_side(long_side), images=images, annotations=annotations, from_dir=from_dir,
+        emit_mini_o3=emit_mini_o3_json, overwrite=overwrite,
     )
     for split, n in summary.counts.items():
         mix = ", ".join(f"{d} {k}" for d, k in summary.by_difficulty[split].items())

@@ -62,8 +62,14 @@ def main() -> None:
     n = args.items
     print(f"synthetic build, {n} items, long side {lo}:{hi}, {os.cpu_count()} CPU(s)")
     print(f"  workers=1:  {n / t1:6.2f} items/s  ({t1 / n:.3f} s/item)")
-    print(f"  workers={args.workers}:  {n / tn:6.2f} items/s  -> {t1 / tn:.2f}x workers=1  (identical bytes: {same})")
-    print(f"  plain PIL JPEG encode of the same images: {enc / n:.3f} s/item -> one item costs {t1 / enc:.1f}x an encode")
+    print(
+        f"  workers={args.workers}:  {n / tn:6.2f} items/s  -> {t1 / tn:.2f}x workers=1  "
+        f"(identical bytes: {same})"
+    )
+    print(
+        f"  plain PIL JPEG encode of the same images: {enc / n:.3f} s/item "
+        f"-> one item costs {t1 / enc:.1f}x an encode"
+    )
 
 
 if __name__ == "__main__":

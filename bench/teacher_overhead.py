@@ -22,7 +22,18 @@ from loopback_teacher import LoopbackTeacher, fast_teacher
 
 from minio3_data.teachers import GenerationConfig, ImageRef, Message
 from minio3_data.teachers.gemini import gemini_content
-from minio3_data.teachers.openai_compat import openai_messages
+
+
+def plain_openai_messages(messages: list[Message]) -> list[dict]:
+    """What a plain SDK user sends: content lists with data URLs, re-encoded into JSON on every request."""
+    return [
+        {"role": m.role, "content": [
+            {"type": "text", "text": p} if isinstance(p, str)
+            else {"type": "image_url", "image_url": {"url": f"data:{p.mime};base64,{p.b64}"}}
+            for p in m.parts
+        ]}
+        for m in messages
+    ]
 
 CONFIG = GenerationConfig(stop=["</grounding>", "</answer>"], max_tokens=256)
 
@@ -48,7 +59,7 @@ async def bench(api: str, srv: LoopbackTeacher, messages: list[Message], n: int,
 
         async def bare() -> object:
             return await client.chat.completions.create(
-                model="m", messages=openai_messages(messages), max_tokens=256, stop=list(CONFIG.stop)
+                model="m", messages=plain_openai_messages(messages), max_tokens=256, stop=list(CONFIG.stop)
             )
 
         close = client.close

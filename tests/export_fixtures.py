@@ -19,6 +19,7 @@ from minio3_data.records import Trajectory, Turn, Verdict, write_trajectories
 from minio3_data.render import conversation, to_released_row
 from minio3_data.zoom import Observation, ZoomEnv
 
+RELEASED_ROW_GROUP = 100
 # The released parquet was pushed with `datasets`, so its schema carries the HF features (images: Image).
 RELEASED_SCHEMA = datasets.Features(
     {
@@ -124,8 +125,13 @@ def python_literal_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_released(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows in 100-row groups, as `datasets` writes image datasets (a reader holds one group at a time)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=RELEASED_SCHEMA), path)
+    with pq.ParquetWriter(path, RELEASED_SCHEMA) as writer:
+        for start in range(0, len(rows), RELEASED_ROW_GROUP):
+            writer.write_table(
+                pa.Table.from_pylist(rows[start : start + RELEASED_ROW_GROUP], schema=RELEASED_SCHEMA)
+            )
     return path
 
 

@@ -1,4 +1,4 @@
-"""`minio3 build-visualprobe`: options in, one call, a summary out; refusals are one line; kills leave nothing."""
+"""`minio3 build-visualprobe`: options in, a summary out; refusals are one line; a kill leaves nothing."""
 
 from __future__ import annotations
 
@@ -20,10 +20,24 @@ SMALL = ["--long-side", "512:768", "--workers", "1"]
 
 def test_builds_and_summarises(tmp_path: Path) -> None:
     out = tmp_path / "vp"
-    res = runner.invoke(app, ["build-visualprobe", "--out", str(out), "--train", "2", "--test", "3", *SMALL,
-                              "--emit-mini-o3-json"])
+    res = runner.invoke(
+        app,
+        [
+            "build-visualprobe",
+            "--out",
+            str(out),
+            "--train",
+            "2",
+            "--test",
+            "3",
+            *SMALL,
+            "--emit-mini-o3-json",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    assert "train: 2 items" in res.output and "test: 3 items" in res.output and "released layout" in res.output
+    assert (
+        "train: 2 items" in res.output and "test: 3 items" in res.output and "released layout" in res.output
+    )
     assert (out / "VisualProbe_Medium" / "val.json").is_file()
     assert json.loads((out / "manifest.json").read_text())["counts"]["test"]["total"] == 3
 
@@ -61,10 +75,29 @@ def test_help_has_a_copy_paste_example() -> None:
 
 def test_a_killed_build_leaves_no_half_dataset(tmp_path: Path) -> None:
     out = tmp_path / "vp"
-    cmd = [sys.executable, "-c", "from cli import app; app()", "build-visualprobe", "--out", str(out),
-           "--train", "400", "--test", "0", "--long-side", "512:768", "--workers", "1"]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-c",
+        "from cli import app; app()",
+        "build-visualprobe",
+        "--out",
+        str(out),
+        "--train",
+        "400",
+        "--test",
+        "0",
+        "--long-side",
+        "512:768",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(tmp_path.glob(".vp.tmp-*/images/train/*.jpg")) and time.monotonic() < deadline:

@@ -12,8 +12,7 @@ from PIL import Image, ImageDraw
 from minio3_data.errors import BadInputError
 from minio3_data.protocol import OPTION_LETTERS
 from minio3_data.records import read_items
-from pipelines.build_visualprobe import build_visualprobe
-from pipelines.build_visualprobe import coco
+from pipelines.build_visualprobe import build_visualprobe, coco
 from pipelines.build_visualprobe.coco import GRID_CELLS, candidates, load_coco, plural
 
 W, H = 2400, 1800  # 4.3 MP: the first view shrinks it by about 0.68
@@ -49,9 +48,13 @@ def make_coco(root: Path, pictures: list[dict[str, Any]], extra_anns: list[dict[
     """Write images (unless `draw` is False) and a COCO-format annotation file; returns its path."""
     images, anns = [], []
     for pid, pic in enumerate(pictures, start=1):
-        images.append({"id": pid, "file_name": pic["file_name"], "width": W, "height": H, **pic.get("meta", {})})
+        images.append(
+            {"id": pid, "file_name": pic["file_name"], "width": W, "height": H, **pic.get("meta", {})}
+        )
         for cat, x, y, w, h in pic.get("boxes", SCENE):
-            anns.append({"id": len(anns) + 1, "image_id": pid, "category_id": cat, "bbox": [x, y, w, h], "iscrowd": 0})
+            anns.append(
+                {"id": len(anns) + 1, "image_id": pid, "category_id": cat, "bbox": [x, y, w, h], "iscrowd": 0}
+            )
         if pic.get("draw", True):
             _draw(root / "images" / pic["file_name"], pic.get("size", (W, H)), list(pic.get("boxes", SCENE)))
     anns += list(extra_anns)
@@ -74,15 +77,22 @@ def test_questions_are_proven_by_the_boxes(tmp_path: Path) -> None:
     assert count.value == str(sum(1 for c, *_ in SCENE if CATEGORIES[c - 1]["name"] == named))
     assert len(count.boxes) == int(count.value)
     position = found["position"]
-    assert position.question.startswith("Where is the dog relative to the person") and position.value == "left"
+    assert (
+        position.question.startswith("Where is the dog relative to the person") and position.value == "left"
+    )
+    assert ("left, right, above or below" in position.question) != bool(position.options)
     category = found["category"]
     cell = next(name for row in GRID_CELLS for name in row if f"the {name} cell" in category.question)
     r, c = next((i, row.index(cell)) for i, row in enumerate(GRID_CELLS) if cell in row)
     x0, y0, x1, y1 = c * W / 3, r * H / 3, (c + 1) * W / 3, (r + 1) * H / 3
     present = {
-        CATEGORIES[cat - 1]["name"] for cat, x, y, w, h in SCENE if x < x1 and x0 < x + w and y < y1 and y0 < y + h
+        CATEGORIES[cat - 1]["name"]
+        for cat, x, y, w, h in SCENE
+        if x < x1 and x0 < x + w and y < y1 and y0 < y + h
     }
-    assert [opt for opt in category.options if opt in present] == [category.value]  # exactly one option is there
+    assert [opt for opt in category.options if opt in present] == [
+        category.value
+    ]  # exactly one option is there
     assert len(category.options) == 4 and category.value == "car"  # the category with most look-alikes
     # a 30x20 car is 13.6 px tall in the first view (1 point); 4 other cars + 2 trucks look alike (1 point)
     assert category.lookalikes == 6 and coco._difficulty(load_coco(path)[0][0], category) == "medium"
@@ -92,7 +102,8 @@ def test_crowd_and_not_exhaustive_categories_are_never_counted(tmp_path: Path) -
     crowd = {"id": 999, "image_id": 1, "category_id": 1, "bbox": [5, 5, 300, 200], "iscrowd": 1}
     found = _by_kind(make_coco(tmp_path, [{"file_name": "a.jpg"}], [crowd]))
     assert (found["count"].question, found["count"].value) in {
-        ("How many trucks are there in the image?", "2"), ("How many kites are there in the image?", "3")
+        ("How many trucks are there in the image?", "2"),
+        ("How many kites are there in the image?", "3"),
     }
     lvis = make_coco(tmp_path, [{"file_name": "a.jpg", "meta": {"not_exhaustive_category_ids": [1, 2, 6]}}])
     assert "count" not in _by_kind(lvis)
@@ -100,7 +111,13 @@ def test_crowd_and_not_exhaustive_categories_are_never_counted(tmp_path: Path) -
 
 def test_plural_names() -> None:
     assert [plural(n) for n in ("person", "bus", "traffic light", "strawberry", "toy", "knife", "kite")] == [
-        "people", "buses", "traffic lights", "strawberries", "toys", "knives", "kites"
+        "people",
+        "buses",
+        "traffic lights",
+        "strawberries",
+        "toys",
+        "knives",
+        "kites",
     ]
 
 
@@ -138,20 +155,34 @@ def test_bad_images_are_skipped_and_listed(tmp_path: Path) -> None:
     (tmp_path / "images" / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "escape.jpg").write_bytes((tmp_path / "images" / "good.jpg").read_bytes())
     out = tmp_path / "vp"
-    summary = build_visualprobe("coco", out, images=tmp_path / "images", annotations=ann, train=50, test=0, workers=1)
+    summary = build_visualprobe(
+        "coco", out, images=tmp_path / "images", annotations=ann, train=50, test=0, workers=1
+    )
     reasons = {s["image"]: s["reason"] for s in summary.skipped}
     assert set(reasons) == {
-        "missing.jpg", "corrupt.jpg", "truncated.jpg", "../escape.jpg", "/abs/elsewhere.jpg", "resized.jpg"
+        "missing.jpg",
+        "corrupt.jpg",
+        "truncated.jpg",
+        "../escape.jpg",
+        "/abs/elsewhere.jpg",
+        "resized.jpg",
     }
-    assert "image not found" in reasons["missing.jpg"] and "cannot read image header" in reasons["corrupt.jpg"]
+    assert (
+        "image not found" in reasons["missing.jpg"] and "cannot read image header" in reasons["corrupt.jpg"]
+    )
     assert "cannot decode image" in reasons["truncated.jpg"]
-    assert "escapes" in reasons["../escape.jpg"] and "absolute paths are refused" in reasons["/abs/elsewhere.jpg"]
+    assert (
+        "escapes" in reasons["../escape.jpg"]
+        and "absolute paths are refused" in reasons["/abs/elsewhere.jpg"]
+    )
     assert "annotations say 2400x1800 but the image is 1200x900" in reasons["resized.jpg"]
     assert {it.image for it in read_items(out / "train.parquet")} == {"images/good.jpg"}
     assert json.loads((out / "manifest.json").read_text())["skipped"] == summary.skipped
 
 
-def test_decompression_bomb_is_refused_naming_the_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decompression_bomb_is_refused_naming_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ann = make_coco(tmp_path, [{"file_name": "a.jpg"}, {"file_name": "b.jpg"}])
     monkeypatch.setenv("MINIO3_MAX_IMAGE_PIXELS", "1000000")
     with pytest.raises(BadInputError, match="no usable items") as err:
@@ -163,11 +194,17 @@ def test_decompression_bomb_is_refused_naming_the_limit(tmp_path: Path, monkeypa
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), "annotations[0].bbox: expected a list of 4 finite numbers"),
+        (
+            lambda d: d["annotations"][0].update(bbox=[1, 2, 3]),
+            "annotations[0].bbox: expected a list of 4 finite numbers",
+        ),
         (lambda d: d["annotations"][0].update(bbox=[1, 2, "x", 4]), "annotations[0].bbox"),
         (lambda d: d["images"][0].pop("width"), "images[0].width: missing"),
         (lambda d: d["annotations"][0].update(image_id=77), "annotations[0].image_id: 77 is not in images"),
-        (lambda d: d["annotations"][0].update(category_id=42), "annotations[0].category_id: 42 is not in categories"),
+        (
+            lambda d: d["annotations"][0].update(category_id=42),
+            "annotations[0].category_id: 42 is not in categories",
+        ),
         (lambda d: d.pop("categories"), "categories: missing"),
         (lambda d: d["categories"][0].update(name=5), "categories[0].name: expected str, got int"),
     ],

@@ -22,17 +22,36 @@ def _image(path: Path, size: tuple[int, int] = (640, 480)) -> None:
 
 
 def _record(image: str, problem: str, solution: Any, source: str, doc_id: Any) -> dict[str, Any]:
-    return {"images": [image], "problem": problem, "solution": solution, "data_source": source, "doc_id": doc_id}
+    return {
+        "images": [image],
+        "problem": problem,
+        "solution": solution,
+        "data_source": source,
+        "doc_id": doc_id,
+    }
 
 
 def released_layout(root: Path) -> Path:
     """A small released-layout tree: a train file and three val files, images relative to root."""
-    train = [_record(f"VisualProbe_train/images/t{i}.jpg", f"<image>\nWhat is on sign {i}?", f"K{i}", "visual_probe_train", i)
-             for i in range(3)]
+    train = [
+        _record(
+            f"VisualProbe_train/images/t{i}.jpg",
+            f"<image>\nWhat is on sign {i}?",
+            f"K{i}",
+            "visual_probe_train",
+            i,
+        )
+        for i in range(3)
+    ]
     files = {"VisualProbe_train/train.json": train}
     for d, size in (("Easy", (640, 480)), ("Medium", (1600, 1200)), ("Hard", (4000, 3000))):
-        rec = _record(f"VisualProbe_{d}/images/v.jpg", "<image>\nWhat color is the kite?", "red",
-                      f"visual_probe_{d.lower()}", 0)
+        rec = _record(
+            f"VisualProbe_{d}/images/v.jpg",
+            "<image>\nWhat color is the kite?",
+            "red",
+            f"visual_probe_{d.lower()}",
+            0,
+        )
         files[f"VisualProbe_{d}/val.json"] = [rec]
         _image(root / f"VisualProbe_{d}/images/v.jpg", size)
     for rel, rows in files.items():
@@ -51,7 +70,11 @@ def test_import_strips_image_and_takes_difficulty_from_data_source(tmp_path: Pat
     train, test = read_items(out / "train.parquet"), read_items(out / "test.parquet")
     assert {it.difficulty for it in test} == {"easy", "medium", "hard"}
     assert {it.difficulty for it in train} == {"unknown"}
-    assert train[1].question == "What is on sign 1?" and train[1].answer == "K1" and train[1].id == "official-train-1"
+    assert (
+        train[1].question == "What is on sign 1?"
+        and train[1].answer == "K1"
+        and train[1].id == "official-train-1"
+    )
     for it in train + test:
         assert IMAGE_PLACEHOLDER not in it.question and it.target_bbox is None and it.source == "official"
         assert (out / it.image).is_file()
@@ -68,16 +91,29 @@ def test_split_options_inverts_question_text() -> None:
 
 def test_emit_then_import_round_trips(tmp_path: Path) -> None:
     out = tmp_path / "vp"
-    build_visualprobe("synthetic", out, train=3, test=4, seed=3, workers=1, long_side=(512, 768), emit_mini_o3=True)
+    build_visualprobe(
+        "synthetic", out, train=3, test=4, seed=3, workers=1, long_side=(512, 768), emit_mini_o3=True
+    )
     ours = {it.id: it for it in read_items(out / "train.parquet") + read_items(out / "test.parquet")}
-    for rel in ("VisualProbe_train/train.json", "VisualProbe_Easy/val.json", "VisualProbe_Medium/val.json",
-                "VisualProbe_Hard/val.json"):
+    for rel in (
+        "VisualProbe_train/train.json",
+        "VisualProbe_Easy/val.json",
+        "VisualProbe_Medium/val.json",
+        "VisualProbe_Hard/val.json",
+    ):
         for rec in json.loads((out / rel).read_text()):
             it = ours[rec["doc_id"]]
-            assert rec["problem"].startswith(f"{IMAGE_PLACEHOLDER}\n") and rec["problem"].count(IMAGE_PLACEHOLDER) == 1
+            assert (
+                rec["problem"].startswith(f"{IMAGE_PLACEHOLDER}\n")
+                and rec["problem"].count(IMAGE_PLACEHOLDER) == 1
+            )
             assert rec["problem"] == f"{IMAGE_PLACEHOLDER}\n{question_text(it.question, it.options)}"
             assert rec["solution"] == it.answer and (out / rec["images"][0]).is_file()
-            expected = "visual_probe_train" if rel.startswith("VisualProbe_train") else f"visual_probe_{it.difficulty}"
+            expected = (
+                "visual_probe_train"
+                if rel.startswith("VisualProbe_train")
+                else f"visual_probe_{it.difficulty}"
+            )
             assert rec["data_source"] == expected
     back = tmp_path / "back"
     build_visualprobe("official", back, from_dir=out, workers=1)
@@ -109,10 +145,19 @@ def test_missing_and_escaping_images_are_skipped_and_listed(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda rows: rows[0].update(data_source="vstar_bench"), "[0].data_source: 'vstar_bench' is not one of"),
+        (
+            lambda rows: rows[0].update(data_source="vstar_bench"),
+            "[0].data_source: 'vstar_bench' is not one of",
+        ),
         (lambda rows: rows[1].pop("problem"), "[1].problem: missing"),
-        (lambda rows: rows[2].update(images=["a.jpg", "b.jpg"]), "[2].images: expected a list with exactly one"),
-        (lambda rows: rows[0].update(solution=None), "[0].solution: expected str or int or float, got NoneType"),
+        (
+            lambda rows: rows[2].update(images=["a.jpg", "b.jpg"]),
+            "[2].images: expected a list with exactly one",
+        ),
+        (
+            lambda rows: rows[0].update(solution=None),
+            "[0].solution: expected str or int or float, got NoneType",
+        ),
         (lambda rows: rows[2].update(doc_id=0), "doc_id '0' repeats"),
     ],
 )

@@ -1,4 +1,4 @@
-"""Synthetic VisualProbe items: the API, the unambiguity checker, the difficulty rule, determinism, the dataset dir."""
+"""Synthetic items: the API, the unambiguity checker, the difficulty rule, determinism, the dataset dir."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def test_make_sample_is_checked_and_self_consistent(kind: str) -> None:
             assert s.answer == s.value
         tagged = [o.box for o in s.objects if "target" in o.tags]
         assert sorted(map(tuple, tagged)) == sorted(map(tuple, s.target_boxes))
-        assert sorted(map(tuple, s.distractor_boxes)) == sorted(tuple(o.box) for o in s.objects if "lookalike" in o.tags)
+        assert sorted(map(tuple, s.distractor_boxes)) == sorted(
+            tuple(o.box) for o in s.objects if "lookalike" in o.tags
+        )
 
 
 def test_answers_follow_from_the_objects() -> None:
@@ -53,7 +55,10 @@ def test_answers_follow_from_the_objects() -> None:
     assert sign.is_sign and s.answer == sign.text
     s = make_sample(4, kind="position", long_side=SMALL, multiple_choice=False)
     asked, reference = s.target_boxes
-    assert s.answer == relation(asked, reference) and s.answer in s.question.split(": ")[1]
+    assert s.answer == relation(asked, reference) and s.question.endswith(": left, right, above or below?")
+    s = make_sample(4, kind="position", long_side=SMALL, multiple_choice=True)
+    assert s.options[OPTION_LETTERS.index(s.answer)] == relation(*s.target_boxes)
+    assert s.question.endswith("?") and "left" not in s.question  # the options are rendered separately
 
 
 @pytest.mark.parametrize("difficulty", ["easy", "medium", "hard"])
@@ -76,17 +81,24 @@ def test_hard_targets_are_tiny_in_the_first_view_but_legible_in_the_original() -
 
 def test_same_seed_same_pixels_other_seed_other_pixels() -> None:
     a, b = make_sample(9, long_side=SMALL), make_sample(9, long_side=SMALL)
-    assert a.image.tobytes() == b.image.tobytes() and (a.question, a.answer, a.options) == (b.question, b.answer, b.options)
+    assert a.image.tobytes() == b.image.tobytes() and (a.question, a.answer, a.options) == (
+        b.question,
+        b.answer,
+        b.options,
+    )
     assert make_sample(10, long_side=SMALL).image.tobytes() != a.image.tobytes()
 
 
-def test_bad_arguments_are_one_line_errors() -> None:
+def test_bad_arguments_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MINIO3_MAX_IMAGE_PIXELS", raising=False)
     with pytest.raises(BadInputError, match="difficulty 'impossible'"):
         make_sample(0, difficulty="impossible")
     with pytest.raises(BadInputError, match="question kind 'smell'"):
         make_sample(0, kind="smell")
     with pytest.raises(BadInputError, match="long side range 900:800"):
         make_sample(0, long_side=(900, 800))
+    with pytest.raises(BadInputError, match="above the limit of 250,000,000; .* MINIO3_MAX_IMAGE_PIXELS"):
+        make_sample(0, long_side=(2048, 20000))
 
 
 # --- the renderer draws what the objects say ---------------------------------------------------------------
@@ -105,7 +117,9 @@ def test_sign_text_is_drawn_and_distinct() -> None:
     w, h = sign_size("K7", 14)
     pix = []
     for text in ("K7", "H4"):
-        sign = SceneObject("sign", "white", [10.0, 10.0, 10.0 + w, 10.0 + h], border="red", text=text, font_size=14)
+        sign = SceneObject(
+            "sign", "white", [10.0, 10.0, 10.0 + w, 10.0 + h], border="red", text=text, font_size=14
+        )
         pix.append(render(w + 20, h + 20, [sign], seed=3).crop((10, 10, 10 + w, 10 + h)))
     dark = int((np.asarray(pix[0]).max(axis=2) < 80).sum())
     assert dark > 15  # glyph strokes in the shared dark text color
@@ -124,17 +138,23 @@ def test_checker_accepts_a_sound_item() -> None:
 
 def test_checker_rejects_two_matching_objects() -> None:
     objs = [_shape("star", "red", [10, 10, 30, 30]), _shape("star", "blue", [60, 10, 80, 30])]
-    problems = check(QuestionSpec("color", [Description(shape="star", pattern="plain")], "red"), objs, 200, 100)
+    problems = check(
+        QuestionSpec("color", [Description(shape="star", pattern="plain")], "red"), objs, 200, 100
+    )
     assert any("matches 2 objects" in p for p in problems)
 
 
 def test_checker_rejects_a_wrong_count_and_a_wrong_attribute() -> None:
     objs = [_shape("circle", "green", [10, 10, 30, 30]), _shape("circle", "green", [50, 10, 70, 30])]
-    assert check(QuestionSpec("count", [Description(shape="circle", color="green")], "2"), objs, 200, 100) == []
+    assert (
+        check(QuestionSpec("count", [Description(shape="circle", color="green")], "2"), objs, 200, 100) == []
+    )
     assert check(QuestionSpec("count", [Description(shape="circle", color="green")], "3"), objs, 200, 100)
     spec = QuestionSpec("shape", [Description(color="green", pattern="plain")], "circle")
     assert any("matches 2" in p for p in check(spec, objs, 200, 100))
-    assert check(QuestionSpec("shape", [Description(color="green", pattern="plain")], "star"), objs[:1], 200, 100)
+    assert check(
+        QuestionSpec("shape", [Description(color="green", pattern="plain")], "star"), objs[:1], 200, 100
+    )
 
 
 def test_checker_rejects_a_description_that_gives_the_answer_away() -> None:
@@ -151,7 +171,9 @@ def test_checker_rejects_overlap_tiny_targets_and_bad_options() -> None:
     assert any("below 16px" in p for p in check(spec, tiny, 200, 100))
     good = [_shape("star", "red", [10, 10, 30, 30])]
     assert check(QuestionSpec("color", spec.subjects, "red", ["red", "red", "blue", "green"]), good, 200, 100)
-    assert check(QuestionSpec("color", spec.subjects, "red", ["pink", "cyan", "blue", "green"]), good, 200, 100)
+    assert check(
+        QuestionSpec("color", spec.subjects, "red", ["pink", "cyan", "blue", "green"]), good, 200, 100
+    )
     sign = SceneObject("sign", "white", [10.0, 10.0, 40.0, 25.0], border="red", text="K7", font_size=9)
     text = QuestionSpec("text", [Description(shape="sign", color="white", border="red")], "K7")
     assert any("below 12px" in p for p in check(text, [sign], 200, 100))
@@ -159,7 +181,11 @@ def test_checker_rejects_overlap_tiny_targets_and_bad_options() -> None:
 
 def test_checker_rejects_an_unclear_relation() -> None:
     a, b = _shape("star", "red", [10, 10, 30, 30]), _shape("circle", "blue", [40, 40, 60, 60])  # diagonal
-    spec = QuestionSpec("position", [Description(shape="star", color="red"), Description(shape="circle", color="blue")], "left")
+    spec = QuestionSpec(
+        "position",
+        [Description(shape="star", color="red"), Description(shape="circle", color="blue")],
+        "left",
+    )
     assert any("unclear" in p for p in check(spec, [a, b], 200, 100))
     b.box = [80.0, 12.0, 100.0, 32.0]
     assert check(spec, [a, b], 200, 100) == []
@@ -184,20 +210,24 @@ def test_difficulty_rule_boundaries() -> None:
 def test_quotas_follow_the_released_split() -> None:
     assert rule.quotas(515) == {"easy": 141, "medium": 268, "hard": 106}
     assert rule.quotas(500) == {"easy": 137, "medium": 260, "hard": 103}
-    for n in range(0, 40):
+    for n in range(40):
         assert sum(rule.quotas(n).values()) == n
     assert "3-4 points" in rule.rule_markdown() or "3-4 = hard" in rule.rule_markdown()
 
 
-# --- the dataset dir -----------------------------------------------------------------------------------------
+# --- the dataset dir -------------------------------------------------------------------------------------
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_dataset_is_identical_for_any_worker_count(tmp_path: Path) -> None:
-    kw = dict(train=3, test=4, seed=5, long_side=(512, 768))
+    kw = {"train": 3, "test": 4, "seed": 5, "long_side": (512, 768)}
     build_visualprobe("synthetic", tmp_path / "one", workers=1, **kw)
     build_visualprobe("synthetic", tmp_path / "two", workers=2, **kw)
     one, two = _hashes(tmp_path / "one"), _hashes(tmp_path / "two")
@@ -218,7 +248,9 @@ def test_dataset_dir_contract(tmp_path: Path) -> None:
         assert open_image(out / it.image).size == (it.width, it.height)
         assert it.target_bbox is not None and it.source == "synthetic" and it.kind in KINDS
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["counts"]["test"]["by_difficulty"] == {d: n for d, n in sorted(rule.quotas(6).items()) if n}
+    assert manifest["counts"]["test"]["by_difficulty"] == {
+        d: n for d, n in sorted(rule.quotas(6).items()) if n
+    }
     by_both = manifest["counts"]["train"]["by_difficulty_and_kind"]
     assert sum(n for kinds in by_both.values() for n in kinds.values()) == 5
     assert manifest["difficulty_rule"]["classes"]["hard"] == "3-4 points" and manifest["skipped"] == []
@@ -230,7 +262,8 @@ def test_parquet_loads_with_datasets(tmp_path: Path) -> None:
     out = tmp_path / "vp"
     build_visualprobe("synthetic", out, train=2, test=2, seed=0, workers=1, long_side=(512, 768))
     ds = datasets.load_dataset(
-        "parquet", data_files={"train": str(out / "train.parquet"), "test": str(out / "test.parquet")},
+        "parquet",
+        data_files={"train": str(out / "train.parquet"), "test": str(out / "test.parquet")},
         cache_dir=str(tmp_path / "hf"),
     )
     assert ds["train"].num_rows == 2 and ds["test"].num_rows == 2

@@ -26,7 +26,7 @@ class ImageRef:
     width: int = 0
     height: int = 0
 
-    @cached_property
+    @property
     def b64(self) -> str:
         return base64.b64encode(self.data).decode("ascii")
 
@@ -34,9 +34,12 @@ class ImageRef:
     def sha1(self) -> str:
         return hashlib.sha1(self.data).hexdigest()
 
-    @property
-    def data_url(self) -> str:
-        return f"data:{self.mime};base64,{self.b64}"
+    @cached_property
+    def openai_part(self) -> bytes:
+        """The serialized chat-completions content part, built once: every request that re-sends the image
+        splices these bytes into its body instead of re-encoding megabytes of base64 into JSON."""
+        url = b"data:" + self.mime.encode("ascii") + b";base64," + base64.b64encode(self.data)
+        return b'{"type":"image_url","image_url":{"url":"' + url + b'"}}'
 
 
 Part = str | ImageRef

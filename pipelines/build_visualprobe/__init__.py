@@ -50,22 +50,40 @@ def _need(value: Any, option: str, source: str) -> Any:
 
 
 def _build(
-    root: Path, source: str, *, train: int | None, test: int | None, seed: int, workers: int,
-    long_side: tuple[int, int], images: Path | None, annotations: Path | None, from_dir: Path | None,
+    root: Path,
+    source: str,
+    *,
+    train: int | None,
+    test: int | None,
+    seed: int,
+    workers: int,
+    long_side: tuple[int, int],
+    images: Path | None,
+    annotations: Path | None,
+    from_dir: Path | None,
 ) -> Built:
     if source == "synthetic":
         return build_synthetic(
-            root, train=DEFAULT_TRAIN if train is None else train, test=DEFAULT_TEST if test is None else test,
-            seed=seed, workers=workers, long_side=long_side,
+            root,
+            train=DEFAULT_TRAIN if train is None else train,
+            test=DEFAULT_TEST if test is None else test,
+            seed=seed,
+            workers=workers,
+            long_side=long_side,
         )
     if source == "coco":
         return build_coco(
-            root, images=_need(images, "--images DIR", source), annotations=_need(annotations, "--annotations FILE", source),
-            train=DEFAULT_TRAIN if train is None else train, test=DEFAULT_TEST if test is None else test,
-            seed=seed, workers=workers,
+            root,
+            images=_need(images, "--images DIR", source),
+            annotations=_need(annotations, "--annotations FILE", source),
+            train=DEFAULT_TRAIN if train is None else train,
+            test=DEFAULT_TEST if test is None else test,
+            seed=seed,
+            workers=workers,
         )
-    return import_official(root, _need(from_dir, "--from DIR", source), workers=workers,
-                           limits={"train": train, "test": test})
+    return import_official(
+        root, _need(from_dir, "--from DIR", source), workers=workers, limits={"train": train, "test": test}
+    )
 
 
 def build_visualprobe(
@@ -93,9 +111,16 @@ def build_visualprobe(
     out = Path(out)
     with atomic_dir(out, overwrite=overwrite) as root:
         built = _build(
-            root, source, train=train, test=test, seed=seed, workers=workers or default_workers(),
-            long_side=long_side, images=Path(images) if images else None,
-            annotations=Path(annotations) if annotations else None, from_dir=Path(from_dir) if from_dir else None,
+            root,
+            source,
+            train=train,
+            test=test,
+            seed=seed,
+            workers=workers or default_workers(),
+            long_side=long_side,
+            images=Path(images) if images else None,
+            annotations=Path(annotations) if annotations else None,
+            from_dir=Path(from_dir) if from_dir else None,
         )
         if not any(built.splits.values()):
             reasons = "; ".join(s["reason"] for s in built.skipped[:3]) or "no image had a usable question"

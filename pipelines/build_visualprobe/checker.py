@@ -26,7 +26,8 @@ def targets(spec: QuestionSpec, objects: list[SceneObject]) -> list[SceneObject]
 def lookalikes(spec: QuestionSpec, objects: list[SceneObject]) -> list[SceneObject]:
     """Objects that meet some but not all of a subject's constraints and are not themselves targets."""
     return [
-        o for o in objects
+        o
+        for o in objects
         if not any(d.matches(o) for d in spec.subjects) and any(d.shares(o) for d in spec.subjects)
     ]
 
@@ -36,10 +37,14 @@ def _answer_problems(spec: QuestionSpec, objects: list[SceneObject]) -> list[str
     if spec.kind == "count":
         n = len(matched[0])
         if n == 0 or str(n) != spec.value:
-            return [f"'{spec.subjects[0].phrase(plural=True)}' match {n} objects but the answer says {spec.value}"]
+            return [
+                f"'{spec.subjects[0].phrase(plural=True)}' match {n} objects but the answer says {spec.value}"
+            ]
         return []
     problems = [
-        f"'{d.phrase()}' matches {len(m)} objects, not exactly one" for d, m in zip(spec.subjects, matched) if len(m) != 1
+        f"'{d.phrase()}' matches {len(m)} objects, not exactly one"
+        for d, m in zip(spec.subjects, matched)
+        if len(m) != 1
     ]
     if problems:
         return problems

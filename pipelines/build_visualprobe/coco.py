@@ -40,9 +40,23 @@ GRID_CELLS = (
     ("bottom-left", "bottom-middle", "bottom-right"),
 )
 IRREGULAR_PLURALS = {
-    "person": "people", "mouse": "mice", "sheep": "sheep", "deer": "deer", "fish": "fish", "knife": "knives",
-    "man": "men", "woman": "women", "child": "children", "goose": "geese", "foot": "feet", "leaf": "leaves",
-    "skis": "skis", "scissors": "scissors", "glasses": "glasses", "jeans": "jeans", "shelf": "shelves",
+    "person": "people",
+    "mouse": "mice",
+    "sheep": "sheep",
+    "deer": "deer",
+    "fish": "fish",
+    "knife": "knives",
+    "man": "men",
+    "woman": "women",
+    "child": "children",
+    "goose": "geese",
+    "foot": "feet",
+    "leaf": "leaves",
+    "skis": "skis",
+    "scissors": "scissors",
+    "glasses": "glasses",
+    "jeans": "jeans",
+    "shelf": "shelves",
 }
 
 Box = list[float]
@@ -62,7 +76,9 @@ class Picture:
     width: int
     height: int
     instances: list[Instance] = field(default_factory=list)
-    unreliable: set[int] = field(default_factory=set)  # categories with crowd/degenerate boxes or not exhaustive
+    unreliable: set[int] = field(
+        default_factory=set
+    )  # categories with crowd/degenerate boxes or not exhaustive
 
 
 @dataclass
@@ -104,7 +120,9 @@ def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], int]:
     for i, c in enumerate(get(path, "", data, "categories", (list,))):
         cid = get(path, f"categories[{i}]", c, "id", (int,))
         name = get(path, f"categories[{i}]", c, "name", (str,)).replace("_", " ").strip()
-        categories[cid] = Category(name, get(path, f"categories[{i}]", c, "supercategory", (str,), default=""))
+        categories[cid] = Category(
+            name, get(path, f"categories[{i}]", c, "supercategory", (str,), default="")
+        )
     pictures: dict[object, Picture] = {}
     for i, im in enumerate(get(path, "", data, "images", (list,))):
         where = f"images[{i}]"
@@ -144,8 +162,10 @@ def _lookalikes(pic: Picture, cats: dict[int, Category], targets: list[Instance]
     ids = {t.category for t in targets}
     supers = {cats[c].supercategory for c in ids} - {""}
     return sum(
-        1 for o in pic.instances
-        if not any(o is t for t in targets) and (o.category in ids or cats[o.category].supercategory in supers)
+        1
+        for o in pic.instances
+        if not any(o is t for t in targets)
+        and (o.category in ids or cats[o.category].supercategory in supers)
     )
 
 
@@ -158,8 +178,11 @@ def _by_category(pic: Picture) -> dict[int, list[Instance]]:
 
 def _count(pic: Picture, cats: dict[int, Category], scale: float, rng: random.Random) -> Candidate | None:
     eligible = [
-        insts for c, insts in _by_category(pic).items()
-        if c not in pic.unreliable and 2 <= len(insts) <= MAX_COUNT and all(_small(i.box, scale) for i in insts)
+        insts
+        for c, insts in _by_category(pic).items()
+        if c not in pic.unreliable
+        and 2 <= len(insts) <= MAX_COUNT
+        and all(_small(i.box, scale) for i in insts)
     ]
     if not eligible:
         return None
@@ -167,7 +190,9 @@ def _count(pic: Picture, cats: dict[int, Category], scale: float, rng: random.Ra
     n = len(insts)
     options = count_choices(n, rng) if rng.random() < 0.5 else []
     question = f"How many {plural(cats[insts[0].category].name)} are there in the image?"
-    return Candidate("count", question, str(n), options, [i.box for i in insts], _lookalikes(pic, cats, insts))
+    return Candidate(
+        "count", question, str(n), options, [i.box for i in insts], _lookalikes(pic, cats, insts)
+    )
 
 
 def _cell(box: Box, pic: Picture) -> tuple[int, int] | None:
@@ -181,7 +206,8 @@ def _cell(box: Box, pic: Picture) -> tuple[int, int] | None:
 def _category(pic: Picture, cats: dict[int, Category], scale: float, rng: random.Random) -> Candidate | None:
     groups = _by_category(pic)
     usable = [
-        (len(groups[i.category]), rng.random(), k, i) for k, i in enumerate(pic.instances)
+        (len(groups[i.category]), rng.random(), k, i)
+        for k, i in enumerate(pic.instances)
         if not i.crowd and i.category not in pic.unreliable and _small(i.box, scale) and _cell(i.box, pic)
     ]
     for _, _, _, target in sorted(usable, key=lambda u: (-u[0], u[1], u[2])):  # most same-category first
@@ -189,7 +215,8 @@ def _category(pic: Picture, cats: dict[int, Category], scale: float, rng: random
         cw, ch = pic.width / 3, pic.height / 3
         cell = [col * cw, row * ch, (col + 1) * cw, (row + 1) * ch]
         touching = {
-            i.category for i in pic.instances
+            i.category
+            for i in pic.instances
             if i.box[0] < cell[2] and cell[0] < i.box[2] and i.box[1] < cell[3] and cell[1] < i.box[3]
         }
         absent = [c for c in groups if c not in touching and c not in pic.unreliable]
@@ -199,14 +226,16 @@ def _category(pic: Picture, cats: dict[int, Category], scale: float, rng: random
         if len([n for n in names if n != name]) < NUM_OPTIONS - 1:
             continue
         options = choices(name, [n for n in names if n != name][: NUM_OPTIONS - 1], [], rng)
-        question = f"The image is divided into a 3x3 grid. Which of these objects is in the {GRID_CELLS[row][col]} cell?"
+        cell_name = GRID_CELLS[row][col]
+        question = f"The image is divided into a 3x3 grid. Which of these objects is in the {cell_name} cell?"
         return Candidate("category", question, name, options, [target.box], _lookalikes(pic, cats, [target]))
     return None
 
 
 def _position(pic: Picture, cats: dict[int, Category], scale: float, rng: random.Random) -> Candidate | None:
     singles = [
-        insts[0] for c, insts in _by_category(pic).items()
+        insts[0]
+        for c, insts in _by_category(pic).items()
         if len(insts) == 1 and c not in pic.unreliable and _small(insts[0].box, scale)
     ]
     names = Counter(cats[i.category].name for i in singles)
@@ -217,7 +246,7 @@ def _position(pic: Picture, cats: dict[int, Category], scale: float, rng: random
     a, b = rng.choice(pairs)
     value = relation(a.box, b.box) or ""
     options = choices(value, [], ["left", "right", "above", "below"], rng) if rng.random() < 0.5 else []
-    question = position_question(cats[a.category].name, cats[b.category].name)
+    question = position_question(cats[a.category].name, cats[b.category].name, bool(options))
     return Candidate("position", question, value, options, [a.box, b.box], _lookalikes(pic, cats, [a, b]))
 
 
@@ -225,7 +254,11 @@ def candidates(pic: Picture, cats: dict[int, Category], seed: int) -> list[Candi
     """At most one checked question of each kind about this picture."""
     rng = random.Random(f"coco:{seed}:{pic.id}")
     scale = rule.first_view_scale(pic.width, pic.height)
-    found = (_count(pic, cats, scale, rng), _category(pic, cats, scale, rng), _position(pic, cats, scale, rng))
+    found = (
+        _count(pic, cats, scale, rng),
+        _category(pic, cats, scale, rng),
+        _position(pic, cats, scale, rng),
+    )
     return [c for c in found if c is not None]
 
 
@@ -250,8 +283,12 @@ def _difficulty(pic: Picture, c: Candidate) -> str:
 
 
 def _fill(
-    out: Path, images: Path, usable: list[tuple[Picture, list[Candidate]]], checked: Iterator[tuple[int, int] | str],
-    need: dict[str, int], train: int,
+    out: Path,
+    images: Path,
+    usable: list[tuple[Picture, list[Candidate]]],
+    checked: Iterator[tuple[int, int] | str],
+    need: dict[str, int],
+    train: int,
 ) -> Built:
     """Assign whole images to test (while a class quota has room) or train; copy the images used."""
     built = Built(splits={"train": [], "test": []}, params={})
@@ -285,18 +322,28 @@ def build_coco(
 ) -> Built:
     """Pick items image by image in a seeded order until the test quotas and the train count are met."""
     if not Path(images).is_dir():
-        raise BadInputError(f"{images}: --images must be the directory the annotations' file_name values are relative to")
+        raise BadInputError(
+            f"{images}: --images must be the directory the annotations' file_name values are relative to"
+        )
     pictures, cats, degenerate = load_coco(annotations)
     order = sorted(pictures, key=lambda p: p.id)
     random.Random(f"coco-order:{seed}").shuffle(order)
     usable = [(p, cs) for p in order if (cs := candidates(p, cats, seed))]
     need = rule.quotas(test)
-    checked = ordered_map(check_image, [(str(images), p.file_name) for p, _ in usable], workers, "coco images")
+    checked = ordered_map(
+        check_image, [(str(images), p.file_name) for p, _ in usable], workers, "coco images"
+    )
     with contextlib.closing(checked):  # stopping early ends the worker pool
         built = _fill(out, Path(images), usable, checked, need, train)
     built.params = {
-        "seed": seed, "train": train, "test": test, "annotations": str(annotations), "images": str(images),
-        "small_view_px": SMALL_VIEW_PX, "min_box_px": MIN_BOX_PX, "max_count": MAX_COUNT,
+        "seed": seed,
+        "train": train,
+        "test": test,
+        "annotations": str(annotations),
+        "images": str(images),
+        "small_view_px": SMALL_VIEW_PX,
+        "min_box_px": MIN_BOX_PX,
+        "max_count": MAX_COUNT,
     }
     built.notes = {
         "test_quotas": rule.quotas(test),

@@ -29,9 +29,17 @@ RELEASED_TEST_SPLIT = {"easy": 141, "medium": 268, "hard": 106}
 RULE: dict[str, object] = {
     "first_view_max_pixels": FIRST_VIEW_MAX_PIXELS,
     "size": "shorter side of the (smallest) target box after scaling the image to the first view",
-    "size_points": {"0": f">= {SIZE_CUTS[0]:g} px", "1": f"{SIZE_CUTS[1]:g}-{SIZE_CUTS[0]:g} px", "2": f"< {SIZE_CUTS[1]:g} px"},
+    "size_points": {
+        "0": f">= {SIZE_CUTS[0]:g} px",
+        "1": f"{SIZE_CUTS[1]:g}-{SIZE_CUTS[0]:g} px",
+        "2": f"< {SIZE_CUTS[1]:g} px",
+    },
     "crowd": "number of look-alike distractors",
-    "crowd_points": {"0": f"<= {CROWD_CUTS[0] - 1}", "1": f"{CROWD_CUTS[0]}-{CROWD_CUTS[1] - 1}", "2": f">= {CROWD_CUTS[1]}"},
+    "crowd_points": {
+        "0": f"<= {CROWD_CUTS[0] - 1}",
+        "1": f"{CROWD_CUTS[0]}-{CROWD_CUTS[1] - 1}",
+        "2": f">= {CROWD_CUTS[1]}",
+    },
     "classes": {"easy": "0-1 points", "medium": "2 points", "hard": "3-4 points"},
     "test_split_ratio": RELEASED_TEST_SPLIT,
 }
@@ -82,7 +90,10 @@ def rule_markdown() -> str:
     """The rule as a README table."""
     return "\n".join(
         [
-            f"| points | target's shorter side in the first view (<= {FIRST_VIEW_MAX_PIXELS:,} px) | look-alike distractors |",
+            (
+                f"| points | target's shorter side in the first view (<= {FIRST_VIEW_MAX_PIXELS:,} px) "
+                "| look-alike distractors |"
+            ),
             "|---|---|---|",
             f"| 0 | >= {SIZE_CUTS[0]:g} px | <= {CROWD_CUTS[0] - 1} |",
             f"| 1 | {SIZE_CUTS[1]:g}-{SIZE_CUTS[0]:g} px | {CROWD_CUTS[0]}-{CROWD_CUTS[1] - 1} |",

@@ -25,9 +25,11 @@ def load_json(path: Path) -> Any:
 
 
 def get(path: Path, where: str, obj: Any, key: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:
-    """obj[key] checked against `kinds` (bool never counts as a number); `where` is e.g. "images[3]", "" at top level."""
+    """obj[key] checked against `kinds` (a bool is never a number); `where` is e.g. "images[3]" or ""."""
     if not isinstance(obj, dict):
-        raise BadInputError(f"{path}: {where or 'top level'}: expected a JSON object, got {type(obj).__name__}")
+        raise BadInputError(
+            f"{path}: {where or 'top level'}: expected a JSON object, got {type(obj).__name__}"
+        )
     name = f"{where}.{key}" if where else key
     if key not in obj:
         if default is _MISSING:
@@ -43,7 +45,11 @@ def get(path: Path, where: str, obj: Any, key: str, kinds: tuple[type, ...], def
 def numbers(path: Path, where: str, value: Any, n: int) -> list[float]:
     """A list of exactly n finite numbers."""
     ok = isinstance(value, list) and len(value) == n
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    ok = ok and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+    )
     if not ok:
-        raise BadInputError(f"{path}: {where}: expected a list of {n} finite numbers, got {json.dumps(value)[:60]}")
+        raise BadInputError(
+            f"{path}: {where}: expected a list of {n} finite numbers, got {json.dumps(value)[:60]}"
+        )
     return [float(v) for v in value]

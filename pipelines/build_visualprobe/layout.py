@@ -17,10 +17,13 @@ class Placer:
     def free(self, box: Box) -> bool:
         g = self.gap
         return all(
-            box[2] + g <= b[0] or b[2] + g <= box[0] or box[3] + g <= b[1] or b[3] + g <= box[1] for b in self.boxes
+            box[2] + g <= b[0] or b[2] + g <= box[0] or box[3] + g <= b[1] or b[3] + g <= box[1]
+            for b in self.boxes
         )
 
-    def place(self, w: int, h: int, rng: random.Random, region: Box | None = None, tries: int = 300) -> Box | None:
+    def place(
+        self, w: int, h: int, rng: random.Random, region: Box | None = None, tries: int = 300
+    ) -> Box | None:
         """A free box of size w x h inside `region` (default: the image minus its edge), or None."""
         x_lo, y_lo, x_hi, y_hi = region or [0, 0, self.width, self.height]
         x_lo, y_lo = max(x_lo, self.edge), max(y_lo, self.edge)
@@ -52,4 +55,9 @@ def around(box: Box, radius: float) -> Box:
 
 
 def union(boxes: list[Box]) -> Box:
-    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+    return [
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    ]

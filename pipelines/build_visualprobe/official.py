@@ -66,7 +66,9 @@ def read_released(path: Path) -> list[dict[str, Any]]:
             raise BadInputError(f"{path}: {where}.images: expected a list with exactly one image path")
         source = get(path, where, row, "data_source", (str,))
         if source not in DIFFICULTY_BY_SOURCE:
-            raise BadInputError(f"{path}: {where}.data_source: {source!r} is not one of {', '.join(DIFFICULTY_BY_SOURCE)}")
+            raise BadInputError(
+                f"{path}: {where}.data_source: {source!r} is not one of {', '.join(DIFFICULTY_BY_SOURCE)}"
+            )
         doc_id = get(path, where, row, "doc_id", (str, int), default=i)
         out.append(
             {
@@ -107,14 +109,18 @@ def import_official(out: Path, root: Path, *, workers: int, limits: dict[str, in
         seen: set[str] = set()
         for row in read_released(path):
             if row["doc_id"] in seen:
-                raise BadInputError(f"{path}: doc_id {row['doc_id']!r} repeats; doc_id must be unique per file")
+                raise BadInputError(
+                    f"{path}: doc_id {row['doc_id']!r} repeats; doc_id must be unique per file"
+                )
             seen.add(row["doc_id"])
             rows[split].append((f"official-{tag}-{row['doc_id']}", row))
     for split, cap in limits.items():
         if cap is not None:
             rows[split] = rows[split][:cap]
     rels = sorted({row["image"] for split_rows in rows.values() for _, row in split_rows})
-    sizes = dict(zip(rels, ordered_map(check_image, [(str(root), rel) for rel in rels], workers, "official images")))
+    sizes = dict(
+        zip(rels, ordered_map(check_image, [(str(root), rel) for rel in rels], workers, "official images"))
+    )
     built = Built(splits={"train": [], "test": []}, params={"from": str(root), "limits": limits})
     copied: dict[str, str] = {}
     for split, split_rows in rows.items():
@@ -128,9 +134,17 @@ def import_official(out: Path, root: Path, *, workers: int, limits: dict[str, in
             question, options = canonical_question(row["problem"])
             built.splits[split].append(
                 ProbeItem(
-                    id=item_id, image=copied[row["image"]], question=question, answer=row["solution"],
-                    options=options, difficulty=row["difficulty"], target_bbox=None, width=size[0],
-                    height=size[1], source="official", kind="",
+                    id=item_id,
+                    image=copied[row["image"]],
+                    question=question,
+                    answer=row["solution"],
+                    options=options,
+                    difficulty=row["difficulty"],
+                    target_bbox=None,
+                    width=size[0],
+                    height=size[1],
+                    source="official",
+                    kind="",
                 )
             )
     return built
@@ -140,7 +154,9 @@ def released_record(item: ProbeItem, data_source: str) -> dict[str, Any]:
     """One item in the released JSON layout; the problem carries `<image>` exactly once."""
     text = question_text(item.question, item.options)
     if IMAGE_PLACEHOLDER in text:
-        raise BadInputError(f"item {item.id}: its question holds {IMAGE_PLACEHOLDER!r}; canonical questions must not")
+        raise BadInputError(
+            f"item {item.id}: its question holds {IMAGE_PLACEHOLDER!r}; canonical questions must not"
+        )
     return {
         "images": [item.image],
         "problem": f"{IMAGE_PLACEHOLDER}\n{text}",
@@ -155,7 +171,9 @@ def emit_mini_o3_json(root: Path, splits: dict[str, list[ProbeItem]]) -> list[st
 
     Test items without an easy/medium/hard difficulty have no released val file and are left out.
     """
-    files = {"VisualProbe_train/train.json": [released_record(it, "visual_probe_train") for it in splits["train"]]}
+    files = {
+        "VisualProbe_train/train.json": [released_record(it, "visual_probe_train") for it in splits["train"]]
+    }
     for d in DIFFICULTIES:
         test = [it for it in splits["test"] if it.difficulty == d]
         files[f"{VAL_DIRS[d]}/val.json"] = [released_record(it, f"visual_probe_{d}") for it in test]

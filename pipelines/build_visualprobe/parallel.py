@@ -24,7 +24,9 @@ def default_workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def ordered_map(fn: Callable[[T], R], tasks: Sequence[T], workers: int, desc: str) -> Generator[R, None, None]:
+def ordered_map(
+    fn: Callable[[T], R], tasks: Sequence[T], workers: int, desc: str
+) -> Generator[R, None, None]:
     """Yield fn(task) in task order, computed in `workers` spawned processes when workers > 1.
 
     Closing the iterator early (break) terminates the pool, so callers may stop once they have enough.

@@ -66,14 +66,16 @@ class QuestionSpec:
 
     @property
     def question(self) -> str:
-        return question_for(self.kind, self.subjects, self.numeric)
+        return question_for(self.kind, self.subjects, self.numeric, multiple_choice=bool(self.options))
 
     @property
     def answer(self) -> str:
         return answer_for(self.value, self.options)
 
 
-def question_for(kind: str, subjects: list[Description], numeric: bool = False) -> str:
+def question_for(
+    kind: str, subjects: list[Description], numeric: bool = False, multiple_choice: bool = False
+) -> str:
     """The question text of `kind` about `subjects` (two subjects for position, else one)."""
     d = subjects[0]
     if kind == "color":
@@ -86,11 +88,14 @@ def question_for(kind: str, subjects: list[Description], numeric: bool = False) 
     if kind == "count":
         return f"How many {d.phrase(plural=True)} are there in the image?"
     if kind == "position":
-        return position_question(d.phrase(), subjects[1].phrase())
+        return position_question(d.phrase(), subjects[1].phrase(), multiple_choice)
     raise ValueError(f"unknown question kind {kind!r}")
 
 
-def position_question(a: str, b: str) -> str:
+def position_question(a: str, b: str, multiple_choice: bool) -> str:
+    """Open questions name the four possible answers; multiple choice leaves that to the options."""
+    if multiple_choice:
+        return f"Where is the {a} relative to the {b}?"
     return f"Where is the {a} relative to the {b}: left, right, above or below?"
 
 

@@ -110,8 +110,10 @@ def _unit_polygon(shape: str) -> list[tuple[float, float]]:
         pts = [(math.cos(math.pi / 3 * k), math.sin(math.pi / 3 * k)) for k in range(6)]
     elif shape == "star":
         pts = [
-            ((1.0 if k % 2 == 0 else 0.42) * math.cos(-math.pi / 2 + math.pi / 5 * k),
-             (1.0 if k % 2 == 0 else 0.42) * math.sin(-math.pi / 2 + math.pi / 5 * k))
+            (
+                (1.0 if k % 2 == 0 else 0.42) * math.cos(-math.pi / 2 + math.pi / 5 * k),
+                (1.0 if k % 2 == 0 else 0.42) * math.sin(-math.pi / 2 + math.pi / 5 * k),
+            )
             for k in range(10)
         ]
     else:
@@ -166,13 +168,20 @@ def _draw_sign(draw: ImageDraw.ImageDraw, obj: SceneObject) -> None:
     h = y1 - y0
     border = max(1, round(h * 0.09))
     draw.rounded_rectangle(
-        [x0, y0, x1 - 1, y1 - 1], radius=max(1, round(h * 0.18)),
-        fill=PLATE_COLORS[obj.color], outline=BORDER_COLORS[obj.border], width=border,
+        [x0, y0, x1 - 1, y1 - 1],
+        radius=max(1, round(h * 0.18)),
+        fill=PLATE_COLORS[obj.color],
+        outline=BORDER_COLORS[obj.border],
+        width=border,
     )
-    draw.text(((x0 + x1) / 2, (y0 + y1) / 2), obj.text, font=font(obj.font_size), fill=TEXT_COLOR, anchor="mm")
+    draw.text(
+        ((x0 + x1) / 2, (y0 + y1) / 2), obj.text, font=font(obj.font_size), fill=TEXT_COLOR, anchor="mm"
+    )
 
 
-def _muted(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float]) -> tuple[int, int, int]:
+def _muted(
+    rng: np.random.Generator, sat: tuple[float, float], val: tuple[float, float]
+) -> tuple[int, int, int]:
     r, g, b = colorsys.hsv_to_rgb(rng.uniform(0, 1), rng.uniform(*sat), rng.uniform(*val))
     return round(r * 255), round(g * 255), round(b * 255)
 
@@ -184,7 +193,9 @@ def _background(width: int, height: int, rng: np.random.Generator) -> Image.Imag
     cells = (max(2, qh // 40), max(2, qw // 40))
     # Mostly brightness variation with a little hue, so the field never looks like a named color.
     coarse = rng.normal(0.0, 26.0, (*cells, 1)) + rng.normal(0.0, 7.0, (*cells, 3))
-    field_img = Image.fromarray(np.clip(coarse + 128.0, 0, 255).astype(np.uint8)).resize((qw, qh), Image.BICUBIC)
+    field_img = Image.fromarray(np.clip(coarse + 128.0, 0, 255).astype(np.uint8)).resize(
+        (qw, qh), Image.BICUBIC
+    )
     grain = rng.normal(0.0, 9.0, (qh, qw, 1)).astype(np.float32)
     quarter = np.asarray(field_img, dtype=np.float32) - 128.0 + base + grain
     return Image.fromarray(np.clip(quarter, 0, 255).astype(np.uint8)).resize((width, height), Image.BILINEAR)
@@ -214,7 +225,8 @@ def _clutter(im: Image.Image, rng: np.random.Generator, object_px: float) -> Non
         length, angle = object_px * rng.uniform(0.8, 4.0), rng.uniform(0, 2 * math.pi)
         draw.line(
             [(x, y), (x + length * math.cos(angle), y + length * math.sin(angle))],
-            fill=_muted(rng, (0.0, 0.2), (0.15, 0.6)), width=max(1, round(object_px * rng.uniform(0.04, 0.12))),
+            fill=_muted(rng, (0.0, 0.2), (0.15, 0.6)),
+            width=max(1, round(object_px * rng.uniform(0.04, 0.12))),
         )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from minio3_data.errors import BadInputError
+from minio3_data.images import MAX_PIXELS_ENV, max_image_pixels
 from minio3_data.records import DIFFICULTIES
 
 from . import difficulty as rule
@@ -23,8 +24,18 @@ from .checker import MIN_FONT_PX, MIN_SHAPE_PX, check, lookalikes
 from .layout import Placer, around, union
 from .questions import DIRECTIONS, KINDS, Description, QuestionSpec, choices, count_choices
 from .scene import (
-    BORDER_COLORS, PATTERNS, PLATE_COLORS, SHAPE_COLORS, SHAPES, SIGN, SIGN_HEIGHT_PER_FONT, TEXT_ALPHABET,
-    TEXT_DIGITS, SceneObject, render, sign_size,
+    BORDER_COLORS,
+    PATTERNS,
+    PLATE_COLORS,
+    SHAPE_COLORS,
+    SHAPES,
+    SIGN,
+    SIGN_HEIGHT_PER_FONT,
+    TEXT_ALPHABET,
+    TEXT_DIGITS,
+    SceneObject,
+    render,
+    sign_size,
 )
 
 MAX_ATTEMPTS = 200
@@ -59,7 +70,8 @@ class SyntheticSample:
     objects: list[SceneObject]  # every drawn object (tags: target / lookalike / filler)
     distractor_boxes: list[list[float]]  # the look-alikes
     value: str = ""  # the open-ended answer (the option text for multiple choice)
-    target_boxes: list[list[float]] = field(default_factory=list)  # per subject; position: asked, then reference
+    # targets in subject order; for position: the object asked about, then the reference object
+    target_boxes: list[list[float]] = field(default_factory=list)
     view_px: float = 0.0  # smallest target's shorter side in the first view
     seed: int = 0
     attempts: int = 1
@@ -104,7 +116,9 @@ def _plan(aim: str, kind: str, long_side: tuple[int, int], rng: random.Random) -
 def _text(rng: random.Random, numeric: bool) -> str:
     if numeric:
         return "".join(rng.choice(TEXT_DIGITS) for _ in range(rng.randint(2, 3)))
-    return rng.choice(TEXT_ALPHABET) + "".join(rng.choice(TEXT_ALPHABET + TEXT_DIGITS) for _ in range(rng.randint(1, 2)))
+    return rng.choice(TEXT_ALPHABET) + "".join(
+        rng.choice(TEXT_ALPHABET + TEXT_DIGITS) for _ in range(rng.randint(1, 2))
+    )
 
 
 def _mutate(text: str, rng: random.Random) -> str:
@@ -116,7 +130,9 @@ def _mutate(text: str, rng: random.Random) -> str:
 
 def _sign(color: str, border: str, text: str, font_size: int) -> SceneObject:
     w, h = sign_size(text, font_size)
-    return SceneObject(SIGN, color, [0.0, 0.0, float(w), float(h)], border=border, text=text, font_size=font_size)
+    return SceneObject(
+        SIGN, color, [0.0, 0.0, float(w), float(h)], border=border, text=text, font_size=font_size
+    )
 
 
 def _shape(shape: str, color: str, pattern: str, px: int) -> SceneObject:
@@ -134,7 +150,9 @@ def _random_object(rng: random.Random, px: float, sign: bool, text: str, numeric
         border = rng.choice([b for b in BORDER_COLORS if b != color])
         label = _mutate(text, rng) if text and rng.random() < 0.5 else _text(rng, numeric)
         return _sign(color, border, label, _font_for(px))
-    return _shape(rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(PATTERNS), max(MIN_SHAPE_PX, round(px)))
+    return _shape(
+        rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(PATTERNS), max(MIN_SHAPE_PX, round(px))
+    )
 
 
 def _lookalike(d: Description, rng: random.Random, px: float, text: str, numeric: bool) -> SceneObject:
@@ -143,8 +161,12 @@ def _lookalike(d: Description, rng: random.Random, px: float, text: str, numeric
     breakable = [k for k in cons if not (k == "shape" and cons[k] == SIGN)]
     broken = set(rng.sample(breakable, rng.randint(1, min(len(breakable), len(cons) - 1))))
     obj = _random_object(rng, px * rng.uniform(0.85, 1.2), d.shape == SIGN, text, numeric)
-    values = {"shape": SHAPES, "color": list(PLATE_COLORS if obj.is_sign else SHAPE_COLORS),
-              "pattern": PATTERNS, "border": list(BORDER_COLORS)}
+    values = {
+        "shape": SHAPES,
+        "color": list(PLATE_COLORS if obj.is_sign else SHAPE_COLORS),
+        "pattern": PATTERNS,
+        "border": list(BORDER_COLORS),
+    }
     for k, v in cons.items():
         if k == "shape" and v == SIGN:
             continue
@@ -182,7 +204,9 @@ class _Scene:
         return True
 
 
-def _add_distractors(scene: _Scene, subjects: list[Description], text: str = "", numeric: bool = False) -> bool:
+def _add_distractors(
+    scene: _Scene, subjects: list[Description], text: str = "", numeric: bool = False
+) -> bool:
     """Place the planned look-alikes (half near the first target) and then unrelated fillers."""
     rng, plan = scene.rng, scene.plan
     anchor = next(o for o in scene.objects if "target" in o.tags).box
@@ -201,7 +225,9 @@ def _add_distractors(scene: _Scene, subjects: list[Description], text: str = "",
     n_fill = max(FILLERS[0], min(FILLERS[1], round(area / (plan.target_px * 25) ** 2)))
     for _ in range(n_fill):
         for _ in range(20):
-            obj = _random_object(rng, plan.target_px * rng.uniform(0.7, 2.5), rng.random() < SIGN_SHARE, "", False)
+            obj = _random_object(
+                rng, plan.target_px * rng.uniform(0.7, 2.5), rng.random() < SIGN_SHARE, "", False
+            )
             if not any(d.matches(obj) or d.shares(obj) for d in subjects):
                 break
         else:
@@ -231,8 +257,12 @@ def _build_text(scene: _Scene, mc: bool) -> QuestionSpec | None:
     rng = scene.rng
     numeric = rng.random() < 0.5
     color = rng.choice(list(PLATE_COLORS))
-    target = _sign(color, rng.choice([b for b in BORDER_COLORS if b != color]), _text(rng, numeric),
-                   _font_for(scene.plan.target_px))
+    target = _sign(
+        color,
+        rng.choice([b for b in BORDER_COLORS if b != color]),
+        _text(rng, numeric),
+        _font_for(scene.plan.target_px),
+    )
     d = Description(shape=SIGN, color=target.color, border=target.border)
     if not scene.put(target, "target") or not _add_distractors(scene, [d], target.text, numeric):
         return None
@@ -271,8 +301,12 @@ def _build_position(scene: _Scene, mc: bool) -> QuestionSpec | None:
         b = _sign(plate, border, _text(rng, False), _font_for(px * rng.uniform(1.0, 1.4)))
         db = Description(shape=SIGN, color=b.color, border=b.border)
     else:
-        b = _shape(rng.choice([s for s in SHAPES if s != a.shape]), rng.choice(list(SHAPE_COLORS)), "plain",
-                   round(px * rng.uniform(1.0, 1.4)))
+        b = _shape(
+            rng.choice([s for s in SHAPES if s != a.shape]),
+            rng.choice(list(SHAPE_COLORS)),
+            "plain",
+            round(px * rng.uniform(1.0, 1.4)),
+        )
         db = Description(shape=b.shape, color=b.color)
     da = Description(shape=a.shape, color=a.color)
     if not scene.put(b, "target"):
@@ -289,7 +323,9 @@ def _build_position(scene: _Scene, mc: bool) -> QuestionSpec | None:
     }[direction]
     if not scene.put_at(a, "target", x, y) or not _add_distractors(scene, [da, db]):
         return None
-    return QuestionSpec("position", [da, db], direction, choices(direction, [], list(DIRECTIONS), rng) if mc else [])
+    return QuestionSpec(
+        "position", [da, db], direction, choices(direction, [], list(DIRECTIONS), rng) if mc else []
+    )
 
 
 def _build(kind: str, scene: _Scene, mc: bool) -> QuestionSpec | None:
@@ -311,6 +347,12 @@ def check_args(difficulty: str | None, kind: str | None, long_side: tuple[int, i
     lo, hi = long_side
     if not MIN_LONG_SIDE <= lo <= hi:
         raise BadInputError(f"long side range {lo}:{hi}: need {MIN_LONG_SIDE} <= low <= high")
+    largest = hi * round(hi / min(ASPECTS))
+    if largest > max_image_pixels():  # every later stage would refuse such an image as a bomb
+        raise BadInputError(
+            f"long side {hi} makes images of up to {largest:,} pixels, above the limit of {max_image_pixels():,}; "
+            f"lower --long-side or raise {MAX_PIXELS_ENV}"
+        )
 
 
 def make_sample(
@@ -325,7 +367,10 @@ def make_sample(
     check_args(difficulty, kind, long_side)
     rng0 = random.Random(f"sample:{seed}")
     kind = kind or rng0.choice(KINDS)
-    aim = difficulty or rng0.choices(DIFFICULTIES, weights=[rule.RELEASED_TEST_SPLIT[d] for d in DIFFICULTIES])[0]
+    aim = (
+        difficulty
+        or rng0.choices(DIFFICULTIES, weights=[rule.RELEASED_TEST_SPLIT[d] for d in DIFFICULTIES])[0]
+    )
     mc = rng0.random() < 0.5 if multiple_choice is None else multiple_choice
     for attempt in range(MAX_ATTEMPTS):
         rng = random.Random(f"attempt:{seed}:{attempt}")
@@ -333,7 +378,9 @@ def make_sample(
         if plan is None:
             continue
         edge = max(4.0, plan.target_px * 0.5)
-        scene = _Scene(plan, rng, Placer(plan.width, plan.height, gap=max(3.0, plan.target_px * 0.3), edge=edge))
+        scene = _Scene(
+            plan, rng, Placer(plan.width, plan.height, gap=max(3.0, plan.target_px * 0.3), edge=edge)
+        )
         spec = _build(kind, scene, mc)
         if spec is None or check(spec, scene.objects, plan.width, plan.height):
             continue
@@ -360,6 +407,7 @@ def make_sample(
             attempts=attempt + 1,
         )
     raise BadInputError(
-        f"seed {seed}: could not make a {difficulty or aim} {kind} item with long side {long_side[0]}:{long_side[1]} "
+        f"seed {seed}: could not make a {difficulty or aim} {kind} item with long side "
+        f"{long_side[0]}:{long_side[1]} "
         f"in {MAX_ATTEMPTS} attempts; widen --long-side"
     )

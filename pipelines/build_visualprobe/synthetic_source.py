@@ -33,15 +33,15 @@ class _Task:
     long_side: tuple[int, int]
 
 
-def _make_item(task: _Task) -> ProbeItem:
-    """Generate, encode and write one item (runs in a worker process)."""
+def _make_item(task: _Task) -> tuple[ProbeItem, int]:
+    """Generate, encode and write one item (runs in a worker process); also returns its attempts."""
     sample = make_sample(task.seed, difficulty=task.difficulty, kind=task.kind, long_side=task.long_side)
     item_id = f"synthetic-{task.split}-{task.index:06d}"
     rel = f"images/{task.split}/{item_id}.jpg"
     path = Path(task.root) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_jpeg(sample.image, quality=JPEG_QUALITY))  # inside the temp dataset dir
-    return ProbeItem(
+    item = ProbeItem(
         id=item_id,
         image=rel,
         question=sample.question,
@@ -54,6 +54,7 @@ def _make_item(task: _Task) -> ProbeItem:
         source="synthetic",
         kind=sample.kind,
     )
+    return item, sample.attempts
 
 
 def _tasks(root: Path, split: str, n: int, seed: int, long_side: tuple[int, int]) -> list[_Task]:
@@ -71,10 +72,12 @@ def build_synthetic(
 ) -> Built:
     """Write train/test images under root/images and return their rows."""
     check_args(None, None, long_side)
-    splits = {}
-    for split, n in (("train", train), ("test", test)):
-        tasks = _tasks(root, split, n, seed, long_side)
-        splits[split] = list(ordered_map(_make_item, tasks, workers, f"synthetic {split}"))
+    tasks = _tasks(root, "train", train, seed, long_side) + _tasks(root, "test", test, seed, long_side)
+    splits: dict[str, list[ProbeItem]] = {"train": [], "test": []}
+    attempts = 0
+    for task, (item, tries) in zip(tasks, ordered_map(_make_item, tasks, workers, "synthetic items")):
+        splits[task.split].append(item)
+        attempts += tries
     params = {
         "seed": seed,
         "train": train,
@@ -84,4 +87,6 @@ def build_synthetic(
         "jpeg_quality": JPEG_QUALITY,
         "test_quotas": rule.quotas(test),
     }
-    return Built(splits=splits, params=params)
+    # layouts the checker rejected, or whose class missed a test slot, and were drawn again
+    notes = {"regenerated": attempts - len(tasks)}
+    return Built(splits=splits, params=params, notes=notes)
