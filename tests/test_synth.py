@@ -182,3 +182,27 @@ def test_killed_api_run_replays_paid_turns(tiny_dataset, tmp_path):
         assert srv.count == first - 3  # only the answer turns were asked again
     assert again.cache_hits == 3 and again.kept == 3
     assert pq.read_table(run / "trajectories.parquet").num_rows == 3
+
+
+def test_sigint_stops_taking_work_writes_stats_and_resumes(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    args = ["--dataset", str(tiny_dataset), "--out", str(run), "--samples-per-item", "4", "--concurrency", "1"]
+    with LoopbackTeacher(answers=_answers(tiny_dataset), latency=0.05) as srv:
+        api = ["--teacher", "openai", "--model", "m", "--base-url", srv.openai_url, "--api-key-env", "NONE"]
+        proc = subprocess.Popen(_cli("synth-coldstart", *args, *api), cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        log = run / "attempts.jsonl"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 3):
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "interrupted" in out
+        stats = json.loads((run / "stats.json").read_text())
+        assert 3 <= stats["attempts"] < 40 and stats["stopped"] == "interrupted"
+        assert pq.read_table(run / "trajectories.parquet").num_rows == stats["kept"]
+        res = subprocess.run(_cli("synth-coldstart", *args, *api), cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    keys = _attempt_keys(run)
+    assert len(keys) == len(set(keys)) == 40
