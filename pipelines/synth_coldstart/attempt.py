@@ -188,37 +188,19 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
     verdict = Verdict("unjudged", "no answer")
     if status == "answered" and final is not None:
         verdict = await ctx.judge.judge(item.question, final, item.answer, item.options)
-    return Trajectory(
-        id=attempt_id,
-        item_id=item.id,
-        sample_index=sample_index,
-        teacher=teacher.name,
-        exemplar_ids=exemplar_ids,
-        question=item.question,
-        options=list(item.options),
-        ground_truth=item.answer,
-        image=item.image,
-        width=item.width,
-        height=item.height,
-        difficulty=item.difficulty,
-        turns=turns,
-        final_answer=final,
-        verdict=verdict,
-        status=status,
-        num_turns=len(turns),
-        usage=usage,
-        seed=seed,
+    return _record(
+        item, sample_index, teacher.name, exemplar_ids=exemplar_ids, turns=turns, final_answer=final,
+        verdict=verdict, status=status, num_turns=len(turns), usage=usage, seed=seed,
     )
 
 
-def failed_attempt(item: ProbeItem, sample_index: int, teacher_name: str, error: Minio3Error | str) -> Trajectory:
-    """The record of an attempt that could not finish (endpoint down, budget, bad image); retried on resume."""
+def _record(item: ProbeItem, sample_index: int, teacher_name: str, **outcome: Any) -> Trajectory:
+    """A Trajectory: what the item says about itself plus what the attempt made of it."""
     return Trajectory(
         id=f"{item.id}#{sample_index}",
         item_id=item.id,
         sample_index=sample_index,
         teacher=teacher_name,
-        exemplar_ids=[],
         question=item.question,
         options=list(item.options),
         ground_truth=item.answer,
@@ -226,10 +208,13 @@ def failed_attempt(item: ProbeItem, sample_index: int, teacher_name: str, error:
         width=item.width,
         height=item.height,
         difficulty=item.difficulty,
-        turns=[],
-        final_answer=None,
-        verdict=Verdict("unjudged", "failed"),
-        status="failed",
-        num_turns=0,
-        error=str(error),
+        **outcome,
+    )
+
+
+def failed_attempt(item: ProbeItem, sample_index: int, teacher_name: str, error: Minio3Error | str) -> Trajectory:
+    """The record of an attempt that could not finish (endpoint down, budget, bad image); retried on resume."""
+    return _record(
+        item, sample_index, teacher_name, exemplar_ids=[], turns=[], final_answer=None,
+        verdict=Verdict("unjudged", "failed"), status="failed", num_turns=0, error=str(error),
     )
