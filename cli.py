@@ -268,7 +268,10 @@ def export_llamafactory_cmd(
         fmt=format, cutoff_len=cutoff_len, image_max_pixels=image_max_pixels,
         image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
     )  # fmt: skip
-    summary = export_run(run, out, **options) if run is not None else export_official(official, out, **options)
+    if run is not None:
+        summary = export_run(run, out, **options)
+    else:
+        summary = export_official(official, out, **options)
     typer.echo(summary.text())
 
 

@@ -1,7 +1,8 @@
 """Trajectories per second exporting to LLaMA-Factory: minio3 vs what the released preprocess script does.
 
-Setup (not timed): photo-like originals, trajectories recorded through ZoomEnv (0-4 zooms, some nested),
-our run dir, and the same trajectories in the released Mini-o3-Coldstart parquet layout.
+Setup (not timed): photo-like originals, trajectories recorded through ZoomEnv (0-4 zooms, some nested;
+the samples of one item adjacent, as synth-coldstart writes them), our run dir, and the same
+trajectories in the released Mini-o3-Coldstart parquet layout.
 Timed, each in a fresh process with the same worker count:
   - baseline: the released `preprocess_coldstart.py` approach: `datasets.load_dataset` + `datasets.map`
     that decodes and re-saves every image into a folder per row, then one indented JSON;
@@ -32,9 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from export_fixtures import record, released_row, write_released
-from zoom import photo_like
+from zoom import photo_like  # bench/zoom.py
 
-from minio3_data.records import write_trajectories
+from minio3_data.records import Trajectory, write_trajectories
 
 METHODS = ("baseline", "official", "run")
 
@@ -61,13 +62,10 @@ def _trajectory(args: tuple[Path, int, int]) -> tuple[dict[str, Any], dict[str, 
 def setup(work: Path, trajectories: int, originals: int, size: tuple[int, int], workers: int) -> None:
     dataset = work / "dataset"
     (dataset / "images").mkdir(parents=True)
-    from minio3_data.records import Trajectory
-
+    jobs = [(dataset, n * originals // trajectories, n) for n in range(trajectories)]  # samples adjacent
     with ProcessPoolExecutor(workers) as pool:
         list(pool.map(_original, [(dataset / f"images/{k:05d}.jpg", k, *size) for k in range(originals)]))
-        made = list(
-            pool.map(_trajectory, [(dataset, n % originals, n) for n in range(trajectories)], chunksize=16)
-        )
+        made = list(pool.map(_trajectory, jobs, chunksize=16))
     (work / "run").mkdir()
     write_trajectories(work / "run/trajectories.parquet", [Trajectory.from_dict(t) for t, _ in made])
     (work / "run/run.json").write_text(json.dumps({"dataset": str(dataset)}))

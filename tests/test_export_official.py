@@ -98,6 +98,16 @@ def test_a_folder_of_shards_is_read_in_order(tmp_path: Path, released: list[dict
     ]
 
 
+def test_rows_without_provenance_are_numbered_across_row_groups(tmp_path: Path, released: list[dict]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bare = [{"conversations": r["conversations"], "images": r["images"]} for r in released]
+    pq.write_table(pa.Table.from_pylist(bare), tmp_path / "bare.parquet", row_group_size=3)
+    export_official(tmp_path / "bare.parquet", tmp_path / "out", workers=2, progress=False)
+    assert [r["id"] for r in rows(tmp_path / "out")] == ["row 0", "row 1", "row 2", "row 3"]
+
+
 def test_png_images_keep_their_format(tmp_path: Path, released: list[dict]) -> None:
     png = write_image(tmp_path / "x.png", (300, 200))
     row = {**released[0], "images": [{"bytes": png.read_bytes(), "path": "original_image.png"}]}

@@ -187,3 +187,24 @@ def test_run_dir_problems_are_one_line_errors(tmp_path: Path) -> None:
     write_trajectories(run / "trajectories.parquet", [])
     with pytest.raises(BadInputError, match="run.json"):
         export_run(run, tmp_path / "out", progress=False)
+
+
+def test_cli_exports_a_run_and_refuses_ambiguous_sources(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = make_run(tmp_path)
+    runner = CliRunner()
+    ok = runner.invoke(
+        app, ["export-llamafactory", "--run", str(run), "--out", str(tmp_path / "out"), "--workers", "1"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "exported 4 of 4 rows" in ok.output and (tmp_path / "out" / JSON_NAME).is_file()
+    for extra in ([], ["--run", str(run), "--official", str(run)]):
+        bad = runner.invoke(app, ["export-llamafactory", "--out", str(tmp_path / "x"), *extra])
+        assert bad.exit_code == 2 and "exactly one of --run" in bad.output
+    wrong = runner.invoke(
+        app, ["export-llamafactory", "--run", str(run), "--out", str(tmp_path / "y"), "--format", "csv"]
+    )
+    assert wrong.exit_code == 2 and "--format 'csv'" in wrong.output and not (tmp_path / "y").exists()

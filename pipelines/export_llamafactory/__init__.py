@@ -37,15 +37,12 @@ EXCLUDED_NAME = "excluded.jsonl"
 SUMMARY_NAME = "export.json"
 
 
-Chunk = list[dict[str, Any]]
-
-
 class Source(Protocol):
-    """Rows in picklable chunks, and the converter a worker process applies to each chunk."""
+    """Rows in picklable chunks (rows, or where a worker finds them), and the converter a worker applies."""
 
     def count(self) -> int: ...
-    def chunks(self) -> Iterator[Chunk]: ...
-    def converter(self, root: Path | None, limits: Limits) -> Callable[[Chunk], list[RowResult]]: ...
+    def chunks(self) -> Iterator[Any]: ...
+    def converter(self, root: Path | None, limits: Limits) -> Callable[[Any], list[RowResult]]: ...
 
 
 @dataclass

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from minio3_data.errors import BadInputError, ImageError
 
 from .media import ImageSink, content_hash, sniff
 from .row import PendingImage, RowResult, excluded, finish
+from .stream import iter_rows, open_parquet
 from .validate import Limits
 
 REQUIRED = ("conversations", "images")
@@ -36,10 +35,7 @@ def official_files(path: Path) -> list[Path]:
             f"{path}: no parquet file found (give the released dataset's parquet or its folder)"
         )
     for f in files:
-        try:
-            names = set(pq.read_schema(f).names)
-        except Exception as e:  # pyarrow raises several types for non-parquet files
-            raise BadInputError(f"{f}: not a readable parquet file ({e.__class__.__name__})") from None
+        names = set(open_parquet(f).schema_arrow.names)
         missing = [c for c in REQUIRED if c not in names]
         if missing:
             raise BadInputError(f"{f}: missing column(s) {missing}; expected the Mini-o3-Coldstart layout")
@@ -70,36 +66,40 @@ def _image_bytes(entry: Any) -> bytes | None:
     return None
 
 
+@dataclass(frozen=True)
+class RowGroup:
+    """One row group of one file: what a worker reads itself, so image bytes never cross a pipe."""
+
+    path: Path
+    group: int
+    first_index: int  # global index of its first row, for ids of rows without provenance
+
+
 @dataclass
 class OfficialSource:
-    """Streams the released rows in chunks, with their global row index."""
+    """The released rows, handed out one parquet row group at a time."""
 
     files: list[Path]
-    chunk_rows: int = 8
 
     def count(self) -> int:
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files)
+        return sum(open_parquet(f).metadata.num_rows for f in self.files)
 
-    def chunks(self) -> Iterator[list[dict[str, Any]]]:
+    def chunks(self) -> Iterator[RowGroup]:
         index = 0
         for f in self.files:
-            pf = pq.ParquetFile(f)
-            cols = [c for c in (*REQUIRED, *PROVENANCE) if c in pf.schema_arrow.names]
-            for batch in pf.iter_batches(batch_size=self.chunk_rows, columns=cols):
-                rows = batch.to_pylist()
-                for r in rows:
-                    r["_index"] = index
-                    index += 1
-                yield rows
+            meta = open_parquet(f).metadata
+            for g in range(meta.num_row_groups):
+                yield RowGroup(f, g, index)
+                index += meta.row_group(g).num_rows
 
     def converter(self, root: Path | None, limits: Limits) -> OfficialConverter:
         return OfficialConverter(root, limits)
 
 
-def row_id(row: dict[str, Any]) -> str:
+def row_id(row: dict[str, Any], index: int) -> str:
     if all(row.get(k) is not None for k in PROVENANCE):
         return "/".join(str(row[k]) for k in PROVENANCE)
-    return f"row {row['_index']}"
+    return f"row {index}"
 
 
 @dataclass
@@ -108,13 +108,20 @@ class OfficialConverter:
 
     root: Path | None  # export dir for image files; None embeds bytes
     limits: Limits
+    batch_rows: int = 8  # rows decoded to Python objects at a time
 
-    def __call__(self, rows: list[dict[str, Any]]) -> list[RowResult]:
+    def __call__(self, chunk: RowGroup) -> list[RowResult]:
         sink = ImageSink(self.root)
-        return [self.convert(r, sink) for r in rows]
+        pf = open_parquet(chunk.path)
+        cols = [c for c in (*REQUIRED, *PROVENANCE) if c in pf.schema_arrow.names]
+        results: list[RowResult] = []
+        for rows in iter_rows(pf, self.batch_rows, cols, row_groups=[chunk.group]):
+            for row in rows:
+                results.append(self.convert(row, chunk.first_index + len(results), sink))
+        return results
 
-    def convert(self, row: dict[str, Any], sink: ImageSink) -> RowResult:
-        rid = row_id(row)
+    def convert(self, row: dict[str, Any], index: int, sink: ImageSink) -> RowResult:
+        rid = row_id(row, index)
         try:
             conversations = parse_conversations(row.get("conversations"))
         except (ValueError, TypeError) as e:

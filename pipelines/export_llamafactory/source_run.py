@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache
@@ -24,6 +22,7 @@ from minio3_data.zoom import Observation, ZoomEnv
 
 from .media import ImageSink, file_hash
 from .row import PendingImage, RowResult, excluded, finish
+from .stream import iter_rows, open_parquet
 from .validate import Limits
 
 TRAJECTORIES = "trajectories.parquet"
@@ -68,19 +67,13 @@ class RunSource:
         self.path = self.run_dir / TRAJECTORIES
         if not self.path.is_file():
             raise BadInputError(f"{self.path}: missing; run synth-coldstart to the end first")
-        try:
-            self._file = pq.ParquetFile(self.path)
-        except Exception as e:  # pyarrow raises several types for corrupt files
-            raise BadInputError(
-                f"{self.path}: not a readable parquet file ({e.__class__.__name__})"
-            ) from None
+        self._file = open_parquet(self.path)
 
     def count(self) -> int:
         return self._file.metadata.num_rows
 
     def chunks(self) -> Iterator[list[dict[str, Any]]]:
-        for batch in self._file.iter_batches(batch_size=self.chunk_rows):
-            yield batch.to_pylist()
+        return iter_rows(self._file, self.chunk_rows)
 
     def converter(self, root: Path | None, limits: Limits) -> RunConverter:
         return RunConverter(self.dataset_dir, root, limits)

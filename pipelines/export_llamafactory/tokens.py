@@ -47,8 +47,11 @@ def image_tokens(width: int, height: int, max_pixels: int, min_pixels: int) -> i
 
 
 def text_tokens(text: str) -> int:
-    """An upper estimate for Qwen's BPE: digits and non-ASCII characters one token each, other text 3 chars."""
-    single = sum(1 for c in text if c.isdigit() or not c.isascii())
+    """An upper estimate for Qwen's BPE: ASCII digits and non-ASCII characters one token each, other text
+    three characters a token."""
+    digits = sum(map(text.count, "0123456789"))
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    single = digits + non_ascii
     return single + math.ceil((len(text) - single) / CHARS_PER_TOKEN)
 
 
