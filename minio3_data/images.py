@@ -74,11 +74,8 @@ def open_image(path: str | os.PathLike, *, draft_pixels: int | None = None) -> I
                 Image.MAX_IMAGE_PIXELS = prev
             check_pixels(path, *im.size)
             orientation = im.getexif().get(0x0112, 1)
-            if draft_pixels and im.format == "JPEG":
-                w, h = im.size
-                scale = math.sqrt(draft_pixels / (w * h)) if w * h > draft_pixels else 1.0
-                if scale < 1.0:
-                    im.draft("RGB", (max(1, math.ceil(w * scale)), max(1, math.ceil(h * scale))))
+            if draft_pixels and im.format == "JPEG" and im.size[0] * im.size[1] > draft_pixels:
+                im.draft("RGB", _draft_request(*im.size, draft_pixels))
             im.load()
     except ImageError:
         raise
@@ -195,6 +192,18 @@ def encode_png(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
+def _draft_request(width: int, height: int, draft_pixels: int) -> tuple[int, int]:
+    scale = math.sqrt(draft_pixels / (width * height)) if width * height > draft_pixels else 1.0
+    return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+
+
+def _draft_reduces(full: tuple[int, int], size: tuple[int, int]) -> bool:
+    """Whether a JPEG draft decode for a `size` view decodes at a reduced DCT scale (PIL reduces only by
+    whole factors >= 2); when it does not, the draft decode equals the full decode pixel for pixel."""
+    req = _draft_request(*full, size[0] * size[1])
+    return full[0] // req[0] >= 2 and full[1] // req[1] >= 2
+
+
 def _decode_view(path: str | os.PathLike, size: tuple[int, int]) -> Image.Image:
     im = open_image(path, draft_pixels=size[0] * size[1])
     return im if im.size == size else im.resize(size, Image.Resampling.LANCZOS)
@@ -253,6 +262,8 @@ class OriginalCache:
         size = size or first_view_size(*full, max_pixels)
         if size == full:
             return self.get(path)  # nothing to resize: share the original's entry
+        if not _draft_reduces(full, size):  # a draft decode would be a full decode: share the original's
+            return self._cached((*key, "view", size), lambda: self.get(path).resize(size, Image.Resampling.LANCZOS))
         return self._cached((*key, "view", size), lambda: _decode_view(path, size))
 
     def _lookup(self, key: tuple) -> Image.Image | None:

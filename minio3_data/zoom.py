@@ -54,6 +54,7 @@ class Observation:
 
     index: int
     box: Box
+    size: tuple[int, int]  # display (width, height), known without rendering
     render: Callable[[], Image.Image] = field(compare=False, repr=False)
 
     @cached_property
@@ -160,7 +161,7 @@ class ZoomEnv:
         if self._first is None:
             size = self._display_size(self.width, self.height, self.first_max_pixels)
             self._first = Observation(
-                0, (0, 0, self.width, self.height),
+                0, (0, 0, self.width, self.height), size,
                 functools.partial(self.cache.first_view, self.path, self.first_max_pixels, size=size),
             )
         return self._first
@@ -177,7 +178,8 @@ class ZoomEnv:
         box = crop_box(source, zoom.bbox)
         if isinstance(box, str):
             return ZoomError(box)
-        obs = Observation(len(self._crops) + 1, box, functools.partial(self.display, box))
+        size = self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels)
+        obs = Observation(len(self._crops) + 1, box, size, functools.partial(self._render, box, size))
         self._crops.append(obs)
         return obs
 
@@ -187,8 +189,10 @@ class ZoomEnv:
         Resampled straight from the original over `box` instead of copying the crop first (3-5x
         faster); the sample positions differ from crop-then-resize by under a pixel.
         """
+        return self._render(box, self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels))
+
+    def _render(self, box: Box, size: tuple[int, int]) -> Image.Image:
         original = self.cache.get(self.path)
-        size = self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels)
         if size == (box[2] - box[0], box[3] - box[1]):
             return original.crop(box)
         return original.resize(size, CROP_RESAMPLE[self.resize], box=box)

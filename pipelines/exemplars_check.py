@@ -103,7 +103,7 @@ def _section(
         image = ""
         if turn.observation is not None:
             obs = observations[turn.observation]
-            w, h = obs.image.size
+            w, h = obs.size
             image = (
                 f'<figure><img src="{_data_url(obs.jpeg())}" alt="observation {obs.index}"><figcaption>'
                 f"Observation {obs.index}: box {list(obs.box)} of the original, shown at {w}&times;{h}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import numpy as np
@@ -164,13 +165,15 @@ def test_output_is_byte_identical(big_jpeg: str) -> None:
     assert run(warm_cache) == cold
 
 
-def test_first_view_uses_draft_and_matches_full_decode(big_jpeg: str) -> None:
+def test_first_view_uses_draft_and_matches_full_decode(tmp_path) -> None:
+    big = tmp_path / "big.jpg"  # 24 MP: the 2 MP first view can be drawn from a half-scale DCT decode
+    scene(6000, 4000).save(big, quality=90)
     cache = OriginalCache()
-    view = ZoomEnv(big_jpeg, cache=cache).first_view().image
+    view = ZoomEnv(big, cache=cache).first_view().image
     assert (
         len(cache) == 1 and cache.nbytes == view.width * view.height * 3
-    )  # the full original was never kept
-    reference = open_image(big_jpeg).resize(view.size, Image.Resampling.LANCZOS)
+    )  # the full original was never decoded nor kept
+    reference = open_image(big).resize(view.size, Image.Resampling.LANCZOS)
     diff = np.abs(np.asarray(view, dtype=np.int16) - np.asarray(reference, dtype=np.int16))
     assert diff.mean() < 4
 
@@ -275,3 +278,16 @@ def test_cache_sees_a_rewritten_file(tmp_path) -> None:
     before = np.asarray(cache.get(path)).copy()
     scene(64, 64, seed=2).save(path)
     assert not np.array_equal(before, np.asarray(cache.get(path)))
+
+
+@pytest.mark.parametrize("size", [(2400, 1600), (7680, 4320)])
+def test_first_view_pixels_do_not_depend_on_what_is_cached(tmp_path, size) -> None:
+    """The first view may reuse a cached full decode only where a draft decode would equal it."""
+    path = tmp_path / "scene.jpg"
+    scene(*size, seed=3).save(path, quality=90)
+    alone = ZoomEnv(path, cache=OriginalCache()).first_view().jpeg()
+    warm = OriginalCache()
+    warm.get(path)
+    env = ZoomEnv(path, cache=warm)
+    assert env.first_view().size == Image.open(io.BytesIO(alone)).size
+    assert env.first_view().jpeg() == alone

@@ -113,7 +113,7 @@ class RunConverter:
         by_rel = dict(zip(rels, observations))
         record = to_sharegpt(conversation(traj.question, traj.options, traj.turns), rels)
         pending = [
-            PendingImage(rel, by_rel[rel].image.width, by_rel[rel].image.height, by_rel[rel].jpeg)
+            PendingImage(rel, *by_rel[rel].size, by_rel[rel].jpeg)
             for rel in record["images"]
         ]
         return finish(traj.id, record["conversations"], pending, sink, self.limits)

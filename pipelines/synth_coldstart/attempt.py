@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
-
-from PIL import Image
 
 from minio3_data.errors import Minio3Error
 from minio3_data.fsutil import safe_relpath
@@ -39,14 +36,7 @@ class Judge(Protocol):
 
 def _to_ref(obs: Observation) -> ImageRef:
     """Encode once (in a worker thread); only the bytes stay alive, never the decoded display image."""
-    data = obs.jpeg()
-    w, h = _jpeg_size(data)
-    return ImageRef(data, "image/jpeg", w, h)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as im:
-        return im.size
+    return ImageRef(obs.jpeg(), "image/jpeg", *obs.size)
 
 
 def _execute(env: ZoomEnv, zoom: Zoom) -> tuple[Observation | ZoomError, ImageRef | None]:

@@ -43,7 +43,7 @@ class RenderedExemplar:
 
 def render_exemplar(ex: Exemplar, cache: OriginalCache) -> RenderedExemplar:
     observations = replay_exemplar(ex, cache)
-    refs = [ImageRef(o.jpeg(), "image/jpeg", o.image.width, o.image.height) for o in observations]
+    refs = [ImageRef(o.jpeg(), "image/jpeg", *o.size) for o in observations]
     chat = conversation(ex.question, ex.options, ex.turns)
     return RenderedExemplar(ex.id, to_teacher_messages(chat[1:], refs))
 
