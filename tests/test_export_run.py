@@ -50,12 +50,29 @@ def test_crops_are_the_pixels_zoomenv_derives_and_stored_once(tmp_path: Path) ->
     assert files == referenced  # no orphans, nothing missing
     assert summary.images == len(files) == 5  # 2 originals, 3 distinct crops (item0#1 and item0#2 share one)
     crop_of_crop = rows(out)[2]
-    env = ZoomEnv(tmp_path / "dataset/images/scene1.jpg", cache=OriginalCache())
+    env = ZoomEnv(tmp_path / "dataset/images/scene1.jpg", cache=OriginalCache())  # what synthesis saw
     expected = env.replay(standard_trajectories(tmp_path / "dataset")[2].turns)
-    for rel, obs in zip(crop_of_crop["images"], expected):
+    original = tmp_path / "dataset/images/scene1.jpg"
+    assert (out / crop_of_crop["images"][0]).read_bytes() == original.read_bytes()  # stored as is, not re-encoded
+    for rel, obs in zip(crop_of_crop["images"][1:], expected[1:]):
         assert (out / rel).read_bytes() == obs.jpeg()
     x0, y0, x1, y1 = expected[2].box
     assert crop_of_crop["images"][2].endswith(f"_{x0}_{y0}_{x1}_{y1}.jpg")
+
+
+def test_an_exif_rotated_original_is_stored_as_its_first_view(tmp_path: Path) -> None:
+    """LLaMA-Factory does not apply EXIF orientation; our crops do: store the pixels we saw instead."""
+    dataset = make_dataset(tmp_path / "dataset")
+    rotated = dataset / "images/rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(dataset / "images/scene0.jpg").save(rotated, exif=exif, quality=90)
+    run = make_run(tmp_path, [record(dataset, "images/rotated.jpg", [], tid="r#0")])
+    export_run(run, tmp_path / "out", workers=1, progress=False)
+    (row,) = rows(tmp_path / "out")
+    stored = Image.open(tmp_path / "out" / row["images"][0])
+    assert stored.size == ZoomEnv(rotated, cache=OriginalCache()).first_view().size
+    assert stored.getexif().get(0x0112, 1) == 1
 
 
 def test_identical_originals_under_two_names_are_stored_once(tmp_path: Path) -> None:

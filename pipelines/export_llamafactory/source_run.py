@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import safe_relpath
@@ -20,12 +23,13 @@ from minio3_data.records import Trajectory
 from minio3_data.render import conversation, to_sharegpt
 from minio3_data.zoom import Observation, ZoomEnv
 
-from .media import ImageSink, file_hash
+from .media import FORMAT_EXT, ImageSink, file_hash
 from .row import PendingImage, RowResult, excluded, finish
 from .stream import iter_rows, open_parquet
 from .validate import Limits
 
 TRAJECTORIES = "trajectories.parquet"
+AS_IS_FORMATS = ("JPEG", "PNG")
 RUN_JSON = "run.json"
 # Decoded originals kept per worker process: enough for the trajectories of one chunk to share their
 # original, small enough that memory stays flat however many workers run.
@@ -53,6 +57,25 @@ def image_rel(sha: str, obs: Observation) -> str:
     if obs.index == 0:
         return f"images/orig/{sha}.jpg"
     return f"images/crops/{sha}_{'_'.join(str(v) for v in obs.box)}.jpg"
+
+
+@lru_cache(maxsize=4096)
+def _as_is_extension(path: Path) -> str | None:
+    """The extension under which an original can be stored byte for byte, or None when LLaMA-Factory
+    would see other pixels than ours (EXIF rotation, unusual modes or formats): then its first view is
+    stored instead. LLaMA-Factory applies the same <= image_max_pixels rule as our first view."""
+    with Image.open(path) as im:
+        if im.format not in AS_IS_FORMATS or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
+            return None
+        return FORMAT_EXT[im.format]
+
+
+def first_image(path: Path, sha: str, env: ZoomEnv, first: Observation) -> PendingImage:
+    """The original file itself (no decode, no re-encode), or its first view when it cannot be kept as is."""
+    ext = _as_is_extension(path)
+    if ext is None:
+        return PendingImage(image_rel(sha, first), *first.size, first.jpeg)
+    return PendingImage(f"images/orig/{sha}.{ext}", env.width, env.height, path.read_bytes)
 
 
 @dataclass
@@ -109,11 +132,8 @@ class RunConverter:
             return excluded(traj.id, "image_error", str(e))
         except BadInputError as e:
             return excluded(traj.id, "replay_mismatch", str(e))
-        rels = [image_rel(sha, obs) for obs in observations]  # indexed by observation, as to_sharegpt wants
-        by_rel = dict(zip(rels, observations))
-        record = to_sharegpt(conversation(traj.question, traj.options, traj.turns), rels)
-        pending = [
-            PendingImage(rel, *by_rel[rel].size, by_rel[rel].jpeg)
-            for rel in record["images"]
-        ]
-        return finish(traj.id, record["conversations"], pending, sink, self.limits)
+        images = [first_image(path, sha, env, observations[0])]
+        images += [PendingImage(image_rel(sha, obs), *obs.size, obs.jpeg) for obs in observations[1:]]
+        by_rel = {im.rel: im for im in images}  # indexed by observation, as to_sharegpt wants
+        record = to_sharegpt(conversation(traj.question, traj.options, traj.turns), [im.rel for im in images])
+        return finish(traj.id, record["conversations"], [by_rel[rel] for rel in record["images"]], sink, self.limits)
