@@ -179,6 +179,7 @@ def synth_coldstart_cmd(
     api_key_env: Annotated[Optional[str], typer.Option(help="Name of the env var holding the API key.")] = None,
     exemplars: Annotated[Optional[Path], typer.Option(help="Exemplar dir (default: the six shipped).")] = None,
     exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.")] = 2,
+    exemplar_sampling: Annotated[str, typer.Option(help="patterns (one per search pattern first) | random | fixed")] = "patterns",
     target: Annotated[Optional[int], typer.Option(help="Stop once this many trajectories are kept.")] = 6000,
     samples_per_item: Annotated[int, typer.Option(help="Attempts per question (K).")] = 2,
     max_turns: Annotated[int, typer.Option(help="Assistant turns per attempt.")] = 12,
@@ -217,6 +218,7 @@ def synth_coldstart_cmd(
         SynthConfig(
             dataset=dataset, out=out, split=split, teacher=teacher, model=model, base_urls=base_url or [],
             api_key_env=api_key_env, exemplars=exemplars, exemplars_in_context=exemplars_in_context,
+            exemplar_sampling=exemplar_sampling,
             target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
             context_tokens=context_tokens, max_tokens=max_tokens, temperature=temperature,
             concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout, judge=judge,

@@ -64,3 +64,21 @@ def test_curate_mix_prefers_quota_patterns():
     order = {t.item_id: k for k, t in enumerate(direct + back)}
     kept = curate(direct + back, order, mix={"backtrack": 0.5, "direct": 0.5}, target=4).kept
     assert sorted(primary_pattern(t.patterns) for t in kept) == ["backtrack", "backtrack", "direct", "direct"]
+
+
+def test_exemplar_sampling_modes():
+    import random
+
+    from minio3_data.images import OriginalCache
+    from pipelines.synth_coldstart.prompt import ExemplarPrompts
+
+    prompts = ExemplarPrompts(None, 3, OriginalCache(), "patterns")
+    for seed in range(5):
+        ids, prefix = prompts.sample(random.Random(seed))
+        assert len({i.split("-")[0] for i in ids}) == 3  # one dfs, one trial, one goal exemplar
+        assert prefix[0].role == "system" and "3 conversation" in prefix[0].text
+    prompts.sampling = "fixed"
+    assert prompts.sample(random.Random(1))[0] == prompts.sample(random.Random(2))[0]
+    prompts.sampling = "random"
+    draws = {tuple(prompts.sample(random.Random(s))[0]) for s in range(10)}
+    assert len(draws) > 1

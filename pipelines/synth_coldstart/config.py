@@ -10,7 +10,7 @@ from minio3_data.teachers.resilience import BreakerPolicy
 
 # Options that change what an (item, sample) attempt produces: a resumed run must use the same values.
 IDENTITY_FIELDS = ("dataset", "split", "teacher", "model", "exemplars", "samples_per_item", "max_turns",
-                   "exemplars_in_context", "seed", "judge")
+                   "exemplars_in_context", "exemplar_sampling", "seed", "judge")
 
 
 @dataclass
@@ -24,6 +24,7 @@ class SynthConfig:
     api_key_env: str | None = None
     exemplars: Path | None = None  # None: the six shipped exemplars
     exemplars_in_context: int = 2
+    exemplar_sampling: str = "patterns"  # patterns | random | fixed
     target: int | None = 6000
     samples_per_item: int = 2
     max_turns: int = 12

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from minio3_data.errors import BadInputError
 from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
 from minio3_data.images import OriginalCache, image_tokens
 from minio3_data.protocol import SYSTEM_PROMPT
@@ -17,6 +18,7 @@ from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.teachers.base import ImageRef, Message
 
 CHARS_PER_TOKEN = 4
+SAMPLINGS = ("patterns", "random", "fixed")  # how each attempt picks its k exemplars
 
 
 def estimate_tokens(messages: list[Message]) -> int:
@@ -49,15 +51,36 @@ def render_exemplar(ex: Exemplar, cache: OriginalCache) -> RenderedExemplar:
 
 
 class ExemplarPrompts:
-    """Samples k exemplars per attempt and assembles the shared prefix of its requests."""
+    """Samples k exemplars per attempt and assembles the shared prefix of its requests.
 
-    def __init__(self, exemplars_dir: Path | None, k: int, cache: OriginalCache) -> None:
+    `patterns` (default) shows as many different search patterns as k allows, `random` draws any k,
+    `fixed` always shows the first k; the draw comes from the attempt's own seed and is recorded."""
+
+    def __init__(self, exemplars_dir: Path | None, k: int, cache: OriginalCache, sampling: str = "patterns") -> None:
+        if sampling not in SAMPLINGS:
+            raise BadInputError(f"--exemplar-sampling {sampling!r}: use one of {', '.join(SAMPLINGS)}")
         exemplars = load_exemplars(exemplars_dir)
         self.k = min(k, len(exemplars))
+        self.sampling = sampling
         self.rendered = [render_exemplar(ex, cache) for ex in exemplars]
+        self.patterns = [ex.pattern for ex in exemplars]
+
+    def _choose(self, rng: random.Random) -> list[RenderedExemplar]:
+        if self.sampling == "fixed":
+            return self.rendered[: self.k]
+        if self.sampling == "random":
+            return rng.sample(self.rendered, self.k)
+        # patterns: as many different search patterns as k allows, each exemplar drawn within its pattern
+        by_pattern: dict[str, list[RenderedExemplar]] = {}
+        for ex, pattern in zip(self.rendered, self.patterns):
+            by_pattern.setdefault(pattern, []).append(ex)
+        pools = [rng.sample(v, len(v)) for v in by_pattern.values()]
+        rng.shuffle(pools)
+        order = [pool[i] for i in range(max(map(len, pools))) for pool in pools if i < len(pool)]
+        return order[: self.k]
 
     def sample(self, rng: random.Random) -> tuple[list[str], list[Message]]:
-        chosen = rng.sample(self.rendered, self.k)
+        chosen = self._choose(rng)
         prefix = [system_message(self.k)]
         for ex in chosen:
             prefix.extend(ex.messages)
