@@ -32,10 +32,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
-from export_fixtures import record, released_row, write_released
-from zoom import photo_like  # bench/zoom.py
+from export_fixtures import record, released_row, write_released  # noqa: E402
+from zoom import photo_like  # noqa: E402 (bench/zoom.py)
 
-from minio3_data.records import Trajectory, write_trajectories
+from minio3_data.records import Trajectory, write_trajectories  # noqa: E402
 
 METHODS = ("baseline", "official", "run")
 
