@@ -123,13 +123,19 @@ def _make_judge(cfg: SynthConfig, teacher):
 
 
 class _Progress:
-    """The progress bar: kept / attempted / acceptance / tokens / cost, with tqdm's ETA."""
+    """The progress bar: kept / attempted / acceptance / tokens / cost, with tqdm's ETA.
+
+    The bar appears only once the teacher, judge and exemplars are set up, so a setup error is one line."""
 
     def __init__(self, total: int, kept: int, enabled: bool) -> None:
-        self.bar = tqdm(total=total, desc="synth", unit="attempt", disable=not enabled, dynamic_ncols=True)
-        self.kept, self.finished, self.correct, self.tokens, self.cost = kept, 0, 0, 0, 0.0
+        self.total, self.enabled, self.bar = total, enabled, None
+        self.kept, self.done, self.finished, self.correct, self.tokens, self.cost = kept, 0, 0, 0, 0, 0.0
+
+    def start(self) -> None:
+        self.bar = tqdm(total=self.total, desc="synth", unit="attempt", disable=not self.enabled, dynamic_ncols=True)
 
     def update(self, t: Trajectory) -> None:
+        self.done += 1
         self.finished += t.status != "failed"
         ok = t.status == "answered" and t.verdict.correct
         self.correct += ok
@@ -137,8 +143,13 @@ class _Progress:
         self.tokens += t.usage.total_tokens
         self.cost += t.usage.cost_usd
         acc = self.correct / self.finished if self.finished else 0.0
+        assert self.bar is not None
         self.bar.set_postfix_str(f"kept={self.kept} acc={acc:.0%} tok={self.tokens:,} ${self.cost:.2f}", refresh=False)
         self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state, progress: _Progress) -> tuple[str | None, int]:
@@ -160,6 +171,7 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
     )
     _write_run_json(cfg)
+    progress.start()
     stop = asyncio.Event()
     reason: list[str] = []
 
@@ -234,14 +246,14 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         if todo and (cfg.target is None or already < cfg.target):
             stopped, hits = asyncio.run(_run(cfg, items, store, state, progress))
     finally:
-        progress.bar.close()
+        progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
     torn = [f"{t.file}: dropped a torn last line of {t.bytes_dropped} bytes" for t in state.torn]
     stats = finalize(cfg, items, attempts, {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits})
     return SynthSummary(
         run_dir=Path(cfg.out),
-        attempted_now=progress.bar.n,
+        attempted_now=progress.done,
         attempts=stats["attempts"],
         kept=stats["kept"],
         acceptance=stats["acceptance"],
