@@ -207,10 +207,26 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
+    def _body(self) -> bytes:
+        """The request body, sent whole (Content-Length) or chunked, as the OpenAI teacher streams it."""
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        parts = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+        self.rfile.readline()  # the blank line after the last (empty) chunk
+        return b"".join(parts)
+
     def do_POST(self) -> None:
-        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        raw = self._body()
+        owner = self.server.owner
         try:
-            status, headers, data = self.server.owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+            if owner.refuse_chunked and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                owner.refused_chunked += 1  # like a server that insists on Content-Length
+                status, headers, data = 411, {"Content-Type": "application/json"}, b'{"error": {"message": "Length Required"}}'
+            else:
+                status, headers, data = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -241,6 +257,8 @@ class LoopbackTeacher:
         self.reasoning = reasoning  # OpenAI-compatible `reasoning_content` (vLLM reasoning parsers)
         self.thought_signature = thought_signature  # Gemini `thoughtSignature` on the reply's text part
         self.record = record
+        self.refuse_chunked = False  # answer chunked uploads with 411 Length Required
+        self.refused_chunked = 0
         self.requests: list[Recorded] = []
         self.count = 0
         self._faults: deque[Fault] = deque()

@@ -293,3 +293,25 @@ def test_pricing_table_and_overrides(caplog):
         assert price_for("my-local-qwen") == price_for("my-local-qwen")
         assert price_for("my-local-qwen").input_per_1m == 0.0
     assert caplog.text.count("my-local-qwen") == 1  # warned once
+
+
+def test_openai_bodies_stream_chunked_and_fall_back_to_content_length(loopback: LoopbackTeacher):
+    """Requests are uploaded chunked from shared fragments; a server that wants Content-Length gets it."""
+    img = _image(b"chunky")
+
+    async def go() -> list[str]:
+        teacher = fast_teacher("openai", loopback)
+        try:
+            replies = [await teacher.generate(_question(img), STOP)]
+            loopback.refuse_chunked = True
+            replies += [await teacher.generate(_question(img), STOP) for _ in range(2)]
+            return [r.text for r in replies]
+        finally:
+            await teacher.aclose()
+
+    texts = run(go())
+    assert len(set(texts)) == 1 and texts[0]
+    assert loopback.refused_chunked == 1  # refused once, then whole bodies from then on
+    chunked = [r.headers.get("transfer-encoding") == "chunked" for r in loopback.requests]
+    assert chunked == [True, False, False]
+    assert all(r.view.images() == [img.data] for r in loopback.requests)

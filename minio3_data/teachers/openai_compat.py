@@ -8,6 +8,7 @@ encoded once per trajectory however many requests re-send it.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
@@ -27,10 +28,10 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def request_body(model: str, messages: list[Message], params: dict[str, Any]) -> bytes:
-    """The chat-completions JSON body. Messages with images become content lists in part order; each
-    image contributes its pre-serialized part (ImageRef.openai_part), so a request costs a join, not a
-    JSON encode of every image it re-sends."""
+def request_chunks(model: str, messages: list[Message], params: dict[str, Any]) -> list[bytes]:
+    """The chat-completions JSON body as fragments. Messages with images become content lists in part
+    order; each image contributes its pre-serialized part (ImageRef.openai_part), shared by every
+    request that re-sends it, so a request costs neither a JSON encode nor a copy of its images."""
     chunks = [b'{"model":', _dumps(model), b',"messages":[']
     for i, m in enumerate(messages):
         chunks.append(b"," if i else b"")
@@ -46,7 +47,22 @@ def request_body(model: str, messages: list[Message], params: dict[str, Any]) ->
     for key, value in params.items():
         chunks += [b",", _dumps(key), b":", _dumps(value)]
     chunks.append(b"}")
-    return b"".join(chunks)
+    return chunks
+
+
+async def stream_chunks(chunks: list[bytes], small: int = 1 << 16) -> AsyncIterator[bytes]:
+    """Yield big (shared) fragments as they are and small ones glued together, for a chunked upload."""
+    pending: list[bytes] = []
+    for c in chunks:
+        if len(c) < small:
+            pending.append(c)
+            continue
+        if pending:
+            yield b"".join(pending)
+            pending = []
+        yield c
+    if pending:
+        yield b"".join(pending)
 
 
 def _error_message(e: openai.APIStatusError) -> str:
@@ -73,6 +89,9 @@ class OpenAITeacher:
         # learnt from their first 400 and remembered for this endpoint.
         self._max_tokens_field = "max_tokens"
         self._dropped: set[str] = set()
+        # Bodies are streamed (chunked) from fragments shared across requests, so hundreds of requests in
+        # flight hold no copies of their megabytes of images; a server answering 411 gets whole bodies.
+        self._chunked = True
 
     def __repr__(self) -> str:
         return f"OpenAITeacher(model={self.model!r}, endpoint={self.endpoint!r})"
@@ -95,11 +114,12 @@ class OpenAITeacher:
             kwargs = {k: v for k, v in wanted.items() if v is not None and k not in self._dropped}
             kwargs[self._max_tokens_field] = config.max_tokens
             try:
-                # a pre-built body skips the SDK's typed-dict transform and JSON encode of megabytes of
-                # base64 on every turn (~30 ms a request with exemplar images in context)
+                # pre-serialized fragments skip the SDK's typed-dict transform and JSON encode of megabytes
+                # of base64 on every turn (~30 ms a request with exemplar images in context)
+                chunks = request_chunks(self.model, messages, kwargs)
                 resp = await self._client.post(
                     "/chat/completions",
-                    content=request_body(self.model, messages, kwargs),
+                    content=stream_chunks(chunks) if self._chunked else b"".join(chunks),
                     options={"headers": {"Content-Type": "application/json"}},
                     cast_to=ChatCompletion,
                 )
@@ -107,6 +127,10 @@ class OpenAITeacher:
             except openai.APIStatusError as e:
                 message = _error_message(e)
                 if e.status_code == 400 and self._adapt(message):
+                    continue
+                if e.status_code == 411 and self._chunked:  # the server wants a Content-Length: send whole bodies
+                    self._chunked = False
+                    log.info("%s: refuses chunked uploads; sending whole request bodies", self.endpoint)
                     continue
                 raise RequestError.from_status(
                     self.endpoint, e.status_code, e.response.headers, message, self._client.api_key
