@@ -15,6 +15,7 @@ import typer
 
 from minio3_data import __version__
 from minio3_data.errors import Minio3Error
+from minio3_data.memory import tune_malloc
 
 app = typer.Typer(
     name="minio3",
@@ -41,6 +42,7 @@ def main(
     ] = None,
 ) -> None:
     """minio3: the Mini-o3 recipe (VisualProbe, cold-start synthesis, SFT, masked GRPO, Avg@k)."""
+    tune_malloc()  # before any stage imports its heavy libraries (see minio3_data/memory.py)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -19,7 +19,6 @@ import argparse
 import ast
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from export_fixtures import record, released_row, write_released  # noqa: E402
+from peak_rss import peak_mb  # noqa: E402 (bench/peak_rss.py)
 from zoom import photo_like  # noqa: E402 (bench/zoom.py)
 
 from minio3_data.records import Trajectory, write_trajectories  # noqa: E402
@@ -114,8 +114,7 @@ def run_method(method: str, work: Path, workers: int) -> dict[str, Any]:
     else:
         rows = export_run(work / "run", out, workers=workers, progress=False).rows_written
     seconds = time.perf_counter() - started
-    rss = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return {"method": method, "seconds": seconds, "rows": rows, "peak_rss_mb": rss / 1024}
+    return {"method": method, "seconds": seconds, "rows": rows, "peak_rss_mb": peak_mb()}
 
 
 def main() -> None:

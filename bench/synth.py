@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
+
+from minio3_data.memory import tune_malloc  # noqa: E402
+
+tune_malloc()  # before the heavy imports, as the minio3 CLI does
 
 from loopback_teacher import LoopbackTeacher  # noqa: E402
+from peak_rss import own_peak_mb  # noqa: E402
 
 from minio3_data.images import OriginalCache  # noqa: E402
 from minio3_data.records import read_items, read_trajectories  # noqa: E402
@@ -45,7 +49,7 @@ def child(args: argparse.Namespace) -> None:
     summary = synth_coldstart(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     turns = sum(t.num_turns for t in read_trajectories(out / "trajectories.parquet"))
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = own_peak_mb()
     print(json.dumps({"wall": wall, "cpu": cpu, "turns": turns, "attempts": summary.attempts, "rss_mb": rss}))
 
 
