@@ -12,12 +12,13 @@ import hashlib
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from minio3_data.errors import Minio3Error
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache
-from minio3_data.protocol import Answer, Malformed, Zoom, parse_turn, trim_turn
+from minio3_data.judge import Judge
+from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Zoom, parse_turn, trim_turn
 from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.store import RunStore
@@ -27,11 +28,7 @@ from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 from .prompt import ExemplarPrompts, estimate_tokens
 from .seeding import attempt_seed
 
-STOP = ["</grounding>", "</answer>"]
-
-
-class Judge(Protocol):
-    async def judge(self, question: str, prediction: str, ground_truth: str, options: list[str]) -> Verdict: ...
+STOP = list(STOP_STRINGS)
 
 
 def _to_ref(obs: Observation) -> ImageRef:
