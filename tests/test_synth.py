@@ -206,3 +206,17 @@ def test_sigint_stops_taking_work_writes_stats_and_resumes(tiny_dataset, tmp_pat
     assert res.returncode == 0, res.stderr
     keys = _attempt_keys(run)
     assert len(keys) == len(set(keys)) == 40
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [({"mix": {"backtrak": 1.0}}, "--mix"), ({"samples_per_item": 0}, "--samples-per-item"),
+     ({"teacher": "claude"}, "--teacher"), ({"judge": "gpt4"}, "--judge"),
+     ({"exemplars": Path("/nonexistent")}, "exemplar")],
+)
+def test_bad_options_are_one_line_errors_that_leave_no_run_json(tiny_dataset, tmp_path, kw, message):
+    from minio3_data.errors import BadInputError
+
+    with pytest.raises(BadInputError, match=message):
+        synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", **kw))
+    assert not (tmp_path / "run" / "run.json").exists()

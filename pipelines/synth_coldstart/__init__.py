@@ -231,6 +231,7 @@ def finalize(cfg: SynthConfig, items: list[ProbeItem], attempts: list[Trajectory
 
 
 def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
+    cfg.validate()
     items = _load_items(cfg)
     if not items:
         raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from (check --limit/--shard)")

@@ -6,7 +6,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minio3_data.errors import BadInputError
 from minio3_data.teachers.resilience import BreakerPolicy
+
+from .patterns import PATTERNS
+
+TEACHERS = ("scripted", "openai", "gemini")
 
 # Options that change what an (item, sample) attempt produces: a resumed run must use the same values.
 IDENTITY_FIELDS = ("dataset", "split", "teacher", "model", "exemplars", "samples_per_item", "max_turns",
@@ -54,6 +59,17 @@ class SynthConfig:
     breaker: BreakerPolicy | None = None  # when an endpoint counts as failing and how long the run pauses
     error_rate: float = 0.15  # scripted teacher only
     progress: bool = True
+
+    def validate(self) -> None:
+        """One-line errors for options that cannot work, before anything is started or written."""
+        for name in ("samples_per_item", "max_turns", "max_images", "concurrency", "context_tokens", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise BadInputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        unknown = sorted(set(self.mix) - set(PATTERNS))
+        if unknown:
+            raise BadInputError(f"--mix: unknown pattern(s) {', '.join(unknown)}; use {', '.join(PATTERNS)}")
+        if self.teacher not in TEACHERS:
+            raise BadInputError(f"--teacher {self.teacher!r}: use one of {', '.join(TEACHERS)}")
 
     def identity(self) -> dict[str, Any]:
         """The data-shaping options as plain JSON (paths absolute, no secrets: only the key's variable name)."""
