@@ -3,8 +3,11 @@
 For each concurrency (8, 64, 256) a child process runs `synth_coldstart` with the OpenAI teacher against
 a loopback server living in this process, and reports turns per second, CPU seconds and peak RSS.
 The unavoidable work of a turn is measured in this process on the same trajectories: decoding the first
-view, executing the zoom and encoding each image once. Orchestration overhead per turn =
-(client CPU per turn - unavoidable CPU per turn) / unavoidable CPU per turn.
+view, executing the zoom and encoding each image once. Overhead per turn =
+(client CPU per turn - unavoidable CPU per turn) / unavoidable CPU per turn, twice: with the OpenAI
+teacher (our loop plus the SDK and the HTTP upload of every request: exemplar and trajectory images
+are re-sent on every turn) and with the scripted teacher (our loop alone: prompts, parsing, zoom
+scheduling, judge, store, progress).
 Goals: 256 concurrent trajectories within 2 GB RSS; overhead <= 25 % of zoom + encode.
 
     python bench/synth.py [--items 32] [--samples 16] [--concurrency 8 64 256]
@@ -41,10 +44,11 @@ WORK = Path("/tmp/minio3-bench-synth")
 def child(args: argparse.Namespace) -> None:
     """Run one synthesis and print its measurements as JSON (RSS of this process only)."""
     concurrency = args.concurrency[0]
-    out = WORK / f"run-c{concurrency}"
-    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher="openai", model="bench", base_urls=[args.base_url],
-                      api_key_env="NONE", samples_per_item=args.samples, target=None, concurrency=concurrency,
-                      timeout=120, progress=False)
+    out = WORK / f"run-{args.teacher}-c{concurrency}"
+    api = dict(model="bench", base_urls=[args.base_url], api_key_env="NONE", timeout=120)
+    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher=args.teacher, samples_per_item=args.samples,
+                      target=None, concurrency=concurrency, progress=False, error_rate=0.0,
+                      **(api if args.teacher == "openai" else {}))
     t0, c0 = time.perf_counter(), time.process_time()
     summary = synth_coldstart(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -74,6 +78,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 64, 256])
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base-url", help=argparse.SUPPRESS)
+    ap.add_argument("--teacher", default="openai", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return child(args)
@@ -82,23 +87,25 @@ def main() -> None:
         build_visualprobe("synthetic", dataset, train=args.items, test=0, long_side=(3840, 4096), overwrite=True)
     answers = {it.question: it.answer for it in read_items(dataset / "train.parquet")}
     print(f"{args.items} items x {args.samples} samples on 4K scenes; zero-latency loopback OpenAI teacher")
-    print(f"{'concurrency':>11} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} {'zoom+encode/turn':>17} {'overhead':>9}")
+    print(f"{'concurrency':>11} {'teacher':>8} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} "
+          f"{'zoom+encode/turn':>17} {'overhead':>9}")
     with LoopbackTeacher(answers=answers, record=False) as srv:
         for c in args.concurrency:
-            run = WORK / f"run-c{c}"
-            subprocess.run(["rm", "-rf", str(run)], check=True)
-            res = subprocess.run(
-                [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(args.samples),
-                 "--base-url", srv.openai_url],
-                capture_output=True, text=True,
-            )
-            if res.returncode:
-                sys.exit(f"child failed:\n{res.stderr[-3000:]}")
-            m = json.loads(res.stdout.strip().splitlines()[-1])
-            base = unavoidable_cpu(run, dataset) / m["turns"]
-            client = m["cpu"] / m["turns"]
-            print(f"{c:>11} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB {client * 1000:>14.2f}ms "
-                  f"{base * 1000:>15.2f}ms {(client - base) / base:>8.0%}")
+            for teacher in ("openai", "scripted"):
+                run = WORK / f"run-{teacher}-c{c}"
+                subprocess.run(["rm", "-rf", str(run)], check=True)
+                res = subprocess.run(
+                    [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(args.samples),
+                     "--teacher", teacher, "--base-url", srv.openai_url],
+                    capture_output=True, text=True,
+                )
+                if res.returncode:
+                    sys.exit(f"child failed:\n{res.stderr[-3000:]}")
+                m = json.loads(res.stdout.strip().splitlines()[-1])
+                base = unavoidable_cpu(run, dataset) / m["turns"]
+                client = m["cpu"] / m["turns"]
+                print(f"{c:>11} {teacher:>8} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB "
+                      f"{client * 1000:>14.2f}ms {base * 1000:>15.2f}ms {(client - base) / base:>8.0%}")
 
 
 if __name__ == "__main__":

@@ -103,17 +103,19 @@ def _reply_key(attempt_id: str, turn: int, teacher: str, exemplar_ids: list[str]
     return f"{attempt_id}@{turn}:{h.hexdigest()[:16]}"
 
 
-async def _generate(ctx: AttemptContext, teacher: Teacher, key: str, messages: list[Message]) -> Reply:
-    if ctx.cache_replies and key in ctx.replies:
+async def _generate(ctx: AttemptContext, teacher: Teacher, key: str | None, messages: list[Message]) -> Reply:
+    """Ask the teacher, or replay its already-paid reply; `key` is None when replies are not cached."""
+    if key is None:
+        return await teacher.generate(messages, ctx.gen)
+    if key in ctx.replies:
         r = ctx.replies[key]
         ctx.cache_hits += 1
         return Reply(r["text"], Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
     reply = await teacher.generate(messages, ctx.gen)
-    if ctx.cache_replies:
-        rec = {"key": key, "text": reply.text, "usage": asdict(reply.usage), "finish_reason": reply.finish_reason,
-               "extra": reply.extra}
-        ctx.store.add_reply(rec)
-        ctx.replies[key] = rec
+    rec = {"key": key, "text": reply.text, "usage": asdict(reply.usage), "finish_reason": reply.finish_reason,
+           "extra": reply.extra}
+    ctx.store.add_reply(rec)
+    ctx.replies[key] = rec
     return reply
 
 
@@ -144,7 +146,8 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
         if prefix_tokens + estimate_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
             status = "over_turn"  # context budget, as the released rollout does
             break
-        reply = await _generate(ctx, teacher, _reply_key(attempt_id, t, teacher.name, exemplar_ids, own), prefix + own)
+        key = _reply_key(attempt_id, t, teacher.name, exemplar_ids, own) if ctx.cache_replies else None
+        reply = await _generate(ctx, teacher, key, prefix + own)
         usage.add(reply.usage)
         extras.append(reply.extra)
         text = trim_turn(reply.text)
