@@ -241,6 +241,27 @@ def synth_coldstart_cmd(
         typer.echo(f"stopped: {summary.stopped}; rerun the same command to continue")
         raise typer.Exit(130 if summary.stopped == "interrupted" else 1)
 
+@app.command("merge-runs")
+@user_errors
+def merge_runs_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run dirs of one synthesis (e.g. its --shard i/N parts).")],
+    out: Annotated[Path, typer.Option(help="Merged run dir to create.")],
+    target: Annotated[Optional[int], typer.Option(help="Keep at most this many trajectories.")] = None,
+    max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
+    mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Merge the run dirs of one synthesis (shards, machines) into one run dir, curated again.
+
+    Example: minio3 merge-runs runs/shard0 runs/shard1 runs/shard2 runs/shard3 --out runs/all --target 6000
+    """
+    from pipelines.synth_coldstart.merge import merge_runs
+
+    s = merge_runs(runs, out, target=target, max_per_item=max_per_item, mix=_parse_mix(mix), overwrite=overwrite)
+    typer.echo(f"{s.out}: {s.attempts} attempts from {s.runs} runs ({s.duplicates} duplicates dropped), "
+               f"kept {s.kept}; export it with: minio3 export-llamafactory --run {s.out} --out sft/")
+
+
 # --- export-llamafactory / train-sft --------------------------------------------------------------------
 
 

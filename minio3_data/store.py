@@ -42,8 +42,9 @@ class JsonlLog:
         self._lock = threading.Lock()
         self._fh = None
 
-    def read(self) -> tuple[list[dict[str, Any]], TornTail | None]:
-        """All complete records; a torn (unterminated or unparsable) tail is cut off the file."""
+    def read(self, repair: bool = True) -> tuple[list[dict[str, Any]], TornTail | None]:
+        """All complete records; a torn (unterminated or unparsable) tail is reported and, with `repair`,
+        cut off the file so the next append starts on a fresh line."""
         if not self.path.exists():
             return [], None
         data = self.path.read_bytes()
@@ -65,8 +66,9 @@ class JsonlLog:
         torn = None
         if good_end < len(data):
             torn = TornTail(self.path.name, len(data) - good_end)
-            with open(self.path, "r+b") as f:
-                f.truncate(good_end)
+            if repair:
+                with open(self.path, "r+b") as f:
+                    f.truncate(good_end)
         return records, torn
 
     def append(self, record: dict[str, Any] | str) -> None:
@@ -109,16 +111,17 @@ class RunStore:
         self.attempts = JsonlLog(self.dir / ATTEMPTS, fsync=fsync)
         self.replies = JsonlLog(self.dir / REPLIES, fsync=fsync)
 
-    def load(self) -> RunState:
+    def load(self, repair: bool = True) -> RunState:
+        """What the run dir holds; `repair=False` only reads (e.g. runs being merged elsewhere)."""
         state = RunState()
-        rows, torn = self.attempts.read()
+        rows, torn = self.attempts.read(repair)
         state.lines = len(rows)
         for row in rows:
             t = Trajectory.from_dict(row)
             state.attempts[(t.item_id, t.sample_index)] = t
         if torn:
             state.torn.append(torn)
-        replies, torn = self.replies.read()
+        replies, torn = self.replies.read(repair)
         for r in replies:
             state.replies[r["key"]] = r
         if torn:

@@ -220,3 +220,35 @@ def test_bad_options_are_one_line_errors_that_leave_no_run_json(tiny_dataset, tm
     with pytest.raises(BadInputError, match=message):
         synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", **kw))
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_merged_shards_equal_the_unsharded_run(tiny_dataset, tmp_path):
+    from pipelines.synth_coldstart.merge import merge_runs
+
+    whole = tmp_path / "whole"
+    synth_coldstart(_cfg(tiny_dataset, whole))
+    shards = [tmp_path / f"s{i}" for i in range(3)]
+    for i, shard in enumerate(shards):
+        synth_coldstart(_cfg(tiny_dataset, shard, shard=(i, 3)))
+    before = [(s / "attempts.jsonl").read_bytes() for s in shards]
+    merged = merge_runs(shards, tmp_path / "merged")
+    assert merged.attempts == 20 and merged.duplicates == 0
+    assert _final_set(tmp_path / "merged") == _final_set(whole)
+    assert [(s / "attempts.jsonl").read_bytes() for s in shards] == before  # sources only read
+    again = synth_coldstart(_cfg(tiny_dataset, tmp_path / "merged"))  # a merged run resumes like any run
+    assert again.attempted_now == 0 and again.kept == merged.kept
+    res = subprocess.run(_cli("merge-runs", str(shards[0]), str(whole), "--out", str(tmp_path / "m2")), cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "20 attempts from 2 runs" in res.stdout
+    assert "(0 duplicates" not in res.stdout  # s0's attempts are also in whole: dropped, not doubled
+
+
+def test_merge_refuses_runs_of_different_syntheses(tiny_dataset, tmp_path):
+    from minio3_data.errors import BadInputError
+    from pipelines.synth_coldstart.merge import merge_runs
+
+    synth_coldstart(_cfg(tiny_dataset, tmp_path / "a", limit=1))
+    synth_coldstart(_cfg(tiny_dataset, tmp_path / "b", limit=1, seed=99))
+    with pytest.raises(BadInputError, match="seed"):
+        merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert not (tmp_path / "m").exists()

@@ -77,10 +77,13 @@ def _check_run_json(cfg: SynthConfig) -> None:
             )
 
 
-def _write_run_json(cfg: SynthConfig) -> None:
-    identity = cfg.identity()
+def _write_identity(run_dir: Path, identity: dict) -> None:
     record = {"identity": identity, "dataset": identity["dataset"], "minio3": __version__}
-    atomic_write_text(Path(cfg.out) / "run.json", json.dumps(record, indent=2) + "\n")
+    atomic_write_text(Path(run_dir) / "run.json", json.dumps(record, indent=2) + "\n")
+
+
+def _write_run_json(cfg: SynthConfig) -> None:
+    _write_identity(Path(cfg.out), cfg.identity())
 
 
 def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
