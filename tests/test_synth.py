@@ -54,6 +54,12 @@ def test_scripted_run_keeps_only_correct_and_writes_outputs(tiny_dataset, tmp_pa
         assert [tn.observation for tn in zooms] == list(range(1, len(zooms) + 1))
         assert all(0 <= tn.box_px[0] < tn.box_px[2] <= t.width for tn in zooms)
         assert t.patterns and len(t.exemplar_ids) == 2
+    targets = {it.id: it.target_bbox for it in read_items(tiny_dataset / "train.parquet")}
+    for t in kept:  # the scripted teacher answers from a view that shows the target, like the exemplars
+        last = [tn.box_px for tn in t.turns if tn.box_px][-1]
+        x0, y0, x1, y1 = targets[t.item_id]
+        assert last[0] <= x0 and last[1] <= y0 and x1 <= last[2] + 1 and y1 <= last[3] + 1, (t.id, last)
+    assert {p for t in kept for p in t.patterns} >= {"depth_first", "backtrack"}
     ds = load_dataset("parquet", data_files=str(run / "trajectories.parquet"), split="train")
     assert len(ds) == len(kept)
     stats = json.loads((run / "stats.json").read_text())

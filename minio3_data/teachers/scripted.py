@@ -109,7 +109,7 @@ class ScriptedAttempt:
             self.plan.insert(at, Step("Let me zoom in on that area.", malformed=True))
         self.frames: dict[int, Box] = {0: (0.0, 0.0, float(item.width), float(item.height))}
         self.next_step = 0
-        self.pending_obs: int | None = None
+        self.pending_box: Box | None = None  # the zoom sent last, until we learn whether it became an observation
 
     def _plan(self) -> list[Step]:
         it, rng = self.item, self.rng
@@ -203,12 +203,11 @@ class ScriptedAttempt:
 
     def _observe(self, messages: list[Message]) -> None:
         """Learn from the last user turn whether the previous zoom produced an observation."""
-        if self.pending_obs is None or not messages:
+        if self.pending_box is None or not messages:
             return
-        last = messages[-1].text
-        if "ERROR" not in last[:80]:
+        if "ERROR" not in messages[-1].text[:80]:
             self.frames[len(self.frames)] = self.pending_box
-        self.pending_obs = None
+        self.pending_box = None
 
     async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply:
         self._observe(messages)
@@ -225,7 +224,7 @@ class ScriptedAttempt:
             src = min(step.source, len(self.frames) - 1)
             frame = self.frames[src]
             rel = to_relative(step.box, frame)
-            self.pending_obs, self.pending_box = len(self.frames), _clip(step.box, self.item.width, self.item.height)
+            self.pending_box = _clip(step.box, self.item.width, self.item.height)
             text = render_turn(step.think, Zoom(rel, source_name(src)))
             text = text[: -len("</grounding>")]  # as an API would return it: the stop string cut off
         usage = Usage(prompt_tokens=0, completion_tokens=len(text) // 4, requests=1)
