@@ -207,6 +207,8 @@ def synth_coldstart_cmd(
     max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
     mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
     thinking_budget: Annotated[Optional[int], typer.Option(help="Gemini thinking budget in tokens.")] = None,
+    image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media, "
+                                                      "for a server sharing the filesystem)")] = "inline",
     error_rate: Annotated[float, typer.Option(help="Scripted teacher: share of wrong answers.")] = 0.15,
 ) -> None:
     """Synthesise cold-start trajectories with a teacher VLM and keep the correct ones.
@@ -227,7 +229,8 @@ def synth_coldstart_cmd(
             judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env, max_retries=max_retries,
             price_input=price_input, price_output=price_output, seed=seed, limit=limit,
             shard=_parse_shard(shard), max_cost=max_cost, max_requests=max_requests, max_per_item=max_per_item,
-            mix=_parse_mix(mix), thinking_budget=thinking_budget, error_rate=error_rate,
+            mix=_parse_mix(mix), thinking_budget=thinking_budget, image_transport=image_transport,
+            error_rate=error_rate,
         )
     )
     for line in summary.torn:

@@ -26,7 +26,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
 from typing_extensions import Self
@@ -160,7 +162,12 @@ def _openai_view(body: dict[str, Any]) -> RequestView:
             elif part.get("type") == "text":
                 texts.append(part["text"])
             elif part.get("type") == "image_url":
-                images.append(part["image_url"]["url"].split(",", 1)[1])
+                url = part["image_url"]["url"]
+                if url.startswith("file://"):  # a server on the same filesystem reads the file itself
+                    data = Path(unquote(urlparse(url).path)).read_bytes()
+                    images.append(base64.b64encode(data).decode())
+                else:
+                    images.append(url.split(",", 1)[1])
         messages.append((m["role"], texts, images))
     stop = body.get("stop") or []
     return RequestView("openai", body.get("model", ""), messages, [stop] if isinstance(stop, str) else list(stop))

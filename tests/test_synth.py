@@ -258,3 +258,18 @@ def test_merge_refuses_runs_of_different_syntheses(tiny_dataset, tmp_path):
     with pytest.raises(BadInputError, match="seed"):
         merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_file_image_transport_sends_paths_and_writes_each_image_once(tiny_dataset, tmp_path):
+    """For a server on the same filesystem: requests carry file:// URLs, never base64, and stay small."""
+    run = tmp_path / "run"
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="openai", model="m", base_urls=[srv.openai_url],
+                                       api_key_env="NONE", image_transport="file", limit=3))
+        bodies = [json.dumps(r.body) for r in srv.requests]
+        seen = [img for r in srv.requests for img in r.view.images()]
+    assert summary.kept == 6
+    assert all("base64" not in b and "file://" in b and len(b) < 60_000 for b in bodies)
+    media = sorted((run / "media").iterdir())
+    assert len(media) == len({p.read_bytes() for p in media})  # content-addressed: each image once
+    assert {p.read_bytes() for p in media} == set(seen)  # and exactly what the server read

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..errors import BadInputError
 from .base import GenerationConfig, ImageRef, Message, Reply, Teacher
@@ -70,6 +71,7 @@ def make_teacher(
     backoff_max: float = 60.0,
     breaker: BreakerPolicy | None = None,
     notify: Callable[[str], None] = log.warning,
+    image_dir: Path | None = None,
 ) -> GuardedTeacher:
     """An API teacher ('openai' or 'gemini'): one client per base URL, round robin, behind rate limits,
     a circuit breaker per URL and retries. Spending is capped by `budget`, or else by a new Budget of
@@ -82,13 +84,15 @@ def make_teacher(
         raise BadInputError("--timeout must be > 0 and --max-retries >= 0")
     if thinking_budget is not None and kind != "gemini":
         raise BadInputError("--thinking-budget applies to --teacher gemini only")
+    if image_dir is not None and kind != "openai":
+        raise BadInputError("--image-transport file applies to --teacher openai (an OpenAI-compatible server) only")
     urls = _check_base_urls(base_urls)
     key = api_key_from_env(kind, api_key_env)
     endpoints: list[Endpoint]
     if kind == "openai":
         from .openai_compat import OpenAITeacher
 
-        endpoints = [OpenAITeacher(model, api_key=key, base_url=u, timeout=timeout) for u in urls]
+        endpoints = [OpenAITeacher(model, api_key=key, base_url=u, timeout=timeout, image_dir=image_dir) for u in urls]
     else:
         from .gemini import GeminiTeacher
 

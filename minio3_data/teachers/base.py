@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..fsutil import atomic_write_bytes
 from ..records import Usage
 
 Role = Literal["system", "user", "assistant"]
@@ -25,6 +28,7 @@ class ImageRef:
     mime: str = "image/jpeg"
     width: int = 0
     height: int = 0
+    _file_parts: dict[Path, bytes] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def b64(self) -> str:
@@ -33,6 +37,20 @@ class ImageRef:
     @cached_property
     def sha1(self) -> str:
         return hashlib.sha1(self.data).hexdigest()
+
+    def file_part(self, directory: Path) -> bytes:
+        """The content part pointing at this image as a local file (`file://`), written once under
+        `directory` by content hash: for a server on the same machine or a shared filesystem (vLLM:
+        --allowed-local-media-path), requests then carry a path instead of megabytes of base64."""
+        part = self._file_parts.get(directory)
+        if part is None:
+            ext = self.mime.split("/")[-1].replace("jpeg", "jpg")
+            path = directory.resolve() / f"{self.sha1}.{ext}"
+            if not path.exists():
+                atomic_write_bytes(path, self.data)
+            part = b'{"type":"image_url","image_url":{"url":' + json.dumps(path.as_uri()).encode() + b"}}"
+            self._file_parts[directory] = part
+        return part
 
     @cached_property
     def openai_part(self) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -28,7 +29,9 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def request_chunks(model: str, messages: list[Message], params: dict[str, Any]) -> list[bytes]:
+def request_chunks(
+    model: str, messages: list[Message], params: dict[str, Any], image_dir: Path | None = None
+) -> list[bytes]:
     """The chat-completions JSON body as fragments. Messages with images become content lists in part
     order; each image contributes its pre-serialized part (ImageRef.openai_part), shared by every
     request that re-sends it, so a request costs neither a JSON encode nor a copy of its images."""
@@ -41,7 +44,11 @@ def request_chunks(model: str, messages: list[Message], params: dict[str, Any]) 
             continue
         chunks += [head, b"["]
         for j, p in enumerate(m.parts):
-            chunks += [b"," if j else b"", _dumps({"type": "text", "text": p}) if isinstance(p, str) else p.openai_part]
+            if isinstance(p, str):
+                part = _dumps({"type": "text", "text": p})
+            else:
+                part = p.openai_part if image_dir is None else p.file_part(image_dir)
+            chunks += [b"," if j else b"", part]
         chunks.append(b"]}")
     chunks.append(b"]")
     for key, value in params.items():
@@ -79,7 +86,10 @@ def _error_message(e: openai.APIStatusError) -> str:
 class OpenAITeacher:
     """An `Endpoint` for one base URL with its own AsyncOpenAI client."""
 
-    def __init__(self, model: str, *, api_key: str, base_url: str | None = None, timeout: float = 120.0):
+    def __init__(
+        self, model: str, *, api_key: str, base_url: str | None = None, timeout: float = 120.0,
+        image_dir: Path | None = None,
+    ):
         self.model = model
         self.name = f"openai:{model}"
         self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
@@ -92,6 +102,7 @@ class OpenAITeacher:
         # Bodies are streamed (chunked) from fragments shared across requests, so hundreds of requests in
         # flight hold no copies of their megabytes of images; a server answering 411 gets whole bodies.
         self._chunked = True
+        self.image_dir = image_dir  # set: images go as file:// URLs written there (see ImageRef.file_part)
 
     def __repr__(self) -> str:
         return f"OpenAITeacher(model={self.model!r}, endpoint={self.endpoint!r})"
@@ -116,7 +127,7 @@ class OpenAITeacher:
             try:
                 # pre-serialized fragments skip the SDK's typed-dict transform and JSON encode of megabytes
                 # of base64 on every turn (~30 ms a request with exemplar images in context)
-                chunks = request_chunks(self.model, messages, kwargs)
+                chunks = request_chunks(self.model, messages, kwargs, self.image_dir)
                 resp = await self._client.post(
                     "/chat/completions",
                     content=stream_chunks(chunks) if self._chunked else b"".join(chunks),

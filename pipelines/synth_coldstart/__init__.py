@@ -36,6 +36,8 @@ from .report import plot_stats, run_stats, write_stats
 
 __all__ = ["SynthConfig", "SynthSummary", "synth_coldstart"]
 
+MEDIA_DIR = "media"  # --image-transport file: every image sent, once, by content hash
+
 
 @dataclass
 class SynthSummary:
@@ -106,6 +108,7 @@ def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
         backoff_base=cfg.backoff_base,
         breaker=cfg.breaker,
         notify=notify,
+        image_dir=Path(cfg.out) / MEDIA_DIR if cfg.image_transport == "file" else None,
     )
 
 

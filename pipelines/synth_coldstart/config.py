@@ -53,6 +53,7 @@ class SynthConfig:
     max_per_item: int | None = None
     mix: dict[str, float] = field(default_factory=dict)  # target pattern mix for curation
     thinking_budget: int | None = None
+    image_transport: str = "inline"  # inline (base64 in every request) | file (file:// URLs under RUN_DIR/media)
     price_input: float | None = None  # USD per 1M input tokens (overrides the built-in table)
     price_output: float | None = None  # USD per 1M output tokens
     backoff_base: float = 1.0  # seconds before the first retry (tests shorten it)
@@ -68,6 +69,8 @@ class SynthConfig:
         unknown = sorted(set(self.mix) - set(PATTERNS))
         if unknown:
             raise BadInputError(f"--mix: unknown pattern(s) {', '.join(unknown)}; use {', '.join(PATTERNS)}")
+        if self.image_transport not in ("inline", "file"):
+            raise BadInputError(f"--image-transport {self.image_transport!r}: use inline or file")
         if self.teacher not in TEACHERS:
             raise BadInputError(f"--teacher {self.teacher!r}: use one of {', '.join(TEACHERS)}")
 
