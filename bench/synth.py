@@ -6,7 +6,7 @@ The unavoidable work of a turn is measured in this process on the same trajector
 view, executing the zoom and encoding each image once. Overhead per turn =
 (client CPU per turn - unavoidable CPU per turn) / unavoidable CPU per turn, twice: with the OpenAI
 teacher (our loop plus the SDK and the HTTP upload of every request: exemplar and trajectory images
-are re-sent on every turn) and with the scripted teacher (our loop alone: prompts, parsing, zoom
+are re-sent on every turn; `openai-file` sends them as file:// URLs instead) and with the scripted teacher (our loop alone: prompts, parsing, zoom
 scheduling, judge, store, progress). "steady" leaves out the fixed start-up and finalisation cost,
 measured by a one-attempt run, which a real run of thousands of attempts amortises.
 Goals: 256 concurrent trajectories within 2 GB RSS; overhead <= 25 % of zoom + encode.
@@ -40,16 +40,20 @@ from pipelines.build_visualprobe import build_visualprobe  # noqa: E402
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart  # noqa: E402
 
 WORK = Path("/tmp/minio3-bench-synth")
+# the OpenAI teacher with images inline (base64) and as file:// URLs, and the scripted one (our loop alone)
+TEACHERS = ("openai", "openai-file", "scripted")
 
 
 def child(args: argparse.Namespace) -> None:
     """Run one synthesis and print its measurements as JSON (RSS of this process only)."""
     concurrency = args.concurrency[0]
     out = WORK / f"run-{args.teacher}-c{concurrency}"
-    api = dict(model="bench", base_urls=[args.base_url], api_key_env="NONE", timeout=120)
-    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher=args.teacher, samples_per_item=args.samples,
+    teacher, _, transport = args.teacher.partition("-")  # openai | openai-file | scripted
+    api = dict(model="bench", base_urls=[args.base_url], api_key_env="NONE", timeout=120,
+               image_transport=transport or "inline")
+    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher=teacher, samples_per_item=args.samples,
                       target=None, concurrency=concurrency, progress=False, error_rate=0.0, limit=args.limit,
-                      **(api if args.teacher == "openai" else {}))
+                      **(api if teacher == "openai" else {}))
     t0, c0 = time.perf_counter(), time.process_time()
     summary = synth_coldstart(cfg)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -89,7 +93,7 @@ def main() -> None:
         build_visualprobe("synthetic", dataset, train=args.items, test=0, long_side=(3840, 4096), overwrite=True)
     answers = {it.question: it.answer for it in read_items(dataset / "train.parquet")}
     print(f"{args.items} items x {args.samples} samples on 4K scenes; zero-latency loopback OpenAI teacher")
-    print(f"{'concurrency':>11} {'teacher':>8} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} "
+    print(f"{'concurrency':>11} {'teacher':>11} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} "
           f"{'zoom+encode/turn':>17} {'overhead':>9} {'steady':>7}")
     with LoopbackTeacher(answers=answers, record=False) as srv:
 
@@ -106,16 +110,16 @@ def main() -> None:
         # start-up and finalisation (imports, exemplar rendering, curation, stats, plot) cost the same for
         # one attempt as for a million: a one-attempt run measures them, "steady" leaves them out
         fixed = {}
-        for teacher in ("openai", "scripted"):
+        for teacher in TEACHERS:
             m, base = measure(teacher, 1, 1, limit=1)
             fixed[teacher] = m["cpu"] - base
         for c in args.concurrency:
-            for teacher in ("openai", "scripted"):
+            for teacher in TEACHERS:
                 m, base_cpu = measure(teacher, c, args.samples)
                 base = base_cpu / m["turns"]
                 client = m["cpu"] / m["turns"]
                 steady = (m["cpu"] - fixed[teacher]) / m["turns"]
-                print(f"{c:>11} {teacher:>8} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB "
+                print(f"{c:>11} {teacher:>11} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB "
                       f"{client * 1000:>14.2f}ms {base * 1000:>15.2f}ms {(client - base) / base:>8.0%} "
                       f"{(steady - base) / base:>6.0%}")
 
