@@ -219,11 +219,14 @@ TRAJECTORY_SCHEMA = pa.schema(
 )
 
 
+ROW_GROUP_ROWS = 1000  # readers (the exporter) stream a row group at a time
+
+
 def write_parquet(path: str | os.PathLike, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
     """Write rows atomically as one parquet file with an explicit schema."""
     table = pa.Table.from_pylist(rows, schema=schema)
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
 
 
 def write_items(path: str | os.PathLike, items: list[ProbeItem]) -> None:
