@@ -26,8 +26,9 @@ def _public(path: str | os.PathLike, mode: int) -> None:
     os.chmod(path, mode & ~_umask())
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same dir, fsync, then rename."""
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> None:
+    """Write `data` to `path` via a temp file in the same dir, fsync (unless told not to: thousands of
+    files inside a dir that is itself renamed into place at the end), then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -35,7 +36,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         _public(tmp, 0o666)
         os.replace(tmp, path)
     except BaseException:

@@ -150,6 +150,11 @@ class Trajectory:
     seed: int = 0
     error: str | None = None  # why the attempt failed (status == "failed"), never containing secrets
 
+    @property
+    def correct(self) -> bool:
+        """Answered and judged right: the only attempts ever kept, counted or exported."""
+        return self.status == "answered" and self.verdict.correct
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -18,10 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import BadInputError
+from .fsutil import atomic_write_text
 from .records import Trajectory
 
 ATTEMPTS = "attempts.jsonl"
 REPLIES = "replies.jsonl"
+RUN_JSON = "run.json"  # {"identity": the options that shape the data, "dataset": its dir, "minio3": version}
 RETRY_STATUSES = frozenset({"failed"})
 
 
@@ -137,3 +140,35 @@ class RunStore:
     def close(self) -> None:
         self.attempts.close()
         self.replies.close()
+
+
+def read_run_json(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """A run dir's run.json; a missing or malformed one is a one-line error naming it."""
+    path = Path(run_dir) / RUN_JSON
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: missing; is {run_dir} a synth-coldstart run dir?") from None
+    except (OSError, ValueError):
+        raise BadInputError(f"{path}: unreadable; move the run dir aside or pick another --out") from None
+    if not isinstance(record, dict) or not isinstance(record.get("dataset"), str):
+        raise BadInputError(f'{path}: not a JSON object with a "dataset" path')
+    return record
+
+
+def run_identity(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The data-shaping options a run was made with (run.json's "identity")."""
+    identity = read_run_json(run_dir).get("identity")
+    if not isinstance(identity, dict):
+        raise BadInputError(f"{Path(run_dir) / RUN_JSON}: no identity; it was not written by synth-coldstart")
+    return identity
+
+
+def write_run_json(run_dir: str | os.PathLike, identity: dict[str, Any], version: str) -> None:
+    record = {"identity": identity, "dataset": identity["dataset"], "minio3": version}
+    atomic_write_text(Path(run_dir) / RUN_JSON, json.dumps(record, indent=2) + "\n")
+
+
+def identity_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The data-shaping options on which two runs differ (empty: their attempts are interchangeable)."""
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))

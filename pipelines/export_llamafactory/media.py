@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from minio3_data.errors import ImageError
+from minio3_data.fsutil import atomic_write_bytes
 from minio3_data.images import check_pixels
 
 ImageEntry = str | dict[str, object]  # a path relative to the export dir, or {"bytes", "path"} (HF Image)
@@ -78,13 +78,5 @@ class ImageSink:
             return {"bytes": data(), "path": os.path.basename(rel)}
         path = self.root / rel
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".img.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(data())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(path, data(), fsync=False)  # the export dir is renamed into place when complete
         return rel

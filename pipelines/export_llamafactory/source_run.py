@@ -7,10 +7,9 @@ names so an original or a crop shared by several trajectories is written once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache
 from minio3_data.records import Trajectory
 from minio3_data.render import conversation, to_sharegpt
+from minio3_data.store import RUN_JSON, read_run_json
 from minio3_data.zoom import Observation, ZoomEnv
 
 from .media import FORMAT_EXT, ImageSink, file_hash
@@ -30,24 +30,16 @@ from .validate import Limits
 
 TRAJECTORIES = "trajectories.parquet"
 AS_IS_FORMATS = ("JPEG", "PNG")
-RUN_JSON = "run.json"
 # Decoded originals kept per worker process: enough for the trajectories of one chunk to share their
 # original, small enough that memory stays flat however many workers run.
 WORKER_CACHE_BYTES = 384 << 20
 
 
 def _dataset_dir(run_dir: Path) -> Path:
-    path = run_dir / RUN_JSON
-    try:
-        dataset = json.loads(path.read_text(encoding="utf-8"))["dataset"]
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: missing; is {run_dir} a synth-coldstart run dir?") from None
-    except (ValueError, KeyError, TypeError):
-        raise BadInputError(f'{path}: not a JSON object with a "dataset" path') from None
-    dataset_dir = (run_dir / dataset).resolve()
+    dataset_dir = (run_dir / read_run_json(run_dir)["dataset"]).resolve()
     if not dataset_dir.is_dir():
         raise BadInputError(
-            f"{path}: dataset dir {dataset_dir} does not exist; move it back or edit {RUN_JSON}"
+            f"{run_dir / RUN_JSON}: dataset dir {dataset_dir} does not exist; move it back or edit {RUN_JSON}"
         )
     return dataset_dir
 
@@ -118,7 +110,7 @@ class RunConverter:
         return [self.convert(Trajectory.from_dict(r), sink) for r in rows]
 
     def convert(self, traj: Trajectory, sink: ImageSink) -> RowResult:
-        if traj.status != "answered" or not traj.verdict.correct:
+        if not traj.correct:
             return excluded(traj.id, "not_correct", f"status {traj.status}, verdict {traj.verdict.label}")
         try:
             path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,11 +18,10 @@ from tqdm import tqdm
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error
-from minio3_data.fsutil import atomic_write_text
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
 from minio3_data.records import ProbeItem, Trajectory, read_items, write_trajectories
-from minio3_data.store import RunStore
+from minio3_data.store import RUN_JSON, RunStore, identity_diff, run_identity, write_run_json
 from minio3_data.teachers import BudgetExhausted, TeacherUnavailable, make_teacher
 from minio3_data.teachers.base import GenerationConfig
 from minio3_data.teachers.scripted import ScriptedTeacher
@@ -64,14 +62,8 @@ def _check_run_json(cfg: SynthConfig) -> None:
 
     run.json is (re)written only after the teacher, judge and exemplars are set up, so a typo in an option
     never pins a run dir to it."""
-    path = Path(cfg.out) / "run.json"
-    identity = cfg.identity()
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())["identity"]
-        except (ValueError, KeyError):
-            raise BadInputError(f"{path}: unreadable run.json; move the run dir aside or pick another --out") from None
-        diff = sorted(k for k in identity if old.get(k) != identity[k])
+    if (Path(cfg.out) / RUN_JSON).exists():
+        diff = identity_diff(run_identity(cfg.out), cfg.identity())
         if diff:
             raise BadInputError(
                 f"{cfg.out}: this run dir was made with different {', '.join(diff)}; "
@@ -79,13 +71,8 @@ def _check_run_json(cfg: SynthConfig) -> None:
             )
 
 
-def _write_identity(run_dir: Path, identity: dict) -> None:
-    record = {"identity": identity, "dataset": identity["dataset"], "minio3": __version__}
-    atomic_write_text(Path(run_dir) / "run.json", json.dumps(record, indent=2) + "\n")
-
-
 def _write_run_json(cfg: SynthConfig) -> None:
-    _write_identity(Path(cfg.out), cfg.identity())
+    write_run_json(cfg.out, cfg.identity(), __version__)
 
 
 def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
@@ -143,7 +130,7 @@ class _Progress:
     def update(self, t: Trajectory) -> None:
         self.done += 1
         self.finished += t.status != "failed"
-        ok = t.status == "answered" and t.verdict.correct
+        ok = t.correct
         self.correct += ok
         self.kept += ok
         self.tokens += t.usage.total_tokens
@@ -245,7 +232,7 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     store = RunStore(cfg.out)
     state = store.load()
     known = {it.id for it in items}
-    already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.status == "answered" and t.verdict.correct)
+    already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.correct)
     todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
     progress = _Progress(todo, already, cfg.progress)
     stopped, hits = None, 0

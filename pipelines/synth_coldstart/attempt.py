@@ -23,9 +23,10 @@ from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.store import RunStore
 from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Teacher
+from minio3_data.teachers.limits import estimate_prompt_tokens
 from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 
-from .prompt import ExemplarPrompts, estimate_tokens
+from .prompt import ExemplarPrompts
 from .seeding import attempt_seed
 
 STOP = list(STOP_STRINGS)
@@ -136,14 +137,14 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
     teacher = ctx.teacher.bind(item, seed) if hasattr(ctx.teacher, "bind") else ctx.teacher
     attempt_id = f"{item.id}#{sample_index}"
     refs = [first]
-    prefix_tokens = estimate_tokens(prefix)
+    prefix_tokens = estimate_prompt_tokens(prefix)
     turns: list[Turn] = []
     extras: list[dict[str, Any]] = []
     usage = Usage()
     status = "over_turn"
     for t in range(ctx.max_turns):
         own = _own_messages(item, turns, extras, refs)
-        if prefix_tokens + estimate_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
+        if prefix_tokens + estimate_prompt_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
             status = "over_turn"  # context budget, as the released rollout does
             break
         key = _reply_key(attempt_id, t, teacher.name, exemplar_ids, own) if ctx.cache_replies else None

@@ -38,7 +38,7 @@ def curate(
 ) -> CurationResult:
     for t in attempts:
         t.patterns = tag_patterns(t)
-    correct = [t for t in attempts if t.status == "answered" and t.verdict.correct]
+    correct = [t for t in attempts if t.correct]
     if not correct:
         return CurationResult([], 0)
     df = pl.DataFrame(

@@ -8,16 +8,16 @@ and can itself be resumed with `synth-coldstart --out`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from minio3_data import __version__
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 from minio3_data.records import Trajectory, read_items
-from minio3_data.store import RunStore
+from minio3_data.store import RunStore, identity_diff, run_identity, write_run_json
 
-from . import _write_identity, finalize
+from . import finalize
 from .config import SynthConfig
 
 
@@ -30,26 +30,15 @@ class MergeSummary:
     kept: int
 
 
-def _identity(run: Path) -> dict:
-    path = run / "run.json"
-    try:
-        return json.loads(path.read_text())["identity"]
-    except FileNotFoundError:
-        raise BadInputError(f"{path}: missing; is {run} a synth-coldstart run dir?") from None
-    except (ValueError, KeyError, TypeError):
-        raise BadInputError(f"{path}: not a run.json written by synth-coldstart") from None
-
-
 def merge_runs(
     runs: list[Path], out: Path, *, target: int | None = None, max_per_item: int | None = None,
     mix: dict[str, float] | None = None, overwrite: bool = False,
 ) -> MergeSummary:
     if len(runs) < 2:
         raise BadInputError("merge-runs needs at least two run dirs")
-    identity = _identity(runs[0])
+    identity = run_identity(runs[0])
     for run in runs[1:]:
-        other = _identity(run)
-        diff = sorted(k for k in identity if other.get(k) != identity[k])
+        diff = identity_diff(identity, run_identity(run))
         if diff:
             raise BadInputError(f"{run}: made with different {', '.join(diff)} than {runs[0]}; only runs of one "
                                 "synthesis (same dataset, teacher, exemplars, seed, ...) can be merged")
@@ -75,7 +64,7 @@ def merge_runs(
         for reply in replies.values():
             store.add_reply(reply)
         store.close()
-        _write_identity(tmp, identity)
+        write_run_json(tmp, identity, __version__)
         cfg.out = tmp
         known = {it.id for it in items}
         stats = finalize(cfg, items, [t for (iid, _), t in sorted(attempts.items()) if iid in known],

@@ -12,19 +12,12 @@ from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
-from minio3_data.images import OriginalCache, image_tokens
+from minio3_data.images import OriginalCache
 from minio3_data.protocol import SYSTEM_PROMPT
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.teachers.base import ImageRef, Message
 
-CHARS_PER_TOKEN = 4
 SAMPLINGS = ("patterns", "random", "fixed")  # how each attempt picks its k exemplars
-
-
-def estimate_tokens(messages: list[Message]) -> int:
-    """Text at ~4 characters a token plus ~1 token per 784 displayed pixels of every image."""
-    text = sum(len(m.text) for m in messages)
-    return text // CHARS_PER_TOKEN + sum(image_tokens(im.width, im.height) for m in messages for im in m.images)
 
 
 def system_message(k: int) -> Message:

@@ -21,7 +21,7 @@ def run_stats(attempts: list[Trajectory], kept: list[Trajectory], candidates: in
             "status": [t.status for t in attempts],
             "verdict": [t.verdict.label for t in attempts],
             "difficulty": [t.difficulty for t in attempts],
-            "correct": [t.status == "answered" and t.verdict.correct for t in attempts],
+            "correct": [t.correct for t in attempts],
             "turns": [t.num_turns for t in attempts],
         },
         schema={"status": pl.String, "verdict": pl.String, "difficulty": pl.String, "correct": pl.Boolean,
