@@ -186,12 +186,6 @@ def encode_jpeg(im: Image.Image, quality: int = 90) -> bytes:
     return buf.getvalue()
 
 
-def encode_png(im: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 def _draft_request(width: int, height: int, draft_pixels: int) -> tuple[int, int]:
     scale = math.sqrt(draft_pixels / (width * height)) if width * height > draft_pixels else 1.0
     return max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))

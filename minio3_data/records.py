@@ -20,7 +20,6 @@ import pyarrow.parquet as pq
 from .errors import BadInputError
 from .fsutil import atomic_path
 
-Difficulty = Literal["easy", "medium", "hard"]
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
 ActionKind = Literal["zoom", "answer", "malformed"]
@@ -105,7 +104,7 @@ class Turn:
     """
 
     text: str
-    action: str  # ActionKind
+    action: ActionKind
     bbox: list[float] | None = None
     source: str | None = None
     box_px: list[int] | None = None
@@ -116,7 +115,7 @@ class Turn:
 
 @dataclass
 class Verdict:
-    label: str = "unjudged"  # VerdictLabel
+    label: VerdictLabel = "unjudged"
     how: str = ""  # "rule", "openai:gpt-4o", ... plus a short reason
 
     @property
@@ -143,7 +142,7 @@ class Trajectory:
     turns: list[Turn]
     final_answer: str | None
     verdict: Verdict
-    status: str  # Status
+    status: Status
     num_turns: int
     usage: Usage = field(default_factory=Usage)
     patterns: list[str] = field(default_factory=list)
