@@ -15,6 +15,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from PIL import Image, ImageOps
 
@@ -54,6 +55,34 @@ def check_pixels(path: str | os.PathLike, width: int, height: int) -> None:
         )
 
 
+# Our guard (check_pixels) refuses with a message saying how to raise the limit; PIL's own warning for the
+# same images would only be noise on top of it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def open_header(source: str | os.PathLike | IO[bytes], what: str | os.PathLike) -> Image.Image:
+    """`Image.open` (reads the header only) behind our decompression-bomb guard.
+
+    PIL's own limit is raised to ours, never lowered or restored: a save/restore of that global races
+    between threads and can leave PIL's guard off for the whole process."""
+    limit = max_image_pixels()
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        im = Image.open(source)
+    except Image.DecompressionBombError:
+        raise ImageError(
+            f"{what}: more than twice the limit of {limit:,} pixels (decompression-bomb guard); "
+            f"raise it with {MAX_PIXELS_ENV}=N if the image is trusted"
+        ) from None
+    try:
+        check_pixels(what, *im.size)
+    except ImageError:
+        im.close()
+        raise
+    return im
+
+
 def open_image(path: str | os.PathLike, *, draft_pixels: int | None = None) -> Image.Image:
     """Decode an image as RGB with EXIF orientation applied, refusing bombs and corrupt files.
 
@@ -64,19 +93,11 @@ def open_image(path: str | os.PathLike, *, draft_pixels: int | None = None) -> I
     if not path.is_file():
         raise ImageError(f"{path}: image not found")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            prev = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = None  # our own guard below gives the better message
-            try:
-                im = Image.open(path)
-            finally:
-                Image.MAX_IMAGE_PIXELS = prev
-            check_pixels(path, *im.size)
-            orientation = im.getexif().get(0x0112, 1)
-            if draft_pixels and im.format == "JPEG" and im.size[0] * im.size[1] > draft_pixels:
-                im.draft("RGB", _draft_request(*im.size, draft_pixels))
-            im.load()
+        im = open_header(path, path)
+        orientation = im.getexif().get(0x0112, 1)
+        if draft_pixels and im.format == "JPEG" and im.size[0] * im.size[1] > draft_pixels:
+            im.draft("RGB", _draft_request(*im.size, draft_pixels))
+        im.load()  # reads the pixels and closes the file
     except ImageError:
         raise
     except Exception as e:  # PIL raises many types on truncated/corrupt data
@@ -90,20 +111,16 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """Width and height after EXIF orientation, reading only the header."""
     path = Path(path)
     try:
-        prev = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
-        try:
-            with Image.open(path) as im:
-                w, h = im.size
-                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-                    w, h = h, w
-        finally:
-            Image.MAX_IMAGE_PIXELS = prev
+        with open_header(path, path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: image not found") from None
     except Exception as e:
         raise ImageError(f"{path}: cannot read image header ({e.__class__.__name__})") from None
-    check_pixels(path, w, h)
     return w, h
 
 

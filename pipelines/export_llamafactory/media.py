@@ -14,11 +14,10 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image
 
 from minio3_data.errors import ImageError
 from minio3_data.fsutil import atomic_write_bytes
-from minio3_data.images import check_pixels
+from minio3_data.images import open_header
 
 ImageEntry = str | dict[str, object]  # a path relative to the export dir, or {"bytes", "path"} (HF Image)
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
@@ -48,16 +47,13 @@ def file_hash(path: Path) -> str:
 
 def sniff(data: bytes, what: str) -> tuple[str, int, int]:
     """File extension, width and height from the header alone (no decode), refusing bombs and non-images."""
-    prev = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # check_pixels below is the guard, with the better message
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_header(io.BytesIO(data), what) as im:
             fmt, (w, h) = im.format or "", im.size
+    except ImageError:
+        raise
     except Exception as e:  # PIL raises many types for non-images
         raise ImageError(f"{what}: not a readable image ({e.__class__.__name__})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = prev
-    check_pixels(what, w, h)
     if fmt not in FORMAT_EXT:
         raise ImageError(f"{what}: unsupported image format {fmt or 'unknown'}")
     ext = FORMAT_EXT[fmt]
