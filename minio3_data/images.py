@@ -265,11 +265,13 @@ class OriginalCache:
         max_pixels: int = FIRST_VIEW_MAX_PIXELS,
         *,
         size: tuple[int, int] | None = None,
+        full: tuple[int, int] | None = None,
     ) -> Image.Image:
-        """The first view the model sees: JPEG draft decode, then LANCZOS to `size` (default: the released
-        rule for `max_pixels`). Always decoded the same way, so its pixels never depend on cache state."""
+        """The first view the model sees: LANCZOS to `size` (default: the released rule for `max_pixels`)
+        from a JPEG draft decode, or from the full decode where a draft would not reduce (the same pixels),
+        so its pixels never depend on cache state. `full`, the original's size, spares a header read."""
         key = _file_key(path)
-        full = image_size(path)
+        full = full or image_size(path)
         size = size or first_view_size(*full, max_pixels)
         if size == full:
             return self.get(path)  # nothing to resize: share the original's entry

@@ -162,7 +162,9 @@ class ZoomEnv:
             size = self._display_size(self.width, self.height, self.first_max_pixels)
             self._first = Observation(
                 0, (0, 0, self.width, self.height), size,
-                functools.partial(self.cache.first_view, self.path, self.first_max_pixels, size=size),
+                functools.partial(
+                    self.cache.first_view, self.path, self.first_max_pixels, size=size, full=(self.width, self.height)
+                ),
             )
         return self._first
 

@@ -304,8 +304,9 @@ def _fill(
             continue
         chosen = []
         for c in cands:
-            if need[_difficulty(pic, c)] > 0:
-                need[_difficulty(pic, c)] -= 1
+            difficulty = _difficulty(pic, c)
+            if need[difficulty] > 0:
+                need[difficulty] -= 1
                 chosen.append(c)
         split = "test" if chosen else "train"
         if not chosen:
