@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,6 +25,11 @@ DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 ActionKind = Literal["zoom", "answer", "malformed"]
 Status = Literal["answered", "over_turn", "malformed", "failed"]
 VerdictLabel = Literal["correct", "wrong", "unjudged"]
+
+
+def field_values(record: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, one level deep, values shared rather than copied."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 @dataclass
@@ -44,7 +49,7 @@ class ProbeItem:
     kind: str = ""  # question kind (attribute, text, count, position, category, ...)
 
     def to_row(self) -> dict[str, Any]:
-        return asdict(self)
+        return field_values(self)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ProbeItem:
@@ -155,7 +160,13 @@ class Trajectory:
         return self.status == "answered" and self.verdict.correct
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain data for JSON and Arrow; shares this record's lists (dataclasses.asdict deep-copies every
+        field, a cost paid on every finished attempt)."""
+        d = field_values(self)
+        d["turns"] = [field_values(t) for t in self.turns]
+        d["verdict"] = field_values(self.verdict)
+        d["usage"] = field_values(self.usage)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Trajectory:

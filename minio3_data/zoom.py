@@ -138,7 +138,10 @@ class ZoomEnv:
         first_max_pixels: int = FIRST_VIEW_MAX_PIXELS,
         crop_min_pixels: int = CROP_MIN_PIXELS,
         crop_max_pixels: int = CROP_MAX_PIXELS,
+        size: tuple[int, int] | None = None,
     ) -> None:
+        """`size`: the original's size as `image_size` read it, when the caller already knows it (many
+        environments on one image then read its header once)."""
         if resize not in RESIZE_MODES:
             raise BadInputError(f"resize={resize!r}: use one of {', '.join(RESIZE_MODES)}")
         self.path = Path(image_path)
@@ -147,7 +150,7 @@ class ZoomEnv:
         self.first_max_pixels = first_max_pixels
         self.crop_min_pixels = crop_min_pixels
         self.crop_max_pixels = crop_max_pixels
-        self.width, self.height = image_size(self.path)
+        self.width, self.height = size or image_size(self.path)
         self._first: Observation | None = None
         self._crops: list[Observation] = []
 

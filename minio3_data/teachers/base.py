@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -66,19 +67,30 @@ Part = str | ImageRef
 @dataclass
 class Message:
     """One chat message; `parts` keeps text and images in order. `extra` carries provider state
-    (e.g. Gemini thought signatures) that must be echoed back verbatim on later turns."""
+    (e.g. Gemini thought signatures) that must be echoed back verbatim on later turns.
+
+    `parts` is never changed after construction: exemplar messages are shared by every request of a
+    run, so their text, images and wire forms are computed once and cached on the message."""
 
     role: Role
     parts: list[Part]
     extra: dict[str, Any] = field(default_factory=dict)
+    _wire: dict[Hashable, list[bytes]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @property
+    @cached_property
     def text(self) -> str:
         return "".join(p for p in self.parts if isinstance(p, str))
 
-    @property
+    @cached_property
     def images(self) -> list[ImageRef]:
         return [p for p in self.parts if isinstance(p, ImageRef)]
+
+    def wire(self, key: Hashable, build: Callable[[Message], list[bytes]]) -> list[bytes]:
+        """This message serialized by `build` (a transport's encoder, named by `key`), built once."""
+        fragments = self._wire.get(key)
+        if fragments is None:
+            fragments = self._wire[key] = build(self)
+        return fragments
 
 
 @dataclass

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion
 
 from ..protocol import restore_stop
 from ..records import Usage
@@ -29,30 +29,41 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _message_fragments(m: Message, image_dir: Path | None) -> list[bytes]:
+    """One message as JSON fragments: its texts and framing glued together, each image its own
+    pre-serialized part (ImageRef.openai_part), shared with every other request that re-sends it."""
+    head = b'{"role":' + _dumps(m.role) + b',"content":'
+    if not m.images:
+        return [head + _dumps(m.text) + b"}"]
+    fragments: list[bytes] = []
+    pending = [head, b"["]
+    for j, p in enumerate(m.parts):
+        if j:
+            pending.append(b",")
+        if isinstance(p, str):
+            pending.append(_dumps({"type": "text", "text": p}))
+            continue
+        fragments += [b"".join(pending), p.openai_part if image_dir is None else p.file_part(image_dir)]
+        pending = []
+    pending.append(b"]}")
+    return [*fragments, b"".join(pending)]
+
+
 def request_chunks(
     model: str, messages: list[Message], params: dict[str, Any], image_dir: Path | None = None
 ) -> list[bytes]:
-    """The chat-completions JSON body as fragments. Messages with images become content lists in part
-    order; each image contributes its pre-serialized part (ImageRef.openai_part), shared by every
-    request that re-sends it, so a request costs neither a JSON encode nor a copy of its images."""
+    """The chat-completions JSON body as fragments. Each message is serialized once (exemplar messages
+    are shared by every request of a run) and each image part is shared bytes, so a request costs
+    neither a JSON encode nor a copy of its images."""
     chunks = [b'{"model":', _dumps(model), b',"messages":[']
+    key = ("openai", image_dir)
     for i, m in enumerate(messages):
-        chunks.append(b"," if i else b"")
-        head = b'{"role":' + _dumps(m.role) + b',"content":'
-        if not m.images:
-            chunks += [head, _dumps(m.text), b"}"]
-            continue
-        chunks += [head, b"["]
-        for j, p in enumerate(m.parts):
-            if isinstance(p, str):
-                part = _dumps({"type": "text", "text": p})
-            else:
-                part = p.openai_part if image_dir is None else p.file_part(image_dir)
-            chunks += [b"," if j else b"", part]
-        chunks.append(b"]}")
+        if i:
+            chunks.append(b",")
+        chunks += m.wire(key, lambda m: _message_fragments(m, image_dir))
     chunks.append(b"]")
-    for key, value in params.items():
-        chunks += [b",", _dumps(key), b":", _dumps(value)]
+    for name, value in params.items():
+        chunks += [b",", _dumps(name), b":", _dumps(value)]
     chunks.append(b"}")
     return chunks
 
@@ -94,7 +105,10 @@ class OpenAITeacher:
         self.name = f"openai:{model}"
         self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
-        self._client = AsyncOpenAI(api_key=api_key, base_url=self.endpoint, timeout=timeout, max_retries=0)
+        # the SDK's aiohttp transport: its per-request CPU is about half of httpx's, whose pool also probes
+        # every idle connection on each request (quadratic at hundreds of requests in flight)
+        self._client = AsyncOpenAI(api_key=api_key, base_url=self.endpoint, timeout=timeout, max_retries=0,
+                                   http_client=openai.DefaultAioHttpClient(timeout=timeout))
         # Reasoning models (o-series, gpt-5) refuse `max_tokens`, `stop` and non-default temperatures;
         # learnt from their first 400 and remembered for this endpoint.
         self._max_tokens_field = "max_tokens"
@@ -132,7 +146,7 @@ class OpenAITeacher:
                     "/chat/completions",
                     content=stream_chunks(chunks) if self._chunked else b"".join(chunks),
                     options={"headers": {"Content-Type": "application/json"}},
-                    cast_to=ChatCompletion,
+                    cast_to=httpx2.Response,  # read as plain JSON below
                 )
                 break
             except openai.APIStatusError as e:
@@ -150,31 +164,40 @@ class OpenAITeacher:
                 raise RequestError(self.endpoint, f"no reply within {self.timeout:g} s") from None
             except openai.APIConnectionError:
                 raise RequestError(self.endpoint, "connection failed") from None
-            except (openai.APIError, json.JSONDecodeError) as e:  # a 200 whose body is not a chat completion
+            except openai.APIError as e:
                 raise RequestError(self.endpoint, f"unreadable reply ({e.__class__.__name__})") from None
-        if not resp.choices:
-            raise RequestError(self.endpoint, "reply without choices")
-        choice = resp.choices[0]
-        finish = choice.finish_reason or "stop"
-        text = choice.message.content or ""
-        if finish == "stop":
-            text = restore_stop(text)
-        extra: dict[str, Any] = {}
-        reasoning = getattr(choice.message, "reasoning_content", None) or getattr(choice.message, "reasoning", None)
-        if isinstance(reasoning, str) and reasoning:
-            extra["reasoning"] = reasoning  # kept apart: the turn text is what the student learns to write
-        return Reply(text=text, usage=_usage(resp.usage), finish_reason=finish, extra=extra)
+        try:
+            return _reply(json.loads(resp.content))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:  # a 200 that is no chat completion
+            raise RequestError(self.endpoint, f"unreadable reply ({e.__class__.__name__})") from None
 
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def _usage(u: Any) -> Usage:
+def _reply(data: dict[str, Any]) -> Reply:
+    """A chat-completions JSON reply read as plain data (the SDK's typed models cost more than the whole
+    rest of a request); KeyError/TypeError on a reply of another shape."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    finish = choice.get("finish_reason") or "stop"
+    text = message.get("content") or ""
+    if not isinstance(text, str):
+        raise TypeError("content is not text")
+    if finish == "stop":
+        text = restore_stop(text)
+    extra: dict[str, Any] = {}
+    reasoning = message.get("reasoning_content") or message.get("reasoning")  # vLLM / SGLang reasoning parsers
+    if isinstance(reasoning, str) and reasoning:
+        extra["reasoning"] = reasoning  # kept apart: the turn text is what the student learns to write
+    return Reply(text=text, usage=_usage(data.get("usage")), finish_reason=finish, extra=extra)
+
+
+def _usage(u: dict[str, Any] | None) -> Usage:
     """Usage with hidden reasoning tokens moved out of completion_tokens into thought_tokens."""
-    if u is None:
+    if not u:
         return Usage()
-    details = getattr(u, "completion_tokens_details", None)
-    reasoning = (getattr(details, "reasoning_tokens", None) or 0) if details else 0
-    completion = u.completion_tokens or 0
-    return Usage(prompt_tokens=u.prompt_tokens or 0, completion_tokens=max(0, completion - reasoning),
+    reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    completion = u.get("completion_tokens") or 0
+    return Usage(prompt_tokens=u.get("prompt_tokens") or 0, completion_tokens=max(0, completion - reasoning),
                  thought_tokens=reasoning)

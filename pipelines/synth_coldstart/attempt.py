@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import Minio3Error
 from minio3_data.fsutil import safe_relpath
-from minio3_data.images import OriginalCache
+from minio3_data.images import OriginalCache, image_size
 from minio3_data.judge import Judge
 from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Zoom, parse_turn, trim_turn
-from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict
+from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict, field_values
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.store import RunStore
 from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Teacher
@@ -82,6 +82,7 @@ class AttemptContext:
     cache_replies: bool = True
     cache_hits: int = 0
     first_views: FirstViews = field(default_factory=FirstViews)
+    sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
 
 
 def _own_messages(item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any]], refs: list[ImageRef]) -> list[Message]:
@@ -113,16 +114,25 @@ async def _generate(ctx: AttemptContext, teacher: Teacher, key: str | None, mess
         ctx.cache_hits += 1
         return Reply(r["text"], Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
     reply = await teacher.generate(messages, ctx.gen)
-    rec = {"key": key, "text": reply.text, "usage": asdict(reply.usage), "finish_reason": reply.finish_reason,
+    rec = {"key": key, "text": reply.text, "usage": field_values(reply.usage), "finish_reason": reply.finish_reason,
            "extra": reply.extra}
     ctx.store.add_reply(rec)
     ctx.replies[key] = rec
     return reply
 
 
+def _environment(ctx: AttemptContext, item: ProbeItem) -> ZoomEnv:
+    """A fresh ZoomEnv on the item's image; its path is checked and its header read once per item."""
+    source = ctx.sources.get(item.id)
+    if source is None:
+        path = safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image")
+        source = ctx.sources[item.id] = (path, image_size(path))
+    return ZoomEnv(source[0], cache=ctx.cache, size=source[1])
+
+
 async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -> Trajectory:
     """Play one attempt to its end. Teacher/budget exceptions propagate; the runner records them as failed."""
-    env = ZoomEnv(safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image"), cache=ctx.cache)
+    env = _environment(ctx, item)
     try:
         first = await ctx.first_views.acquire(item.id, env)
         return await _play(ctx, item, sample_index, env, first)
