@@ -1,17 +1,24 @@
-"""Synthesis throughput and memory against a zero-latency loopback teacher, on 4K scenes.
+"""Synthesis throughput, memory and orchestration overhead against a zero-latency loopback teacher, 4K scenes.
 
-For each concurrency (8, 64, 256) a child process runs `synth_coldstart` with the OpenAI teacher against
-a loopback server living in this process, and reports turns per second, CPU seconds and peak RSS.
-The unavoidable work of a turn is measured in this process on the same trajectories: decoding the first
-view, executing the zoom and encoding each image once. Overhead per turn =
-(client CPU per turn - unavoidable CPU per turn) / unavoidable CPU per turn, twice: with the OpenAI
-teacher (our loop plus the SDK and the HTTP upload of every request: exemplar and trajectory images
-are re-sent on every turn; `openai-file` sends them as file:// URLs instead) and with the scripted teacher (our loop alone: prompts, parsing, zoom
-scheduling, judge, store, progress). "steady" leaves out the fixed start-up and finalisation cost,
-measured by a one-attempt run, which a real run of thousands of attempts amortises.
-Goals: 256 concurrent trajectories within 2 GB RSS; overhead <= 25 % of zoom + encode.
+For each concurrency (8, 64, 256) a child process runs `synth_coldstart` against a loopback server living
+in this process and reports turns per second, CPU seconds and peak RSS. The same child then measures, as
+the baseline, the unavoidable work of those trajectories serially: decoding each original, executing
+every zoom and encoding each image once ("zoom+encode/turn"). Three teachers: `openai` (our loop plus the
+SDK and the HTTP upload of every request: exemplar and trajectory images are re-sent inline on every
+turn, about 2 MB), `openai-file` (the same with images as file:// URLs) and `scripted` (our loop alone).
 
-    python bench/synth.py [--items 32] [--samples 16] [--concurrency 8 64 256]
+Columns: "total" is client CPU over that baseline, minus one; "steady" leaves out the fixed start-up and
+finalisation cost (imports, exemplar rendering, curation, stats, plot), measured by a one-attempt run,
+which a real run of thousands of attempts amortises. "loop/turn" is the event-loop thread's steady CPU
+per turn and "orchestration" its ratio to zoom+encode: everything but the pixel work (prompts, HTTP and
+the SDK, parsing, scheduling, judge, store, progress) runs on that thread, the pixel work on worker
+threads. The gap between "steady" and "orchestration" is those worker threads costing more than the
+serial baseline while they share 2 cores with the loop and the loopback server (the run decodes and
+encodes exactly as often as the baseline does).
+Each figure is the median of --repeat runs (2 cores are noisy).
+Goals: 256 concurrent trajectories within 2 GB RSS; orchestration <= 25 % of zoom + encode.
+
+    python bench/synth.py [--items 32] [--samples 16] [--concurrency 8 64 256] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
@@ -45,7 +53,7 @@ TEACHERS = ("openai", "openai-file", "scripted")
 
 
 def child(args: argparse.Namespace) -> None:
-    """Run one synthesis and print its measurements as JSON (RSS of this process only)."""
+    """Run one synthesis, then its baseline, in this process; print the measurements as JSON."""
     concurrency = args.concurrency[0]
     out = WORK / f"run-{args.teacher}-c{concurrency}"
     teacher, _, transport = args.teacher.partition("-")  # openai | openai-file | scripted
@@ -54,12 +62,13 @@ def child(args: argparse.Namespace) -> None:
     cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher=teacher, samples_per_item=args.samples,
                       target=None, concurrency=concurrency, progress=False, error_rate=0.0, limit=args.limit,
                       **(api if teacher == "openai" else {}))
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     summary = synth_coldstart(cfg)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    turns = sum(t.num_turns for t in read_trajectories(out / "trajectories.parquet"))
+    wall, cpu, loop = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
     rss = own_peak_mb()
-    print(json.dumps({"wall": wall, "cpu": cpu, "turns": turns, "attempts": summary.attempts, "rss_mb": rss}))
+    turns = sum(t.num_turns for t in read_trajectories(out / "trajectories.parquet"))
+    print(json.dumps({"wall": wall, "cpu": cpu, "loop": loop, "turns": turns, "attempts": summary.attempts,
+                      "rss_mb": rss, "unavoidable": unavoidable_cpu(out, cfg.dataset)}))
 
 
 def unavoidable_cpu(run: Path, dataset: Path) -> float:
@@ -81,6 +90,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=32)
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 64, 256])
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base-url", help=argparse.SUPPRESS)
     ap.add_argument("--teacher", default="openai", help=argparse.SUPPRESS)
@@ -94,10 +104,10 @@ def main() -> None:
     answers = {it.question: it.answer for it in read_items(dataset / "train.parquet")}
     print(f"{args.items} items x {args.samples} samples on 4K scenes; zero-latency loopback OpenAI teacher")
     print(f"{'concurrency':>11} {'teacher':>11} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} "
-          f"{'zoom+encode/turn':>17} {'overhead':>9} {'steady':>7}")
+          f"{'zoom+encode/turn':>17} {'total':>6} {'steady':>7} {'loop/turn':>9} {'orchestration':>13}")
     with LoopbackTeacher(answers=answers, record=False) as srv:
 
-        def measure(teacher: str, c: int, samples: int, limit: int | None = None) -> tuple[dict, float]:
+        def measure(teacher: str, c: int, samples: int, limit: int | None = None) -> dict:
             run = WORK / f"run-{teacher}-c{c}"
             subprocess.run(["rm", "-rf", str(run)], check=True)
             cmd = [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(samples),
@@ -105,23 +115,27 @@ def main() -> None:
             res = subprocess.run(cmd + (["--limit", str(limit)] if limit else []), capture_output=True, text=True)
             if res.returncode:
                 sys.exit(f"child failed:\n{res.stderr[-3000:]}")
-            return json.loads(res.stdout.strip().splitlines()[-1]), unavoidable_cpu(run, dataset)
+            return json.loads(res.stdout.strip().splitlines()[-1])
 
         # start-up and finalisation (imports, exemplar rendering, curation, stats, plot) cost the same for
         # one attempt as for a million: a one-attempt run measures them, "steady" leaves them out
         fixed = {}
         for teacher in TEACHERS:
-            m, base = measure(teacher, 1, 1, limit=1)
-            fixed[teacher] = m["cpu"] - base
+            ms = [measure(teacher, 1, 1, limit=1) for _ in range(args.repeat)]
+            fixed[teacher] = (median(m["cpu"] - m["unavoidable"] for m in ms), median(m["loop"] for m in ms))
         for c in args.concurrency:
             for teacher in TEACHERS:
-                m, base_cpu = measure(teacher, c, args.samples)
-                base = base_cpu / m["turns"]
-                client = m["cpu"] / m["turns"]
-                steady = (m["cpu"] - fixed[teacher]) / m["turns"]
-                print(f"{c:>11} {teacher:>11} {m['turns'] / m['wall']:>8.1f} {m['rss_mb']:>7.0f}MB "
-                      f"{client * 1000:>14.2f}ms {base * 1000:>15.2f}ms {(client - base) / base:>8.0%} "
-                      f"{(steady - base) / base:>6.0%}")
+                rows = []
+                for _ in range(args.repeat):
+                    m = measure(teacher, c, args.samples)
+                    n, base = m["turns"], m["unavoidable"]
+                    steady = m["cpu"] - fixed[teacher][0]
+                    rows.append((n / m["wall"], m["rss_mb"], m["cpu"] / n, base / n, (m["cpu"] - base) / base,
+                                 (steady - base) / base, (m["loop"] - fixed[teacher][1]) / n))
+                tps, rss, client, base, over, steady, loop = (median(col) for col in zip(*rows))
+                print(f"{c:>11} {teacher:>11} {tps:>8.1f} {max(r[1] for r in rows):>7.0f}MB "
+                      f"{client * 1000:>14.2f}ms {base * 1000:>15.2f}ms {over:>6.0%} {steady:>7.0%} "
+                      f"{loop * 1000:>7.2f}ms {loop / base:>13.0%}")
 
 
 if __name__ == "__main__":

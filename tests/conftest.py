@@ -9,7 +9,6 @@ import pytest
 
 from pipelines.build_visualprobe import build_visualprobe
 
-
 # keep matplotlib and the HF stack quiet and offline in every test
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -30,9 +30,9 @@ def plain_body(model: str, messages: list[Message], params: dict) -> dict:
     return {"model": model, "messages": [{"role": m.role, "content": content(m)} for m in messages], **params}
 
 
-@given(st.lists(message, max_size=5), st.text(max_size=5))
-def test_body_equals_a_plain_json_encode(messages, model):
-    params = {"max_tokens": 7, "stop": ["</answer>"], "temperature": 0.5}
+@given(st.lists(message, max_size=5), st.text(max_size=5),
+       st.sampled_from([{}, {"max_tokens": 7, "stop": ["</answer>"], "temperature": 0.5}]))
+def test_body_equals_a_plain_json_encode(messages, model, params):
     body = b"".join(request_chunks(model, messages, params))
     assert json.loads(body) == plain_body(model, messages, params)
     assert b"".join(request_chunks(model, messages, params)) == body  # cached fragments give the same bytes

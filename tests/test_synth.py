@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
-
 from loopback_teacher import Fault, LoopbackTeacher
+
 from minio3_data.records import read_items, read_trajectories
 from minio3_data.teachers.resilience import BreakerPolicy
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart

@@ -62,9 +62,10 @@ def request_chunks(
             chunks.append(b",")
         chunks += m.wire(key, lambda m: _message_fragments(m, image_dir))
     chunks.append(b"]")
-    for name, value in params.items():
-        chunks += [b",", _dumps(name), b":", _dumps(value)]
-    chunks.append(b"}")
+    if params:
+        chunks += [b",", _dumps(params)[1:]]  # the parameters' object without its opening brace
+    else:
+        chunks.append(b"}")
     return chunks
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-
 from minio3_data.errors import ImageError
 from minio3_data.fsutil import atomic_write_bytes
 from minio3_data.images import open_header
