@@ -92,7 +92,9 @@ class RequestView:
 
     api: str  # "openai" | "gemini"
     model: str
-    messages: list[tuple[str, list[str], list[str]]]  # (system|user|assistant, texts, base64 images) in order
+    # (system|user|assistant, texts, images) in order; an image is base64 text, or the path of a file:// URL,
+    # read only when asked for (a zero-latency teacher should cost the client's machine little)
+    messages: list[tuple[str, list[str], list[str | Path]]]
     stop: list[str] = field(default_factory=list)
 
     @property
@@ -105,7 +107,10 @@ class RequestView:
 
     def images(self) -> list[bytes]:
         """Decoded image bytes in order (Gemini's SDK sends URL-safe base64, OpenAI's standard)."""
-        return [base64.b64decode(b.replace("-", "+").replace("_", "/")) for _, _, imgs in self.messages for b in imgs]
+        return [
+            b.read_bytes() if isinstance(b, Path) else base64.b64decode(b.replace("-", "+").replace("_", "/"))
+            for _, _, imgs in self.messages for b in imgs
+        ]
 
     def _question_index(self) -> int:
         """The last user message that is a question (not an observation or an error turn): the current item."""
@@ -164,8 +169,7 @@ def _openai_view(body: dict[str, Any]) -> RequestView:
             elif part.get("type") == "image_url":
                 url = part["image_url"]["url"]
                 if url.startswith("file://"):  # a server on the same filesystem reads the file itself
-                    data = Path(unquote(urlparse(url).path)).read_bytes()
-                    images.append(base64.b64encode(data).decode())
+                    images.append(Path(unquote(urlparse(url).path)))
                 else:
                     images.append(url.split(",", 1)[1])
         messages.append((m["role"], texts, images))

@@ -272,4 +272,31 @@ def test_file_image_transport_sends_paths_and_writes_each_image_once(tiny_datase
     assert all("base64" not in b and "file://" in b and len(b) < 60_000 for b in bodies)
     media = sorted((run / "media").iterdir())
     assert len(media) == len({p.read_bytes() for p in media})  # content-addressed: each image once
-    assert {p.read_bytes() for p in media} == set(seen)  # and exactly what the server read
+    # everything the server read is there (plus the images of exemplars no attempt happened to draw)
+    assert set(seen) <= {p.read_bytes() for p in media}
+
+
+@pytest.mark.parametrize("transport", ["inline", "file"])
+def test_wire_forms_of_trajectory_images_are_built_off_the_event_loop(tiny_dataset, tmp_path, monkeypatch, transport):
+    """base64 and file writes of each new image happen in the thread that encoded it, not on the loop
+    that drives every other trajectory."""
+    import threading
+
+    from minio3_data.teachers.openai_compat import OpenAITeacher
+
+    threads: list[str] = []
+    real = OpenAITeacher.prepare_image
+
+    def spy(self, ref):
+        threads.append(threading.current_thread().name)
+        real(self, ref)
+
+    monkeypatch.setattr(OpenAITeacher, "prepare_image", spy)
+    with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
+        summary = synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", teacher="openai", model="m",
+                                       base_urls=[srv.openai_url], api_key_env="NONE", image_transport=transport,
+                                       limit=3))
+    assert summary.kept == 6
+    on_loop = [t for t in threads if t == "MainThread"]
+    # the loop prepares only the shared exemplar images, once at start; first views and crops go elsewhere
+    assert 0 < len(on_loop) < len(threads) and threads[: len(on_loop)] == on_loop

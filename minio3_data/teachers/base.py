@@ -1,7 +1,9 @@
 """The Teacher protocol: messages (text + encoded images) in, text + usage + finish reason out.
 
 Images travel as `ImageRef`s that are encoded once per trajectory and whose base64 form is computed
-once and reused by every later request that re-sends them.
+once and reused by every later request that re-sends them. A teacher may offer
+`prepare_image(ref)`: the run calls it in the worker thread that encoded the image, so per-image wire
+work (base64, writing a file) never blocks the event loop.
 """
 
 from __future__ import annotations

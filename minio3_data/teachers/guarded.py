@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from ..records import Usage
-from .base import GenerationConfig, Message, Reply, Teacher
+from .base import GenerationConfig, ImageRef, Message, Reply, Teacher
 from .limits import Budget, RateLimiter, estimate_prompt_tokens
 from .pricing import Price
 from .resilience import (
@@ -64,6 +64,13 @@ class GuardedTeacher:
 
     def __repr__(self) -> str:
         return f"GuardedTeacher({self.name!r}, endpoints={[e.endpoint for e in self.endpoints]})"
+
+    def prepare_image(self, ref: ImageRef) -> None:
+        """Let the endpoints build an image's wire form in the caller's (worker) thread; they share one
+        transport, so the first one speaks for all."""
+        prepare = getattr(self.endpoints[0], "prepare_image", None)
+        if prepare is not None:
+            prepare(ref)
 
     async def _pick(self) -> tuple[Endpoint, CircuitBreaker]:
         """The next endpoint in round-robin order whose breaker lets a request through; waits while none does."""

@@ -18,7 +18,7 @@ from openai import AsyncOpenAI
 
 from ..protocol import restore_stop
 from ..records import Usage
-from .base import GenerationConfig, Message, Reply
+from .base import GenerationConfig, ImageRef, Message, Reply
 from .resilience import RequestError, log
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -121,6 +121,14 @@ class OpenAITeacher:
 
     def __repr__(self) -> str:
         return f"OpenAITeacher(model={self.model!r}, endpoint={self.endpoint!r})"
+
+    def prepare_image(self, ref: ImageRef) -> None:
+        """Build an image's wire form once, off the event loop (called from the thread that encoded it):
+        its base64 part, or its file under image_dir for file:// URLs."""
+        if self.image_dir is None:
+            ref.openai_part  # noqa: B018 (a cached property, computed here)
+        else:
+            ref.file_part(self.image_dir)
 
     def _adapt(self, message: str) -> bool:
         """Switch off a parameter the server says it does not support; True when something changed."""

@@ -19,9 +19,9 @@ from typing import Any
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 
+from ..parallel import default_workers
 from .coco import build_coco
 from .official import emit_mini_o3_json, import_official
-from .parallel import default_workers
 from .result import Built
 from .synthetic_source import build_synthetic
 from .writer import write_dataset

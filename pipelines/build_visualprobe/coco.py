@@ -23,11 +23,11 @@ from pathlib import Path
 from minio3_data.errors import BadInputError
 from minio3_data.records import ProbeItem
 
+from ..parallel import ordered_map
 from . import difficulty as rule
 from .fields import get, load_json, numbers
 from .image_files import check_image, copy_image
 from .layout import union
-from .parallel import ordered_map
 from .questions import NUM_OPTIONS, answer_for, choices, count_choices, position_question, relation
 from .result import Built, skip
 

@@ -19,9 +19,9 @@ from minio3_data.fsutil import atomic_write_text
 from minio3_data.protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS, question_text
 from minio3_data.records import DIFFICULTIES, ProbeItem
 
+from ..parallel import ordered_map
 from .fields import get, load_json
 from .image_files import check_image, copy_image
-from .parallel import ordered_map
 from .result import Built, skip
 
 TRAIN_FILES = ("VisualProbe_train/train.json", "train.json")

@@ -6,6 +6,7 @@ the rows and image bytes are the same for any number of workers.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +14,19 @@ from pathlib import Path
 from minio3_data.images import encode_jpeg
 from minio3_data.records import ProbeItem
 
+from ..parallel import ordered_map
 from . import difficulty as rule
-from .parallel import ordered_map, task_seed
 from .questions import KINDS
 from .result import Built
 from .synthetic import check_args, make_sample
 
 JPEG_QUALITY = 90
+
+
+def task_seed(seed: int, split: str, index: int) -> int:
+    """A 63-bit seed for one item, derived from (run seed, split, index) and nothing else."""
+    digest = hashlib.sha256(f"{seed}:{split}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 @dataclass(frozen=True)

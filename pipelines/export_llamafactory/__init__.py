@@ -24,8 +24,8 @@ from tqdm import tqdm
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 
+from ..parallel import default_workers, ordered_map
 from .config import config_files
-from .parallel import ordered_map
 from .row import RowResult
 from .source_official import OfficialSource, official_files
 from .source_run import RunSource
@@ -70,10 +70,6 @@ class ExportSummary:
             reasons = ", ".join(f"{code}: {n}" for code, n in sorted(self.excluded.items()))
             lines.append(f"excluded {sum(self.excluded.values())} rows ({reasons}); see {EXCLUDED_NAME}")
         return "\n".join(lines)
-
-
-def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _check_options(fmt: str, limits: Limits) -> None:

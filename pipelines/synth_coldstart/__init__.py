@@ -163,6 +163,13 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
     )
+    prepare = getattr(teacher, "prepare_image", None)
+    if prepare is not None:
+        ctx.prepare = prepare
+        for ex in ctx.prompts.rendered:  # the shared exemplar images, once
+            for message in ex.messages:
+                for ref in message.images:
+                    prepare(ref)
     _write_run_json(cfg)
     progress.start()
     stop = asyncio.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,24 @@ from .seeding import attempt_seed
 STOP = list(STOP_STRINGS)
 
 
-def _to_ref(obs: Observation) -> ImageRef:
-    """Encode once (in a worker thread); only the bytes stay alive, never the decoded display image."""
-    return ImageRef(obs.jpeg(), "image/jpeg", *obs.size)
+Prepare = Callable[[ImageRef], None]
 
 
-def _execute(env: ZoomEnv, zoom: Zoom) -> tuple[Observation | ZoomError, ImageRef | None]:
+def _to_ref(obs: Observation, prepare: Prepare) -> ImageRef:
+    """Encode once and build the teacher's wire form (in a worker thread); only bytes stay alive, never
+    the decoded display image."""
+    ref = ImageRef(obs.jpeg(), "image/jpeg", *obs.size)
+    prepare(ref)
+    return ref
+
+
+def _execute(env: ZoomEnv, zoom: Zoom, prepare: Prepare) -> tuple[Observation | ZoomError, ImageRef | None]:
     result = env.step(zoom)
-    return result, (_to_ref(result) if isinstance(result, Observation) else None)
+    return result, (_to_ref(result, prepare) if isinstance(result, Observation) else None)
+
+
+def _no_preparation(ref: ImageRef) -> None:
+    """For teachers without `prepare_image`."""
 
 
 class FirstViews:
@@ -48,10 +59,10 @@ class FirstViews:
     def __init__(self) -> None:
         self._refs: dict[str, tuple[asyncio.Task[ImageRef], int]] = {}
 
-    async def acquire(self, item_id: str, env: ZoomEnv) -> ImageRef:
+    async def acquire(self, item_id: str, env: ZoomEnv, prepare: Prepare) -> ImageRef:
         task, users = self._refs.get(item_id, (None, 0))
         if task is None:
-            task = asyncio.ensure_future(asyncio.to_thread(_to_ref, env.first_view()))
+            task = asyncio.ensure_future(asyncio.to_thread(_to_ref, env.first_view(), prepare))
         self._refs[item_id] = (task, users + 1)
         return await task
 
@@ -82,6 +93,7 @@ class AttemptContext:
     cache_replies: bool = True
     cache_hits: int = 0
     first_views: FirstViews = field(default_factory=FirstViews)
+    prepare: Prepare = _no_preparation  # the teacher's prepare_image, run where images are encoded
     sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
 
 
@@ -134,7 +146,7 @@ async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -
     """Play one attempt to its end. Teacher/budget exceptions propagate; the runner records them as failed."""
     env = _environment(ctx, item)
     try:
-        first = await ctx.first_views.acquire(item.id, env)
+        first = await ctx.first_views.acquire(item.id, env, ctx.prepare)
         return await _play(ctx, item, sample_index, env, first)
     finally:
         ctx.first_views.release(item.id)
@@ -177,7 +189,7 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
         if t == ctx.max_turns - 1 or len(refs) >= ctx.max_images:
             status = "over_turn"  # a zoom on the last allowed turn or past the image cap is never executed
             break
-        result, ref = await asyncio.to_thread(_execute, env, action)
+        result, ref = await asyncio.to_thread(_execute, env, action, ctx.prepare)
         if isinstance(result, Observation) and ref is not None:
             turn.box_px = list(result.box)
             turn.observation = result.index
