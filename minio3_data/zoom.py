@@ -18,7 +18,6 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 
 from PIL import Image
@@ -36,6 +35,7 @@ from .images import (
     encode_jpeg,
     image_size,
 )
+from .lazy import lazy
 from .protocol import Zoom
 from .records import Turn
 
@@ -57,7 +57,7 @@ class Observation:
     size: tuple[int, int]  # display (width, height), known without rendering
     render: Callable[[], Image.Image] = field(compare=False, repr=False)
 
-    @cached_property
+    @lazy
     def image(self) -> Image.Image:
         return self.render()
 
@@ -65,7 +65,7 @@ class Observation:
         """Deterministic JPEG bytes, encoded once and reused by every request that re-sends the image."""
         return self._jpeg
 
-    @cached_property
+    @lazy
     def _jpeg(self) -> bytes:
         return encode_jpeg(self.__dict__.get("image") or self.render())
 

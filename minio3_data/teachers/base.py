@@ -13,11 +13,11 @@ import hashlib
 import json
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from ..fsutil import atomic_write_bytes
+from ..lazy import lazy
 from ..records import Usage
 
 Role = Literal["system", "user", "assistant"]
@@ -37,7 +37,7 @@ class ImageRef:
     def b64(self) -> str:
         return base64.b64encode(self.data).decode("ascii")
 
-    @cached_property
+    @lazy
     def sha1(self) -> str:
         return hashlib.sha1(self.data).hexdigest()
 
@@ -55,7 +55,7 @@ class ImageRef:
             self._file_parts[directory] = part
         return part
 
-    @cached_property
+    @lazy
     def openai_part(self) -> bytes:
         """The serialized chat-completions content part, built once: every request that re-sends the image
         splices these bytes into its body instead of re-encoding megabytes of base64 into JSON."""
@@ -79,11 +79,11 @@ class Message:
     extra: dict[str, Any] = field(default_factory=dict)
     _wire: dict[Hashable, list[bytes]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @cached_property
+    @lazy
     def text(self) -> str:
         return "".join(p for p in self.parts if isinstance(p, str))
 
-    @cached_property
+    @lazy
     def images(self) -> list[ImageRef]:
         return [p for p in self.parts if isinstance(p, ImageRef)]
 
