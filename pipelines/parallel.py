@@ -3,7 +3,6 @@
 `multiprocessing.Pool.imap` drains its input eagerly, so 50,000 trajectories (or 4 GB of released
 parquet) would be read into memory ahead of the workers. Here at most `workers * AHEAD` tasks are in
 flight, and results come back in input order, so an output never depends on the worker count.
-Workers are spawned, not forked: the parent may be running threads (tqdm, thread pools).
 """
 
 from __future__ import annotations
@@ -42,10 +41,15 @@ def _run(task: Any) -> Any:
 
 
 def ordered_map(
-    fn: Callable[[T], R], tasks: Iterable[T], workers: int, desc: str | None = None
+    fn: Callable[[T], R], tasks: Iterable[T], workers: int, desc: str | None = None,
+    start_method: str | None = "spawn",
 ) -> Iterator[R]:
     """Yield fn(task) for each task, in order; `fn` (picklable, sent once to each worker) runs in
     `workers` processes, or in this one when workers <= 1 (simple tracebacks and profiles).
+
+    `start_method` "spawn" (safe whatever threads the parent runs) costs each worker a fresh interpreter
+    and its imports, about a second; None takes the platform's default (fork on Linux), for callers
+    whose whole job may take only seconds.
 
     `desc` shows a progress bar over the tasks. Closing the iterator early (break, contextlib.closing)
     cancels the tasks not yet started and ends the pool, so callers may stop once they have enough.
@@ -59,7 +63,8 @@ def ordered_map(
                 yield fn(task)
                 bar.update()
             return
-        pool = ProcessPoolExecutor(workers, mp.get_context("spawn"), initializer=_init_worker, initargs=(fn,))
+        context = mp.get_context(start_method)
+        pool = ProcessPoolExecutor(workers, context, initializer=_init_worker, initargs=(fn,))
         pending: deque[Future[R]] = deque()
         try:
             for task in tasks:

@@ -114,7 +114,9 @@ def export_llamafactory(
         with closing(writer), open(tmp / EXCLUDED_NAME, "w", encoding="utf-8") as listing:
             bar = tqdm(total=source.count(), unit="row", desc="export", disable=not progress)
             with bar:
-                for results in ordered_map(convert, source.chunks(), workers or default_workers()):
+                # forked workers: an export of a few seconds would otherwise spend one re-importing
+                chunks = ordered_map(convert, source.chunks(), workers or default_workers(), start_method=None)
+                for results in chunks:
                     for r in results:
                         _record(r, summary, excluded, writer, listing)
                     bar.update(len(results))
