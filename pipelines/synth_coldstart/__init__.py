@@ -26,7 +26,7 @@ from minio3_data.teachers import BudgetExhausted, TeacherUnavailable, make_teach
 from minio3_data.teachers.base import GenerationConfig
 from minio3_data.teachers.scripted import ScriptedTeacher
 
-from .attempt import STOP, AttemptContext, failed_attempt, run_attempt
+from .attempt import STOP, AttemptContext, failed_attempt, no_preparation, run_attempt
 from .config import SynthConfig
 from .curate import curate
 from .prompt import ExemplarPrompts
@@ -162,14 +162,10 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         context_tokens=cfg.context_tokens,
         gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
+        prepare=getattr(teacher, "prepare_image", no_preparation),
     )
-    prepare = getattr(teacher, "prepare_image", None)
-    if prepare is not None:
-        ctx.prepare = prepare
-        for ex in ctx.prompts.rendered:  # the shared exemplar images, once
-            for message in ex.messages:
-                for ref in message.images:
-                    prepare(ref)
+    for ref in ctx.prompts.images():  # the shared exemplar images, once
+        ctx.prepare(ref)
     _write_run_json(cfg)
     progress.start()
     stop = asyncio.Event()

@@ -49,7 +49,7 @@ def _execute(env: ZoomEnv, zoom: Zoom, prepare: Prepare) -> tuple[Observation | 
     return result, (_to_ref(result, prepare) if isinstance(result, Observation) else None)
 
 
-def _no_preparation(ref: ImageRef) -> None:
+def no_preparation(ref: ImageRef) -> None:
     """For teachers without `prepare_image`."""
 
 
@@ -93,7 +93,7 @@ class AttemptContext:
     cache_replies: bool = True
     cache_hits: int = 0
     first_views: FirstViews = field(default_factory=FirstViews)
-    prepare: Prepare = _no_preparation  # the teacher's prepare_image, run where images are encoded
+    prepare: Prepare = no_preparation  # the teacher's prepare_image, run where images are encoded
     sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
 
 

@@ -7,6 +7,7 @@ attempt; each attempt samples which k exemplars it sees, from its own seed, and 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,17 @@ class ExemplarPrompts:
         self.k = min(k, len(exemplars))
         self.sampling = sampling
         self.rendered = [render_exemplar(ex, cache) for ex in exemplars]
-        self.patterns = [ex.pattern for ex in exemplars]
+        self.by_pattern: dict[str, list[RenderedExemplar]] = {}
+        for ex, rendered in zip(exemplars, self.rendered):
+            self.by_pattern.setdefault(ex.pattern, []).append(rendered)
+        # shared by every attempt's prefix, like the exemplar messages: serialized once per run
+        self.system = system_message(self.k)
+
+    def images(self) -> Iterator[ImageRef]:
+        """Every exemplar image, each once."""
+        for ex in self.rendered:
+            for message in ex.messages:
+                yield from message.images
 
     def _choose(self, rng: random.Random) -> list[RenderedExemplar]:
         if self.sampling == "fixed":
@@ -64,17 +75,14 @@ class ExemplarPrompts:
         if self.sampling == "random":
             return rng.sample(self.rendered, self.k)
         # patterns: as many different search patterns as k allows, each exemplar drawn within its pattern
-        by_pattern: dict[str, list[RenderedExemplar]] = {}
-        for ex, pattern in zip(self.rendered, self.patterns):
-            by_pattern.setdefault(pattern, []).append(ex)
-        pools = [rng.sample(v, len(v)) for v in by_pattern.values()]
+        pools = [rng.sample(v, len(v)) for v in self.by_pattern.values()]
         rng.shuffle(pools)
         order = [pool[i] for i in range(max(map(len, pools))) for pool in pools if i < len(pool)]
         return order[: self.k]
 
     def sample(self, rng: random.Random) -> tuple[list[str], list[Message]]:
         chosen = self._choose(rng)
-        prefix = [system_message(self.k)]
+        prefix = [self.system]
         for ex in chosen:
             prefix.extend(ex.messages)
         return [ex.id for ex in chosen], prefix
