@@ -13,11 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import safe_relpath
-from minio3_data.images import OriginalCache
+from minio3_data.images import OriginalCache, open_header
 from minio3_data.records import Trajectory
 from minio3_data.render import conversation, to_sharegpt
 from minio3_data.store import RUN_JSON, read_run_json
@@ -56,7 +54,7 @@ def _as_is_extension(path: Path) -> str | None:
     """The extension under which an original can be stored byte for byte, or None when LLaMA-Factory
     would see other pixels than ours (EXIF rotation, unusual modes or formats): then its first view is
     stored instead. LLaMA-Factory applies the same <= image_max_pixels rule as our first view."""
-    with Image.open(path) as im:
+    with open_header(path, path) as im:  # already checked by ZoomEnv; one header reader for all
         if im.format not in AS_IS_FORMATS or im.mode not in ("RGB", "L") or im.getexif().get(0x0112, 1) != 1:
             return None
         return FORMAT_EXT[im.format]
