@@ -38,9 +38,10 @@ from .images import OriginalCache, image_size
 from .judge import rule_judge
 from .protocol import Answer, Malformed, Zoom, parse_turn, render_turn
 from .records import Turn
-from .zoom import Box, Observation, ZoomEnv, crop_box
+from .zoom import Observation, PixelBox, ZoomEnv, crop_box
 
-PATTERNS: tuple[str, ...] = ("depth_first", "trial_and_error", "goal_maintenance")
+# The search strategies an exemplar demonstrates and the scripted teacher plays.
+SEARCH_PATTERNS: tuple[str, ...] = ("depth_first", "trial_and_error", "goal_maintenance")
 FIELDS = ("id", "pattern", "image", "question", "options", "answer", "target_bbox", "scene", "turns")
 TURN_FIELDS = ("thought", "zoom", "answer")
 MAX_TURNS = 16
@@ -174,7 +175,7 @@ def _replay_geometry(
     steps: list[Step], size: tuple[int, int], target: tuple[float, ...], problems: _Problems
 ) -> list[Turn]:
     """Each zoom's box on the original (ZoomEnv's geometry, no pixels), and the target in the last view."""
-    boxes: list[Box] = [(0, 0, *size)]
+    boxes: list[PixelBox] = [(0, 0, *size)]
     turns: list[Turn] = []
     for i, step in enumerate(steps):
         text = render_turn(step.thought, step.action)
@@ -230,8 +231,8 @@ def read_exemplar(file: Path) -> tuple[Exemplar | None, list[str]]:
         problems.add(key, f"unknown field; expected {', '.join(FIELDS)}")
     ex_id, question, answer = (_text(data, k, problems) for k in ("id", "question", "answer"))
     pattern = _text(data, "pattern", problems)
-    if pattern and pattern not in PATTERNS:
-        problems.add("pattern", f"{pattern!r} is not one of {', '.join(PATTERNS)}")
+    if pattern and pattern not in SEARCH_PATTERNS:
+        problems.add("pattern", f"{pattern!r} is not one of {', '.join(SEARCH_PATTERNS)}")
     options = _options(data, problems)
     image, size = None, None
     if _text(data, "image", problems):

@@ -191,11 +191,6 @@ def first_view_size(
     return display_size(width, height, max_pixels, min_pixels, mode)
 
 
-def image_tokens(width: int, height: int) -> int:
-    """Qwen-style estimate: one token per 28x28 = 784 displayed pixels (at least one)."""
-    return max(1, math.ceil(width * height / 784))
-
-
 def encode_jpeg(im: Image.Image, quality: int = 90) -> bytes:
     """Deterministic JPEG bytes (no EXIF, fixed quality and subsampling)."""
     buf = io.BytesIO()

@@ -2,8 +2,8 @@
 
 Trajectories store actions, not pixels (DESIGN invariant 2): a zoom turn records its relative bbox and
 source; crops are re-derived with ZoomEnv whenever pixels are needed.
-Each record has one Arrow schema so parquet files written by any stage load with
-`datasets.load_dataset("parquet", data_files=...)`.
+Each record's Arrow schema is derived from its fields (arrow_schema.py), so parquet files written by any
+stage load with `datasets.load_dataset("parquet", data_files=...)`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .arrow_schema import arrow_schema
 from .errors import BadInputError
 from .fsutil import atomic_path
 
@@ -61,21 +62,7 @@ class ProbeItem:
         return cls(**kw)
 
 
-PROBE_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("image", pa.string()),
-        ("question", pa.string()),
-        ("answer", pa.string()),
-        ("options", pa.list_(pa.string())),
-        ("difficulty", pa.string()),
-        ("target_bbox", pa.list_(pa.float64())),
-        ("width", pa.int64()),
-        ("height", pa.int64()),
-        ("source", pa.string()),
-        ("kind", pa.string()),
-    ]
-)
+PROBE_SCHEMA = arrow_schema(ProbeItem)
 
 
 @dataclass
@@ -183,55 +170,7 @@ class Trajectory:
         return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
 
-TURN_TYPE = pa.struct(
-    [
-        ("text", pa.string()),
-        ("action", pa.string()),
-        ("bbox", pa.list_(pa.float64())),
-        ("source", pa.string()),
-        ("box_px", pa.list_(pa.int64())),
-        ("observation", pa.int64()),
-        ("error", pa.string()),
-        ("answer", pa.string()),
-    ]
-)
-
-TRAJECTORY_SCHEMA = pa.schema(
-    [
-        ("id", pa.string()),
-        ("item_id", pa.string()),
-        ("sample_index", pa.int64()),
-        ("teacher", pa.string()),
-        ("exemplar_ids", pa.list_(pa.string())),
-        ("question", pa.string()),
-        ("options", pa.list_(pa.string())),
-        ("ground_truth", pa.string()),
-        ("image", pa.string()),
-        ("width", pa.int64()),
-        ("height", pa.int64()),
-        ("difficulty", pa.string()),
-        ("turns", pa.list_(TURN_TYPE)),
-        ("final_answer", pa.string()),
-        ("verdict", pa.struct([("label", pa.string()), ("how", pa.string())])),
-        ("status", pa.string()),
-        ("num_turns", pa.int64()),
-        (
-            "usage",
-            pa.struct(
-                [
-                    ("prompt_tokens", pa.int64()),
-                    ("completion_tokens", pa.int64()),
-                    ("thought_tokens", pa.int64()),
-                    ("requests", pa.int64()),
-                    ("cost_usd", pa.float64()),
-                ]
-            ),
-        ),
-        ("patterns", pa.list_(pa.string())),
-        ("seed", pa.int64()),
-        ("error", pa.string()),
-    ]
-)
+TRAJECTORY_SCHEMA = arrow_schema(Trajectory)
 
 
 ROW_GROUP_ROWS = 1000  # readers (the exporter) stream a row group at a time

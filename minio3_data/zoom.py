@@ -39,7 +39,7 @@ from .lazy import lazy
 from .protocol import Zoom
 from .records import Turn
 
-Box = tuple[int, int, int, int]
+PixelBox = tuple[int, int, int, int]  # xyxy integer pixels of the original image
 CROP_RESAMPLE = {"mini-o3": Image.Resampling.NEAREST, "smart": Image.Resampling.BICUBIC}
 RELATIVE_DECIMALS = 3
 
@@ -53,7 +53,7 @@ class Observation:
     """
 
     index: int
-    box: Box
+    box: PixelBox
     size: tuple[int, int]  # display (width, height), known without rendering
     render: Callable[[], Image.Image] = field(compare=False, repr=False)
 
@@ -75,7 +75,7 @@ class ZoomError:
     message: str  # what the model is told, via protocol.error_text
 
 
-def crop_box(source_box: Box, bbox: tuple[float, float, float, float]) -> Box | str:
+def crop_box(source_box: PixelBox, bbox: tuple[float, float, float, float]) -> PixelBox | str:
     """The released crop rule: the relative `bbox` of the source crop `source_box` -> a box on the original.
 
     Returns the composed integer box, or the message that tells the model why the box is invalid.
@@ -100,7 +100,7 @@ def crop_box(source_box: Box, bbox: tuple[float, float, float, float]) -> Box | 
     return sx0 + x0, sy0 + y0, sx0 + x1, sy0 + y1
 
 
-def to_relative(target_box_px: Iterable[float], source_box: Box) -> tuple[float, float, float, float]:
+def to_relative(target_box_px: Iterable[float], source_box: PixelBox) -> tuple[float, float, float, float]:
     """The relative bbox (in the source's frame, 3 decimals, clipped to [0, 1]) whose crop covers the target.
 
     The inverse of crop_box for a policy that knows where the target is: x0/y0 round down and x1/y1
@@ -188,7 +188,7 @@ class ZoomEnv:
         self._crops.append(obs)
         return obs
 
-    def display(self, box: Box) -> Image.Image:
+    def display(self, box: PixelBox) -> Image.Image:
         """What the model sees of `box` (original pixels): the crop resized into the crop pixel range.
 
         Resampled straight from the original over `box` instead of copying the crop first (3-5x
@@ -196,7 +196,7 @@ class ZoomEnv:
         """
         return self._render(box, self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels))
 
-    def _render(self, box: Box, size: tuple[int, int]) -> Image.Image:
+    def _render(self, box: PixelBox, size: tuple[int, int]) -> Image.Image:
         original = self.cache.get(self.path)
         if size == (box[2] - box[0], box[3] - box[1]):
             return original.crop(box)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from minio3_data.errors import BadInputError
-from minio3_data.exemplars import PATTERNS, load_exemplars, replay_exemplar, shipped_dir
+from minio3_data.exemplars import SEARCH_PATTERNS, load_exemplars, replay_exemplar, shipped_dir
 from minio3_data.images import OriginalCache
 from minio3_data.protocol import Answer, Zoom, parse_turn
 from minio3_data.render import conversation
@@ -28,7 +28,7 @@ def shipped():
 
 def test_six_exemplars_two_per_pattern(shipped) -> None:
     assert len(shipped) == 6
-    assert Counter(ex.pattern for ex in shipped) == {p: 2 for p in PATTERNS}
+    assert Counter(ex.pattern for ex in shipped) == {p: 2 for p in SEARCH_PATTERNS}
     assert len({ex.id for ex in shipped}) == 6
 
 

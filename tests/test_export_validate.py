@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.export_llamafactory.tokens import image_tokens, lf_image_size, row_tokens, text_tokens
+from pipelines.export_llamafactory.tokens import image_tokens, lf_image_size, row_tokens
 from pipelines.export_llamafactory.validate import Limits, check_row
 
 LIMITS = Limits(cutoff_len=32768, image_max_pixels=2_000_000, image_min_pixels=40_000)
@@ -134,9 +134,3 @@ def test_lf_image_size_caps_and_raises_like_llamafactory() -> None:
 def test_a_2mp_image_costs_about_pixels_over_784_tokens() -> None:
     tokens = image_tokens(1632, 1224, 2_000_000, 40_000)
     assert abs(tokens - 1632 * 1224 / 784) < 60
-
-
-def test_text_estimate_counts_digits_and_non_ascii_one_each() -> None:
-    assert text_tokens("abcdef") == 2
-    assert text_tokens("0.123456") == 7 + 1  # seven digits, one '.'
-    assert text_tokens("图像") == 2

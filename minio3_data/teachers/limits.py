@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ..errors import Minio3Error
-from ..images import image_tokens
+from ..tokens import image_tokens, message_tokens
 from .base import Message
 
 UNKNOWN_IMAGE_TOKENS = 1000  # estimate for an image whose size the caller did not record
@@ -23,10 +23,10 @@ class BudgetExhausted(Minio3Error):
 
 
 def estimate_prompt_tokens(messages: list[Message]) -> int:
-    """A rough prompt size: four characters a token, Qwen-style tokens for images."""
+    """A prompt's size by the estimate export checks rows with (minio3_data.tokens)."""
     total = 0
     for m in messages:
-        total += len(m.text) // 4 + 4
+        total += message_tokens(m.text)
         for im in m.images:
             total += image_tokens(im.width, im.height) if im.width and im.height else UNKNOWN_IMAGE_TOKENS
     return total

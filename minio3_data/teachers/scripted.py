@@ -12,30 +12,30 @@ import random
 from dataclasses import dataclass
 
 from ..errors import BadInputError
+from ..exemplars import SEARCH_PATTERNS
 from ..protocol import OPTION_LETTERS, Answer, Zoom, render_turn, source_name
 from ..records import ProbeItem, Usage
 from ..zoom import to_relative
 from .base import GenerationConfig, Message, Reply
 
-Box = tuple[float, float, float, float]
-PATTERNS = ("depth_first", "trial_and_error", "goal_maintenance")
+PlanBox = tuple[float, float, float, float]  # a planned zoom region: xyxy original pixels, unrounded
 
 
 @dataclass
 class Step:
     think: str
-    box: Box | None = None  # zoom target in original pixels; None for the answer
+    box: PlanBox | None = None  # zoom target in original pixels; None for the answer
     source: int = 0  # observation index to zoom from (its planned box is the frame)
     answer: str | None = None
     malformed: bool = False
 
 
-def _clip(box: Box, w: int, h: int) -> Box:
+def _clip(box: PlanBox, w: int, h: int) -> PlanBox:
     x0, y0, x1, y1 = box
     return (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1))
 
 
-def _window(center: tuple[float, float], size: tuple[float, float], w: int, h: int) -> Box:
+def _window(center: tuple[float, float], size: tuple[float, float], w: int, h: int) -> PlanBox:
     """A size-(sw, sh) window around `center`, shifted (not shrunk) to stay inside the image."""
     sw, sh = min(size[0], w), min(size[1], h)
     x0 = min(max(0.0, center[0] - sw / 2), w - sw)
@@ -43,18 +43,18 @@ def _window(center: tuple[float, float], size: tuple[float, float], w: int, h: i
     return (x0, y0, x0 + sw, y0 + sh)
 
 
-def _pad(box: Box, factor: float, min_side: float, w: int, h: int) -> Box:
+def _pad(box: PlanBox, factor: float, min_side: float, w: int, h: int) -> PlanBox:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     sw = max(min_side, (box[2] - box[0]) * factor)
     sh = max(min_side, (box[3] - box[1]) * factor)
     return _window((cx, cy), (sw, sh), w, h)
 
 
-def _overlaps(a: Box, b: Box) -> bool:
+def _overlaps(a: PlanBox, b: PlanBox) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _where(box: Box, w: int, h: int) -> str:
+def _where(box: PlanBox, w: int, h: int) -> str:
     cx, cy = (box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h
     row = "upper" if cy < 1 / 3 else "lower" if cy > 2 / 3 else "middle"
     col = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "center"
@@ -100,21 +100,21 @@ class ScriptedAttempt:
     def __init__(self, parent: ScriptedTeacher, item: ProbeItem, rng: random.Random) -> None:
         self.item = item
         self.rng = rng
-        self.pattern = rng.choice(PATTERNS)
+        self.pattern = rng.choice(SEARCH_PATTERNS)
         self.name = f"scripted:{self.pattern}"
         self.wrong = rng.random() < parent.error_rate
         self.plan = self._plan()
         if rng.random() < parent.malformed_rate:
             at = rng.randrange(len(self.plan))
             self.plan.insert(at, Step("Let me zoom in on that area.", malformed=True))
-        self.frames: dict[int, Box] = {0: (0.0, 0.0, float(item.width), float(item.height))}
+        self.frames: dict[int, PlanBox] = {0: (0.0, 0.0, float(item.width), float(item.height))}
         self.next_step = 0
-        self.pending_box: Box | None = None  # the zoom sent last, until we learn whether it became an observation
+        self.pending_box: PlanBox | None = None  # the last zoom, until we know if it became an observation
 
     def _plan(self) -> list[Step]:
         it, rng = self.item, self.rng
         w, h = it.width, it.height
-        t: Box = tuple(it.target_bbox)  # type: ignore[assignment]
+        t: PlanBox = tuple(it.target_bbox)  # type: ignore[assignment]
         tw, th = t[2] - t[0], t[3] - t[1]
         centre = ((t[0] + t[2]) / 2, (t[1] + t[3]) / 2)
         region_size = (max(tw * 6, w * rng.uniform(0.2, 0.35)), max(th * 6, h * rng.uniform(0.2, 0.35)))
@@ -192,7 +192,7 @@ class ScriptedAttempt:
             finish,
         ]
 
-    def _decoy(self, size: tuple[float, float], target: Box, w: int, h: int) -> Box:
+    def _decoy(self, size: tuple[float, float], target: PlanBox, w: int, h: int) -> PlanBox:
         """A region of the same size that does not contain the target (best of a few random tries)."""
         best = _window((self.rng.uniform(0, w), self.rng.uniform(0, h)), size, w, h)
         for _ in range(20):

@@ -27,7 +27,7 @@ from ..parallel import ordered_map
 from . import difficulty as rule
 from .fields import get, load_json, numbers
 from .image_files import check_image, copy_image
-from .layout import union
+from .layout import ObjectBox, union
 from .questions import NUM_OPTIONS, answer_for, choices, count_choices, position_question, relation
 from .result import Built, skip
 
@@ -59,13 +59,11 @@ IRREGULAR_PLURALS = {
     "shelf": "shelves",
 }
 
-Box = list[float]
-
 
 @dataclass
 class Instance:
     category: int
-    box: Box  # xyxy original px
+    box: ObjectBox  # xyxy original px
     crowd: bool
 
 
@@ -93,7 +91,7 @@ class Candidate:
     question: str
     value: str
     options: list[str]
-    boxes: list[Box]
+    boxes: list[ObjectBox]
     lookalikes: int
 
 
@@ -153,7 +151,7 @@ def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], int]:
     return list(pictures.values()), categories, degenerate
 
 
-def _small(box: Box, scale: float) -> bool:
+def _small(box: ObjectBox, scale: float) -> bool:
     short = min(box[2] - box[0], box[3] - box[1])
     return short >= MIN_BOX_PX and short * scale < SMALL_VIEW_PX
 
@@ -195,7 +193,7 @@ def _count(pic: Picture, cats: dict[int, Category], scale: float, rng: random.Ra
     )
 
 
-def _cell(box: Box, pic: Picture) -> tuple[int, int] | None:
+def _cell(box: ObjectBox, pic: Picture) -> tuple[int, int] | None:
     """The 3x3 grid cell wholly containing `box`, or None when it straddles a line."""
     cw, ch = pic.width / 3, pic.height / 3
     col, row = int(box[0] // cw), int(box[1] // ch)

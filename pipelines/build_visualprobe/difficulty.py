@@ -18,7 +18,7 @@ import random
 from minio3_data.images import FIRST_VIEW_MAX_PIXELS, first_view_size
 from minio3_data.records import DIFFICULTIES
 
-Box = list[float]
+from .layout import ObjectBox
 
 SIZE_CUTS = (20.0, 10.0)  # first-view px: >= 20 -> 0 points, [10, 20) -> 1, < 10 -> 2
 CROWD_CUTS = (5, 13)  # look-alikes: <= 4 -> 0 points, 5..12 -> 1, >= 13 -> 2
@@ -50,7 +50,7 @@ def first_view_scale(width: int, height: int) -> float:
     return first_view_size(width, height)[0] / width
 
 
-def view_px(boxes: list[Box], width: int, height: int) -> float:
+def view_px(boxes: list[ObjectBox], width: int, height: int) -> float:
     """The smallest target's shorter side, in first-view pixels."""
     scale = first_view_scale(width, height)
     return min(min(b[2] - b[0], b[3] - b[1]) for b in boxes) * scale

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-Box = list[float]
+ObjectBox = list[float]  # an object's xyxy box in original pixels, as stored in ProbeItem.target_bbox
 
 
 class Placer:
@@ -12,9 +12,9 @@ class Placer:
 
     def __init__(self, width: int, height: int, gap: float, edge: float) -> None:
         self.width, self.height, self.gap, self.edge = width, height, gap, edge
-        self.boxes: list[Box] = []
+        self.boxes: list[ObjectBox] = []
 
-    def free(self, box: Box) -> bool:
+    def free(self, box: ObjectBox) -> bool:
         g = self.gap
         return all(
             box[2] + g <= b[0] or b[2] + g <= box[0] or box[3] + g <= b[1] or b[3] + g <= box[1]
@@ -22,8 +22,8 @@ class Placer:
         )
 
     def place(
-        self, w: int, h: int, rng: random.Random, region: Box | None = None, tries: int = 300
-    ) -> Box | None:
+        self, w: int, h: int, rng: random.Random, region: ObjectBox | None = None, tries: int = 300
+    ) -> ObjectBox | None:
         """A free box of size w x h inside `region` (default: the image minus its edge), or None."""
         x_lo, y_lo, x_hi, y_hi = region or [0, 0, self.width, self.height]
         x_lo, y_lo = max(x_lo, self.edge), max(y_lo, self.edge)
@@ -38,7 +38,7 @@ class Placer:
                 return box
         return None
 
-    def place_at(self, box: Box) -> bool:
+    def place_at(self, box: ObjectBox) -> bool:
         """Claim an exact box if it is inside the image and free."""
         inside = box[0] >= self.edge and box[1] >= self.edge
         inside = inside and box[2] <= self.width - self.edge and box[3] <= self.height - self.edge
@@ -48,13 +48,13 @@ class Placer:
         return False
 
 
-def around(box: Box, radius: float) -> Box:
+def around(box: ObjectBox, radius: float) -> ObjectBox:
     """The square region of half-size `radius` centred on `box`."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     return [cx - radius, cy - radius, cx + radius, cy + radius]
 
 
-def union(boxes: list[Box]) -> Box:
+def union(boxes: list[ObjectBox]) -> ObjectBox:
     return [
         min(b[0] for b in boxes),
         min(b[1] for b in boxes),

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, fields
 
 from minio3_data.protocol import OPTION_LETTERS
 
+from .layout import ObjectBox
 from .scene import SIGN, SceneObject
-
-Box = list[float]
 
 KINDS: tuple[str, ...] = ("color", "shape", "text", "count", "position")
 DIRECTIONS: tuple[str, ...] = ("left", "right", "above", "below")
@@ -99,7 +98,7 @@ def position_question(a: str, b: str, multiple_choice: bool) -> str:
     return f"Where is the {a} relative to the {b}: left, right, above or below?"
 
 
-def relation(a: Box, b: Box) -> str | None:
+def relation(a: ObjectBox, b: ObjectBox) -> str | None:
     """Where box `a` is relative to box `b`, or None unless one direction clearly dominates.
 
     Clear means the displacement along one axis is at least twice the other and the boxes do not

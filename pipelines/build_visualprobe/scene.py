@@ -44,7 +44,7 @@ BORDER_COLORS: dict[str, tuple[int, int, int]] = {
     "green": (20, 120, 40),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "hexagon", "star")
-PATTERNS: tuple[str, ...] = ("plain", "striped", "dotted")
+TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted")  # the values of a shape's `pattern`
 SIGN = "sign"
 TEXT_COLOR = (15, 15, 15)  # every sign shares one text style: same font, same color
 OUTLINE = (35, 35, 35)

@@ -25,7 +25,6 @@ from .layout import Placer, around, union
 from .questions import DIRECTIONS, KINDS, Description, QuestionSpec, choices, count_choices
 from .scene import (
     BORDER_COLORS,
-    PATTERNS,
     PLATE_COLORS,
     SHAPE_COLORS,
     SHAPES,
@@ -33,6 +32,7 @@ from .scene import (
     SIGN_HEIGHT_PER_FONT,
     TEXT_ALPHABET,
     TEXT_DIGITS,
+    TEXTURES,
     SceneObject,
     render,
     sign_size,
@@ -151,7 +151,7 @@ def _random_object(rng: random.Random, px: float, sign: bool, text: str, numeric
         label = _mutate(text, rng) if text and rng.random() < 0.5 else _text(rng, numeric)
         return _sign(color, border, label, _font_for(px))
     return _shape(
-        rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(PATTERNS), max(MIN_SHAPE_PX, round(px))
+        rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(TEXTURES), max(MIN_SHAPE_PX, round(px))
     )
 
 
@@ -164,7 +164,7 @@ def _lookalike(d: Description, rng: random.Random, px: float, text: str, numeric
     values = {
         "shape": SHAPES,
         "color": list(PLATE_COLORS if obj.is_sign else SHAPE_COLORS),
-        "pattern": PATTERNS,
+        "pattern": TEXTURES,
         "border": list(BORDER_COLORS),
     }
     for k, v in cons.items():
@@ -238,7 +238,7 @@ def _add_distractors(
 
 def _build_attribute(scene: _Scene, asked: str, mc: bool) -> QuestionSpec | None:
     rng, px = scene.rng, scene.plan.target_px
-    target = _shape(rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(PATTERNS), px)
+    target = _shape(rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(TEXTURES), px)
     if asked == "color":
         d = Description(shape=target.shape, pattern=target.pattern)
     else:
@@ -277,15 +277,15 @@ def _build_count(scene: _Scene, mc: bool) -> QuestionSpec | None:
     rng, px = scene.rng, scene.plan.target_px
     n = rng.randint(2, 7)
     color, shape = rng.choice(list(SHAPE_COLORS)), rng.choice(SHAPES)
-    pattern = rng.choice(PATTERNS) if rng.random() < 0.5 else None
+    pattern = rng.choice(TEXTURES) if rng.random() < 0.5 else None
     d = Description(shape=shape, color=color, pattern=pattern)
-    first = _shape(shape, color, pattern or rng.choice(PATTERNS), px)
+    first = _shape(shape, color, pattern or rng.choice(TEXTURES), px)
     if not scene.put(first, "target"):
         return None
     cluster = around(first.box, px * (3 + 2 * math.sqrt(n)))
     for _ in range(n - 1):
         size = round(px * rng.uniform(1.0, 1.3))
-        if not scene.put(_shape(shape, color, pattern or rng.choice(PATTERNS), size), "target", cluster):
+        if not scene.put(_shape(shape, color, pattern or rng.choice(TEXTURES), size), "target", cluster):
             return None
     if not _add_distractors(scene, [d]):
         return None
@@ -294,7 +294,7 @@ def _build_count(scene: _Scene, mc: bool) -> QuestionSpec | None:
 
 def _build_position(scene: _Scene, mc: bool) -> QuestionSpec | None:
     rng, px = scene.rng, scene.plan.target_px
-    a = _shape(rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(PATTERNS), px)
+    a = _shape(rng.choice(SHAPES), rng.choice(list(SHAPE_COLORS)), rng.choice(TEXTURES), px)
     if rng.random() < 0.5:
         plate = rng.choice(list(PLATE_COLORS))
         border = rng.choice([c for c in BORDER_COLORS if c != plate])

@@ -3,7 +3,7 @@
 LLaMA-Factory truncates at `cutoff_len`, and a cut through image tokens crashes training ("Image features
 and image tokens do not match"), so rows that may not fit are excluded before writing. Image tokens are
 computed exactly as LLaMA-Factory 0.9.5 + the Qwen2-VL processor do (pixel caps, then smart_resize);
-text is estimated conservatively for Qwen's tokenizer, which splits every digit into its own token.
+text is counted with minio3_data.tokens, the estimate synthesis sizes its requests with.
 """
 
 from __future__ import annotations
@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from minio3_data import tokens as estimate
 from minio3_data.images import smart_resize
 
 # The stock Qwen2.5-VL processor bounds (preprocessor_config.json); LLaMA-Factory's own caps come first.
 PROCESSOR_MIN_PIXELS = 56 * 56
 PROCESSOR_MAX_PIXELS = 28 * 28 * 16384
-VISION_MARKERS = 2  # <|vision_start|> and <|vision_end|> around the pads
-MESSAGE_OVERHEAD = 5  # <|im_start|> role \n ... <|im_end|> \n
-CHARS_PER_TOKEN = 3
 
 
 def lf_image_size(width: int, height: int, max_pixels: int, min_pixels: int) -> tuple[int, int]:
@@ -40,24 +38,15 @@ def lf_image_size(width: int, height: int, max_pixels: int, min_pixels: int) -> 
 
 
 def image_tokens(width: int, height: int, max_pixels: int, min_pixels: int) -> int:
-    """Tokens one image becomes in the qwen2_vl template: one pad per 28x28 patch group, plus the markers."""
+    """Tokens one image becomes in the qwen2_vl template, at the size the processor resizes it to."""
     w, h = lf_image_size(width, height, max_pixels, min_pixels)
     gh, gw = smart_resize(h, w, min_pixels=PROCESSOR_MIN_PIXELS, max_pixels=PROCESSOR_MAX_PIXELS)
-    return (gh // 28) * (gw // 28) + VISION_MARKERS
-
-
-def text_tokens(text: str) -> int:
-    """An upper estimate for Qwen's BPE: ASCII digits and non-ASCII characters one token each, other text
-    three characters a token."""
-    digits = sum(map(text.count, "0123456789"))
-    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-    single = digits + non_ascii
-    return single + math.ceil((len(text) - single) / CHARS_PER_TOKEN)
+    return estimate.image_tokens(gw, gh)
 
 
 def row_tokens(
     messages: Iterable[str], image_sizes: Iterable[tuple[int, int]], max_pixels: int, min_pixels: int
 ) -> int:
     """Estimated sequence length of one conversation (the `<image>` placeholders replaced by image tokens)."""
-    text = sum(text_tokens(m.replace("<image>", "")) + MESSAGE_OVERHEAD for m in messages)
+    text = sum(estimate.message_tokens(m.replace("<image>", "")) for m in messages)
     return text + sum(image_tokens(w, h, max_pixels, min_pixels) for w, h in image_sizes)

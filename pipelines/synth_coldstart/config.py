@@ -9,7 +9,7 @@ from typing import Any
 from minio3_data.errors import BadInputError
 from minio3_data.teachers.resilience import BreakerPolicy
 
-from .patterns import PATTERNS
+from .patterns import TRAJECTORY_TAGS
 
 TEACHERS = ("scripted", "openai", "gemini")
 
@@ -66,9 +66,11 @@ class SynthConfig:
         for name in ("samples_per_item", "max_turns", "max_images", "concurrency", "context_tokens", "max_tokens"):
             if getattr(self, name) < 1:
                 raise BadInputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
-        unknown = sorted(set(self.mix) - set(PATTERNS))
+        unknown = sorted(set(self.mix) - set(TRAJECTORY_TAGS))
         if unknown:
-            raise BadInputError(f"--mix: unknown pattern(s) {', '.join(unknown)}; use {', '.join(PATTERNS)}")
+            raise BadInputError(
+                f"--mix: unknown pattern(s) {', '.join(unknown)}; use {', '.join(TRAJECTORY_TAGS)}"
+            )
         if self.image_transport not in ("inline", "file"):
             raise BadInputError(f"--image-transport {self.image_transport!r}: use inline or file")
         if self.teacher not in TEACHERS:

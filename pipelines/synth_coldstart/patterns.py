@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from minio3_data.records import Trajectory
 
-PATTERNS = ("direct", "depth_first", "backtrack", "verification", "error_recovery")
+TRAJECTORY_TAGS = ("direct", "depth_first", "backtrack", "verification", "error_recovery")
 
 
 def _overlap(a: list[int], b: list[int]) -> float:
