@@ -258,7 +258,7 @@ def test_dataset_dir_contract(tmp_path: Path) -> None:
 
 
 def test_parquet_loads_with_datasets(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets
     out = tmp_path / "vp"
     build_visualprobe("synthetic", out, train=2, test=2, seed=0, workers=1, long_side=(512, 768))
     ds = datasets.load_dataset(

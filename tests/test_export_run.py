@@ -150,7 +150,7 @@ def test_workers_give_the_same_export_as_one_process(tmp_path: Path) -> None:
 
 
 def test_parquet_rows_embed_the_same_images_and_load_with_datasets(tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
+    import datasets
     run = make_run(tmp_path)
     export_run(run, tmp_path / "json", workers=1, progress=False)
     summary = export_run(run, tmp_path / "pq", fmt="parquet", workers=1, progress=False)

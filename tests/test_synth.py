@@ -245,8 +245,10 @@ def test_merged_shards_equal_the_unsharded_run(tiny_dataset, tmp_path):
     assert again.attempted_now == 0 and again.kept == merged.kept
     res = subprocess.run(_cli("merge-runs", str(shards[0]), str(whole), "--out", str(tmp_path / "m2")), cwd=ROOT,
                          capture_output=True, text=True)
-    assert res.returncode == 0 and "20 attempts from 2 runs" in res.stdout
-    assert "(0 duplicates" not in res.stdout  # s0's attempts are also in whole: dropped, not doubled
+    shared = set(_attempt_keys(shards[0])) & set(_attempt_keys(whole))  # s0's attempts are also in whole
+    assert shared and set(_attempt_keys(tmp_path / "m2")) == set(_attempt_keys(whole))
+    assert res.returncode == 0 and f"20 attempts from 2 runs ({len(shared)} duplicates dropped)" in res.stdout
+    assert _final_set(tmp_path / "m2") == _final_set(whole)  # dropped, not doubled
 
 
 def test_merge_refuses_runs_of_different_syntheses(tiny_dataset, tmp_path):

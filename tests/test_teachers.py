@@ -11,6 +11,7 @@ from loopback_teacher import Fault, LoopbackTeacher, fast_teacher, loopback_fixt
 
 from minio3_data.errors import BadInputError
 from minio3_data.protocol import Malformed, Zoom, parse_turn
+from minio3_data.records import Usage
 from minio3_data.teachers import (
     GenerationConfig,
     ImageRef,
@@ -20,7 +21,7 @@ from minio3_data.teachers import (
     make_teacher,
 )
 from minio3_data.teachers import base as teacher_base
-from minio3_data.teachers.pricing import price_for, table_price
+from minio3_data.teachers.pricing import Price, price_for, table_price
 
 STOP = GenerationConfig(stop=["</grounding>", "</answer>"], max_tokens=256, seed=7)
 FAKE_KEY = "sk-loopback-Zq81xTR0-DO-NOT-LEAK"
@@ -287,12 +288,19 @@ def test_api_key_never_in_errors_reprs_or_logs(loopback: LoopbackTeacher, api: s
 def test_pricing_table_and_overrides(caplog):
     assert table_price("gpt-4o-mini-2024-07-18") == (0.15, 0.60)  # longest prefix, not gpt-4o
     assert table_price("models/gemini-2.5-flash") == (0.30, 2.50)
-    assert price_for("gpt-4o", price_output=20.0).output_per_1m == 20.0
-    assert price_for("gpt-4o", price_output=20.0).input_per_1m == 2.50
+    assert table_price("openai/gpt-4o") == (2.50, 10.00) and table_price("my-local-qwen") is None
+    assert price_for("gpt-4o") == Price(2.50, 10.00)
+    assert price_for("gpt-4o", price_output=20.0) == Price(2.50, 20.0)  # one side overridden, the other kept
+    assert price_for("gpt-4o", price_input=1.0, price_output=3.0) == Price(1.0, 3.0)
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=100_000, thought_tokens=100_000)
+    assert price_for("gpt-4o").cost(usage) == pytest.approx(2.50 + 0.2 * 10.00)  # thought tokens billed as output
     with caplog.at_level(logging.WARNING):
-        assert price_for("my-local-qwen") == price_for("my-local-qwen")
-        assert price_for("my-local-qwen").input_per_1m == 0.0
-    assert caplog.text.count("my-local-qwen") == 1  # warned once
+        assert price_for("my-local-qwen-pricing-test") == Price(0.0, 0.0)
+        assert price_for("my-local-qwen-pricing-test") == Price(0.0, 0.0)
+    assert caplog.text.count("my-local-qwen-pricing-test") == 1  # warned once, not per call
+    with caplog.at_level(logging.WARNING):
+        assert price_for("my-other-local-qwen", price_input=0.5, price_output=1.5) == Price(0.5, 1.5)
+    assert "my-other-local-qwen" not in caplog.text  # fully overridden: nothing to warn about
 
 
 def test_openai_bodies_stream_chunked_and_fall_back_to_content_length(loopback: LoopbackTeacher):

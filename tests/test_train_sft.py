@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from export_fixtures import make_run
@@ -20,7 +22,10 @@ from pipelines.export_llamafactory import export_run
 from train.sft import overrides, run_sft, sft_launch
 
 REPO = Path(__file__).resolve().parents[1]
-LF_ENV_SCRIPT = REPO.parent / "shared" / "tools" / "llamafactory-cpu-env.sh"
+LF_ENV_SCRIPT = REPO / "tools" / "llamafactory-cpu-env.sh"
+LF_INSTALL_TIMEOUT_S = 1500  # the first run builds the venv (minutes); later runs only print the cached path
+# the first training test also pays for the install and the tiny model: its pytest-timeout must not cut them first
+LF_TEST_TIMEOUT_S = LF_INSTALL_TIMEOUT_S + 600 + 300 + 600 + 300
 MINIO3 = Path(sys.executable).parent / "minio3"
 FAKE_CLI = """#!/bin/sh
 echo "args: $*"
@@ -115,16 +120,67 @@ def test_cli_exits_with_llamafactorys_code_and_dry_run_runs_nothing(export: Path
 # --- real LLaMA-Factory, CPU ---------------------------------------------------------------------------
 
 
+def cannot_run(reason: str) -> NoReturn:
+    """CI must prove training: with CI set (non-empty) a training test that cannot run fails; elsewhere it skips."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI is set, so LLaMA-Factory training must run, but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def llamafactory_cli(script: Path = LF_ENV_SCRIPT, timeout: float = LF_INSTALL_TIMEOUT_S) -> Path:
+    """Run `script` (it builds LLaMA-Factory's CPU venv once, then reuses it) and return its llamafactory-cli."""
+    if not script.is_file():
+        cannot_run(f"{script} not found")
+    try:  # its own session, so that a timeout kills pip too, not only bash (pip would hold the pipes open)
+        proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+    except OSError as e:
+        cannot_run(f"cannot start {script}: {e}")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        cannot_run(
+            f"{script} did not finish within {timeout:g} s (building the venv; rerun to resume): {err[-2000:]}"
+        )
+    if proc.returncode != 0:
+        cannot_run(f"{script} failed with exit code {proc.returncode}: {err[-3000:]}")
+    lines = out.strip().splitlines()
+    cli = Path(lines[-1]) if lines else None
+    if cli is None or not os.access(cli, os.X_OK):
+        cannot_run(f"{script} printed no executable llamafactory-cli path (stdout: {out[-500:]!r})")
+    return cli
+
+
 @pytest.fixture(scope="session")
 def lf_cli() -> Path:
-    """LLaMA-Factory's CPU venv, built by the shared script on first use (about a minute), then reused."""
-    if not LF_ENV_SCRIPT.is_file():
-        pytest.skip(f"{LF_ENV_SCRIPT} not found")
-    done = subprocess.run(
-        ["bash", str(LF_ENV_SCRIPT)], capture_output=True, text=True, timeout=1800, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return Path(done.stdout.strip().splitlines()[-1])
+    """LLaMA-Factory's CPU venv, built by tools/llamafactory-cpu-env.sh on first use (minutes), then reused."""
+    return llamafactory_cli()
+
+
+def test_training_that_cannot_run_fails_under_ci_and_skips_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "env.sh"
+    broken.write_text("echo 'python3: command not found' >&2; exit 127\n")
+    slow = tmp_path / "slow.sh"
+    slow.write_text("sleep 30; echo /never\n")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(
+        pytest.fail.Exception, match="must run, but .*exit code 127: python3: command not found"
+    ):
+        llamafactory_cli(broken)
+    with pytest.raises(pytest.fail.Exception, match="not found"):
+        llamafactory_cli(tmp_path / "missing.sh")
+    with pytest.raises(pytest.fail.Exception, match="did not finish within 0.5 s"):
+        llamafactory_cli(slow, timeout=0.5)  # returns at once: the sleep is killed with its shell
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="exit code 127"):
+        llamafactory_cli(broken)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="not found"):
+        llamafactory_cli(tmp_path / "missing.sh")
 
 
 @pytest.fixture(scope="session")
@@ -144,6 +200,7 @@ def offline_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(LF_TEST_TIMEOUT_S)
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
 def test_llamafactory_trains_two_steps_on_every_exported_row(
     fmt: str, lf_cli: Path, tiny_model: Path, tmp_path: Path
