@@ -16,6 +16,7 @@ import typer
 from minio3_data import __version__
 from minio3_data.errors import Minio3Error
 from minio3_data.memory import tune_malloc
+from minio3_data.teacher_options import DEFAULTS as TEACHER
 
 app = typer.Typer(
     name="minio3",
@@ -190,13 +191,15 @@ def synth_coldstart_cmd(
     max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     concurrency: Annotated[int, typer.Option(help="Concurrent attempts.")] = 32,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute limit.")] = None,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 120.0,
+    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute limit.")] = TEACHER.rpm,
+    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")] = TEACHER.tpm,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = TEACHER.timeout,
+    stop_at: Annotated[str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers "
+                                              "that fail on `stop`)")] = TEACHER.stop_at,
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
     judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint (default: the teacher's when of the same kind).")] = None,
     judge_api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")] = None,
-    max_retries: Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")] = 6,
+    max_retries: Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")] = TEACHER.max_retries,
     price_input: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the table).")] = None,
     price_output: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the table).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
@@ -215,22 +218,27 @@ def synth_coldstart_cmd(
 
     Example: minio3 synth-coldstart --dataset data/vp --out runs/gemini --teacher gemini
     --model gemini-2.5-pro --api-key-env GEMINI_API_KEY --target 6000 --concurrency 64 --rpm 1000
+
+    Exits 0 when every attempt finished; 1 when attempts failed (the line says how many and why) or the
+    run stopped early; rerunning the same command retries and continues, replaying paid turns for free.
     """
+    from minio3_data.teacher_options import TeacherOptions
     from pipelines.synth_coldstart import SynthConfig, synth_coldstart
 
+    client = TeacherOptions(
+        model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
+        max_retries=max_retries, thinking_budget=thinking_budget, price_input=price_input,
+        price_output=price_output, max_cost=max_cost, max_requests=max_requests, stop_at=stop_at,
+    )  # fmt: skip
     summary = synth_coldstart(
         SynthConfig(
-            dataset=dataset, out=out, split=split, teacher=teacher, model=model, base_urls=base_url or [],
-            api_key_env=api_key_env, exemplars=exemplars, exemplars_in_context=exemplars_in_context,
-            exemplar_sampling=exemplar_sampling,
+            dataset=dataset, out=out, split=split, teacher=teacher, client=client, exemplars=exemplars,
+            exemplars_in_context=exemplars_in_context, exemplar_sampling=exemplar_sampling,
             target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
             context_tokens=context_tokens, max_tokens=max_tokens, temperature=temperature,
-            concurrency=concurrency, rpm=rpm, tpm=tpm, timeout=timeout, judge=judge,
-            judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env, max_retries=max_retries,
-            price_input=price_input, price_output=price_output, seed=seed, limit=limit,
-            shard=_parse_shard(shard), max_cost=max_cost, max_requests=max_requests, max_per_item=max_per_item,
-            mix=_parse_mix(mix), thinking_budget=thinking_budget, image_transport=image_transport,
-            error_rate=error_rate,
+            concurrency=concurrency, judge=judge, judge_base_urls=judge_base_url or [],
+            judge_api_key_env=judge_api_key_env, seed=seed, limit=limit, shard=_parse_shard(shard),
+            max_per_item=max_per_item, mix=_parse_mix(mix), image_transport=image_transport, error_rate=error_rate,
         )
     )
     for line in summary.torn:
@@ -240,9 +248,19 @@ def synth_coldstart_cmd(
         f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.cache_hits} turns replayed); "
         "trajectories.parquet, stats.json, stats.png"
     )
+    failures = summary.failure_line()
+    if failures:
+        typer.secho(failures, err=True, fg=typer.colors.RED)
+    if summary.crashed:
+        typer.secho(f"error: {summary.crashed}; this is a bug in minio3, please report it", err=True,
+                    fg=typer.colors.RED)
+        raise typer.Exit(1)
     if summary.stopped and not summary.stopped.startswith("target"):
         typer.echo(f"stopped: {summary.stopped}; rerun the same command to continue")
         raise typer.Exit(130 if summary.stopped == "interrupted" else 1)
+    if failures:
+        raise typer.Exit(1)
+
 
 @app.command("merge-runs")
 @user_errors

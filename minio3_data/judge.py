@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from .errors import BadInputError
 from .protocol import OPTION_LETTERS, question_text
 from .records import Verdict
-from .teachers import Budget, GenerationConfig, Message, Teacher, TeacherError, make_teacher
+from .teachers import GenerationConfig, GuardedTeacher, Message, TeacherError, TeacherOptions, make_teacher
 
 ARTICLES = frozenset({"a", "an", "the"})
 NUMBER_WORDS = {
@@ -131,7 +131,7 @@ class LLMJudge:
     "unjudged". TeacherUnavailable and BudgetExhausted propagate: they stop the run.
     """
 
-    def __init__(self, teacher: Teacher, *, attempts: int = 3, max_tokens: int = 512):
+    def __init__(self, teacher: GuardedTeacher, *, attempts: int = 3, max_tokens: int = 512):
         self.teacher = teacher
         self.name = teacher.name
         self.attempts = max(1, attempts)
@@ -163,11 +163,15 @@ class LLMJudge:
         await self.teacher.aclose()
 
 
-def make_judge(spec: str, *, budget: Budget | None = None, **teacher_options: Any) -> Judge:
-    """"rule", "openai:MODEL" or "gemini:MODEL"; `teacher_options` go to make_teacher (base_urls, api_key_env, ...)."""
+def make_judge(
+    spec: str, options: TeacherOptions | None = None, *, share_with: GuardedTeacher | None = None, **overrides: Any
+) -> Judge:
+    """"rule", "openai:MODEL" or "gemini:MODEL". `options` and `overrides` go to make_teacher (base URLs, key
+    variable, timeout, ...); `share_with` is the run's teacher, whose budget (and, on the same server, rate
+    limiter and circuit breakers) the judge shares."""
     if spec == "rule":
         return RuleJudge()
     kind, _, model = spec.partition(":")
     if kind not in ("openai", "gemini") or not model:
         raise BadInputError(f"--judge {spec!r}: use rule, openai:MODEL or gemini:MODEL")
-    return LLMJudge(make_teacher(kind, model=model, budget=budget, **teacher_options))
+    return LLMJudge(make_teacher(kind, options, share_with=share_with, **(overrides | {"model": model})))

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import BadInputError
 from .fsutil import atomic_write_text
-from .records import Trajectory
+from .records import Trajectory, Usage
 
 ATTEMPTS = "attempts.jsonl"
 REPLIES = "replies.jsonl"
@@ -96,6 +96,7 @@ class RunState:
     """What a run dir already holds when a run starts."""
 
     attempts: dict[tuple[str, int], Trajectory] = field(default_factory=dict)  # last line per key
+    superseded: Usage = field(default_factory=Usage)  # what the earlier lines of retried attempts paid
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # reply key -> reply record
     torn: list[TornTail] = field(default_factory=list)
     lines: int = 0
@@ -103,6 +104,19 @@ class RunState:
     def done(self, key: tuple[str, int]) -> bool:
         t = self.attempts.get(key)
         return t is not None and t.status not in RETRY_STATUSES
+
+    def record(self, t: Trajectory) -> None:
+        """`t` is the newest line for its (item, sample); the line it replaces stays counted in `superseded`."""
+        key = (t.item_id, t.sample_index)
+        earlier = self.attempts.get(key)
+        if earlier is not None:
+            self.superseded.add(earlier.usage)
+        self.attempts[key] = t
+
+    def paid_turns(self, key: tuple[str, int]) -> int:
+        """Turns of a failed attempt whose usage its line already counts (its retry replays them for free)."""
+        t = self.attempts.get(key)
+        return t.num_turns if t is not None and t.status in RETRY_STATUSES else 0
 
 
 class RunStore:
@@ -120,8 +134,7 @@ class RunStore:
         rows, torn = self.attempts.read(repair)
         state.lines = len(rows)
         for row in rows:
-            t = Trajectory.from_dict(row)
-            state.attempts[(t.item_id, t.sample_index)] = t
+            state.record(Trajectory.from_dict(row))
         if torn:
             state.torn.append(torn)
         replies, torn = self.replies.read(repair)

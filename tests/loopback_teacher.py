@@ -12,6 +12,12 @@ benchmarks talk to this real server on 127.0.0.1 instead:
 A policy `(RequestView) -> str` writes the reply. The default one zooms on its first turn of an item
 and answers on the next, from `answers` (question -> answer; "A" when unknown). Like real servers it
 cuts the reply at the first stop string the request names, so clients must re-append it.
+
+It is as plain as the servers users run: it reads request bodies by Content-Length only, as Python's
+`http.server` and many small proxies do (a chunked upload breaks the connection, as it would there), and
+it can answer like other server stacks: `error_shape="fastapi"` sends errors as FastAPI does
+(`{"detail": ...}`, plain-text 500s), `served_models` refuses other model names, and `fail_on_stop`
+crashes (HTTP 500) on any request that carries `stop`, as some servers do for vision models.
 Importable by benchmarks (`latency=0, record=False` for a zero-latency teacher) and usable as a pytest
 fixture (import `loopback_fixture`; tests ask for `loopback`).
 """
@@ -218,26 +224,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _body(self) -> bytes:
-        """The request body, sent whole (Content-Length) or chunked, as the OpenAI teacher streams it."""
-        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
-            return self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        parts = []
-        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
-            parts.append(self.rfile.read(size))
-            self.rfile.readline()
-        self.rfile.readline()  # the blank line after the last (empty) chunk
-        return b"".join(parts)
-
     def do_POST(self) -> None:
-        raw = self._body()
+        # Content-Length only, like http.server: a chunked body stays unread and is parsed as the next request
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         owner = self.server.owner
         try:
-            if owner.refuse_chunked and self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                owner.refused_chunked += 1  # like a server that insists on Content-Length
-                status, headers, data = 411, {"Content-Type": "application/json"}, b'{"error": {"message": "Length Required"}}'
-            else:
-                status, headers, data = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+            status, headers, data = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
@@ -261,6 +253,9 @@ class LoopbackTeacher:
         reasoning: str | None = None,
         thought_signature: str | None = None,
         record: bool = True,
+        error_shape: str = "openai",
+        served_models: set[str] | None = None,
+        fail_on_stop: bool = False,
     ):
         self.policy = policy or zoom_then_answer(answers)
         self.latency = latency
@@ -268,8 +263,9 @@ class LoopbackTeacher:
         self.reasoning = reasoning  # OpenAI-compatible `reasoning_content` (vLLM reasoning parsers)
         self.thought_signature = thought_signature  # Gemini `thoughtSignature` on the reply's text part
         self.record = record
-        self.refuse_chunked = False  # answer chunked uploads with 411 Length Required
-        self.refused_chunked = 0
+        self.error_shape = error_shape  # "openai" | "fastapi": how error bodies look
+        self.served_models = served_models  # None: any model name is served
+        self.fail_on_stop = fail_on_stop
         self.requests: list[Recorded] = []
         self.count = 0
         self._faults: deque[Fault] = deque()
@@ -327,6 +323,10 @@ class LoopbackTeacher:
             return 404, {"Content-Type": "application/json"}, b'{"error": {"code": 404, "message": "no such route"}}'
         if fault.body is not None:
             return fault.status, {"Content-Type": "application/json"}, fault.body
+        if fault.status == 200 and self.served_models is not None and view.model not in self.served_models:
+            fault = Fault(status=400, message=f"The model `{view.model}` does not exist.")
+        if fault.status == 200 and self.fail_on_stop and view.stop:
+            fault = Fault(status=500, message="Internal Server Error")
         if fault.status != 200:
             return self._error(view.api, fault)
         text = fault.text if fault.text is not None else self.policy(view)
@@ -342,6 +342,10 @@ class LoopbackTeacher:
         headers = {"Content-Type": "application/json"}
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
+        if self.error_shape == "fastapi" and fault.status >= 500:  # an unhandled exception under uvicorn
+            return fault.status, headers | {"Content-Type": "text/plain; charset=utf-8"}, b"Internal Server Error"
+        if self.error_shape == "fastapi":
+            return fault.status, headers, json.dumps({"detail": fault.message}).encode()
         if api == "gemini":
             err = {"code": fault.status, "message": fault.message, "status": _GEMINI_STATUS.get(fault.status, "UNKNOWN")}
         else:

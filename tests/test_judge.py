@@ -9,6 +9,7 @@ from loopback_teacher import Fault, LoopbackTeacher, RequestView, fast_teacher
 
 from minio3_data.errors import BadInputError
 from minio3_data.judge import LLMJudge, RuleJudge, make_judge, normalize, parse_score, rule_judge
+from minio3_data.teachers import TeacherUnavailable
 
 OPTIONS = ["red", "blue", "green"]
 
@@ -129,10 +130,21 @@ def test_llm_judge_that_never_parses_is_unjudged_not_correct():
 
 
 def test_llm_judge_failure_is_unjudged():
+    """A judge request that fails for good, once the server has served, leaves that answer unjudged."""
     with LoopbackTeacher(_grader) as srv:
+        srv.inject_every(2, Fault.server_error(500))  # the first request is served, then every second fails
+        first, second = asyncio.run(_verdicts(_judge(srv, max_retries=0), "crimson", "crimson"))
+        assert first.label == "correct"
+        assert second.label == "unjudged" and "HTTP 500" in second.how
+
+
+def test_llm_judge_refused_from_the_start_stops_the_run():
+    """A judge whose server fails every request from the first one is misconfigured: not 'unjudged'."""
+    with LoopbackTeacher(_grader, error_shape="fastapi") as srv:
         srv.inject_every(1, Fault.server_error(500))
-        (verdict,) = asyncio.run(_verdicts(_judge(srv, max_retries=2), "crimson"))
-        assert verdict.label == "unjudged" and "HTTP 500" in verdict.how
+        with pytest.raises(TeacherUnavailable, match="on each of the first 3 requests"):
+            asyncio.run(_verdicts(_judge(srv, max_retries=5), "crimson"))
+        assert srv.count == 3
 
 
 def test_llm_judge_skips_the_model_when_the_rule_already_agrees():

@@ -65,7 +65,7 @@ def test_5xx_is_retried(loopback: LoopbackTeacher, api: str):
 def test_timeouts_are_retried_then_reported(loopback: LoopbackTeacher, api: str):
     loopback.inject(Fault.slow(1.0), times=3)
     teacher = fast_teacher(api, loopback, timeout=0.2, max_retries=2)
-    with pytest.raises(TeacherError, match=r"no reply within 0.2 s \(gave up after 3 attempts\)"):
+    with pytest.raises(TeacherError, match=r"no reply within 0.2 s \(gave up after 3 tries\)"):
         asyncio.run(_calls(teacher))
     assert loopback.count == 3
     assert teacher.usage.requests == 3  # failed requests are counted too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,17 +17,21 @@ from datasets import load_dataset
 from loopback_teacher import Fault, LoopbackTeacher
 
 from minio3_data.records import read_items, read_trajectories
+from minio3_data.teacher_options import TeacherOptions
 from minio3_data.teachers.resilience import BreakerPolicy
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart
 
 ROOT = Path(__file__).resolve().parents[1]
+TEACHER_FIELDS = {f.name for f in dataclasses.fields(TeacherOptions)}
 FAKE_KEY = "sk-synth-Kq77pLx0-NEVER-WRITE-ME"
 
 
 def _cfg(dataset: Path, out: Path, **kw) -> SynthConfig:
+    """A test-sized config; TeacherOptions fields (model, base_urls, timeout, ...) go to its `client`."""
+    client = {k: kw.pop(k) for k in list(kw) if k in TEACHER_FIELDS}
     base = dict(dataset=dataset, out=out, target=None, samples_per_item=2, concurrency=4, progress=False, seed=3)
     base.update(kw)
-    return SynthConfig(**base)
+    return SynthConfig(**base, client=TeacherOptions(**client))
 
 
 def _answers(dataset: Path) -> dict[str, str]:

@@ -303,23 +303,20 @@ def test_pricing_table_and_overrides(caplog):
     assert "my-other-local-qwen" not in caplog.text  # fully overridden: nothing to warn about
 
 
-def test_openai_bodies_stream_chunked_and_fall_back_to_content_length(loopback: LoopbackTeacher):
-    """Requests are uploaded chunked from shared fragments; a server that wants Content-Length gets it."""
-    img = _image(b"chunky")
+def test_openai_bodies_go_whole_with_content_length(loopback: LoopbackTeacher):
+    """Every body goes whole with its Content-Length, which a plain HTTP/1.1 server (http.server, small
+    proxies) needs: this loopback server reads nothing else, so a chunked upload would break it."""
+    img = _image(b"whole")
 
     async def go() -> list[str]:
         teacher = fast_teacher("openai", loopback)
         try:
-            replies = [await teacher.generate(_question(img), STOP)]
-            loopback.refuse_chunked = True
-            replies += [await teacher.generate(_question(img), STOP) for _ in range(2)]
-            return [r.text for r in replies]
+            return [(await teacher.generate(_question(img), STOP)).text for _ in range(3)]
         finally:
             await teacher.aclose()
 
     texts = run(go())
-    assert len(set(texts)) == 1 and texts[0]
-    assert loopback.refused_chunked == 1  # refused once, then whole bodies from then on
-    chunked = [r.headers.get("transfer-encoding") == "chunked" for r in loopback.requests]
-    assert chunked == [True, False, False]
-    assert all(r.view.images() == [img.data] for r in loopback.requests)
+    assert len(set(texts)) == 1 and texts[0].endswith("</grounding>")
+    assert all("transfer-encoding" not in r.headers and int(r.headers["content-length"]) > 0
+               for r in loopback.requests)
+    assert [r.view.images() for r in loopback.requests] == [[img.data]] * 3

@@ -6,16 +6,21 @@ and never written to a file, a log line or an error message.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from ..errors import BadInputError
-from .base import GenerationConfig, ImageRef, Message, Reply, Teacher
+from ..teacher_options import STOP_AT, TeacherOptions
+from .base import GenerationConfig, ImageRef, Message, Reply, Speaker, Teacher
 from .guarded import Endpoint, GuardedTeacher
 from .limits import Budget, BudgetExhausted, RateLimiter
 from .pricing import price_for
-from .resilience import BreakerPolicy, RetryPolicy, TeacherError, TeacherUnavailable, log
+from .resilience import BreakerPolicy, RetryPolicy, TeacherError, TeacherFailure, TeacherUnavailable, log
 
 NO_KEY = "NONE"  # --api-key-env NONE: a local server that wants no key (sent as "EMPTY")
 DEFAULT_KEY_ENVS: dict[str, tuple[str, ...]] = {
@@ -25,7 +30,8 @@ DEFAULT_KEY_ENVS: dict[str, tuple[str, ...]] = {
 
 __all__ = [
     "BreakerPolicy", "Budget", "BudgetExhausted", "GenerationConfig", "GuardedTeacher", "ImageRef", "Message",
-    "Reply", "RetryPolicy", "Teacher", "TeacherError", "TeacherUnavailable", "api_key_from_env", "make_teacher",
+    "Reply", "RetryPolicy", "Speaker", "Teacher", "TeacherError", "TeacherFailure", "TeacherOptions",
+    "TeacherUnavailable", "api_key_from_env", "make_teacher",
 ]  # fmt: skip
 
 
@@ -52,61 +58,72 @@ def _check_base_urls(base_urls: Sequence[str]) -> list[str | None]:
 
 def make_teacher(
     kind: str,
+    options: TeacherOptions | None = None,
     *,
-    model: str | None,
-    base_urls: Sequence[str] = (),
-    api_key_env: str | None = None,
-    timeout: float = 120.0,
-    rpm: int | None = None,
-    tpm: int | None = None,
-    max_retries: int = 5,
-    thinking_budget: int | None = None,
-    api_version: str | None = None,
-    price_input: float | None = None,
-    price_output: float | None = None,
-    max_cost: float | None = None,
-    max_requests: int | None = None,
     budget: Budget | None = None,
-    backoff_base: float = 1.0,
-    backoff_max: float = 60.0,
-    breaker: BreakerPolicy | None = None,
     notify: Callable[[str], None] = log.warning,
     image_dir: Path | None = None,
+    share_with: GuardedTeacher | None = None,
+    **overrides: Any,
 ) -> GuardedTeacher:
     """An API teacher ('openai' or 'gemini'): one client per base URL, round robin, behind rate limits,
-    a circuit breaker per URL and retries. Spending is capped by `budget`, or else by a new Budget of
-    `max_cost` USD / `max_requests`; pass `teacher.budget` to the judge so both count against one cap."""
+    a circuit breaker per URL and retries. `overrides` replace fields of `options` (TeacherOptions).
+
+    Spending is capped by `budget`, or else by a new Budget of `max_cost` USD / `max_requests`.
+    `share_with`: the run's teacher, for a judge: the judge counts against its budget and, on the same
+    base URLs, shares its rate limiter and circuit breakers."""
+    o = replace(options or TeacherOptions(), **overrides)
     if kind not in DEFAULT_KEY_ENVS:
         raise BadInputError(f"unknown teacher {kind!r}; choose one of {', '.join(DEFAULT_KEY_ENVS)}")
-    if not model:
+    if not o.model:
         raise BadInputError(f"--teacher {kind} needs --model (the model name the endpoint serves)")
-    if timeout <= 0 or max_retries < 0:
+    if o.timeout <= 0 or o.max_retries < 0:
         raise BadInputError("--timeout must be > 0 and --max-retries >= 0")
-    if thinking_budget is not None and kind != "gemini":
+    if o.thinking_budget is not None and kind != "gemini":
         raise BadInputError("--thinking-budget applies to --teacher gemini only")
     if image_dir is not None and kind != "openai":
         raise BadInputError("--image-transport file applies to --teacher openai (an OpenAI-compatible server) only")
-    urls = _check_base_urls(base_urls)
-    key = api_key_from_env(kind, api_key_env)
+    if o.stop_at not in STOP_AT:
+        raise BadInputError(f"--stop-at {o.stop_at!r}: use {' or '.join(STOP_AT)}")
+    urls = _check_base_urls(o.base_urls)
+    key = api_key_from_env(kind, o.api_key_env)
     endpoints: list[Endpoint]
     if kind == "openai":
         from .openai_compat import OpenAITeacher
 
-        endpoints = [OpenAITeacher(model, api_key=key, base_url=u, timeout=timeout, image_dir=image_dir) for u in urls]
+        endpoints = [OpenAITeacher(o.model, api_key=key, base_url=u, timeout=o.timeout, image_dir=image_dir)
+                     for u in urls]
     else:
         from .gemini import GeminiTeacher
 
         endpoints = [
-            GeminiTeacher(model, api_key=key, base_url=u, timeout=timeout, api_version=api_version,
-                          thinking_budget=thinking_budget)
+            GeminiTeacher(o.model, api_key=key, base_url=u, timeout=o.timeout, api_version=o.api_version,
+                          thinking_budget=o.thinking_budget)
             for u in urls
         ]
     return GuardedTeacher(
         endpoints,
-        retry=RetryPolicy(max_retries=max_retries, base_delay=backoff_base, max_delay=backoff_max),
-        limiter=RateLimiter(rpm, tpm),
-        budget=budget or Budget(max_cost, max_requests),
-        price=price_for(model, price_input, price_output),
-        breaker=breaker,
+        retry=RetryPolicy(max_retries=o.max_retries, base_delay=o.backoff_base, max_delay=o.backoff_max),
+        limiter=RateLimiter(o.rpm, o.tpm),
+        budget=budget or (None if share_with else Budget(o.max_cost, o.max_requests)),
+        price=price_for(o.model, o.price_input, o.price_output, local=_all_local(urls)),
+        breaker=o.breaker,
         notify=notify,
+        share_with=share_with,
+        stop_at=o.stop_at,
     )
+
+
+def _all_local(urls: list[str | None]) -> bool:
+    """Every base URL is this machine or a private network (a local server: no price to know)."""
+    return all(u is not None and _is_local(urlsplit(u).hostname or "") for u in urls)
+
+
+def _is_local(host: str) -> bool:
+    if host == "localhost" or host.endswith(".local"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local

@@ -1,9 +1,10 @@
-"""The Teacher protocol: messages (text + encoded images) in, text + usage + finish reason out.
+"""The teacher protocols: messages (text + encoded images) in, text + usage + finish reason out.
 
+`Speaker` continues one conversation. `Teacher` is what a run holds: it `bind`s a speaker to each
+attempt, prepares images (`prepare_image` runs in the worker thread that encoded an image, so per-image
+wire work such as base64 or writing a file never blocks the event loop), and owns the run's `budget`.
 Images travel as `ImageRef`s that are encoded once per trajectory and whose base64 form is computed
-once and reused by every later request that re-sends them. A teacher may offer
-`prepare_image(ref)`: the run calls it in the worker thread that encoded the image, so per-image wire
-work (base64, writing a file) never blocks the event loop.
+once and reused by every later request that re-sends them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ import json
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from ..fsutil import atomic_write_bytes
 from ..lazy import lazy
-from ..records import Usage
+from ..records import ProbeItem, Usage
+
+if TYPE_CHECKING:
+    from .limits import Budget
 
 Role = Literal["system", "user", "assistant"]
 
@@ -112,11 +116,24 @@ class GenerationConfig:
 
 
 @runtime_checkable
-class Teacher(Protocol):
+class Speaker(Protocol):
     """Anything that continues a conversation with one assistant turn."""
 
     name: str  # "backend:model", recorded in every trajectory
 
     async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply: ...
+
+
+@runtime_checkable
+class Teacher(Speaker, Protocol):
+    """The teacher a run holds: one speaker per attempt, image preparation, a spending budget."""
+
+    budget: Budget
+
+    def bind(self, item: ProbeItem, seed: int) -> Speaker:
+        """The speaker for one attempt (an API teacher is the same for all; the scripted one plans per item)."""
+        ...
+
+    def prepare_image(self, ref: ImageRef) -> None: ...
 
     async def aclose(self) -> None: ...

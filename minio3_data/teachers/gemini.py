@@ -18,7 +18,7 @@ from google.genai import types
 
 from ..protocol import restore_stop
 from ..records import Usage
-from .base import GenerationConfig, Message, Reply
+from .base import GenerationConfig, ImageRef, Message, Reply
 from .resilience import RequestError
 
 PARTS_KEY = "gemini_parts"  # Message.extra / Reply.extra key holding the model's raw parts (JSON-ready)
@@ -76,6 +76,9 @@ class GeminiTeacher:
 
     def __repr__(self) -> str:
         return f"GeminiTeacher(model={self.model!r}, endpoint={self.endpoint!r})"
+
+    def prepare_image(self, ref: ImageRef) -> None:
+        """Nothing to build ahead: google-genai encodes inline image bytes itself, per request."""
 
     def _config(self, system: str, config: GenerationConfig) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(

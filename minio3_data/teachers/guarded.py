@@ -2,7 +2,12 @@
 
 One `generate` = retries around attempts; each attempt picks the next healthy endpoint (round robin,
 skipping endpoints whose circuit breaker is open), waits for the RPM/TPM buckets, reserves budget,
-sends one request and prices its usage. Every request sent is counted in `Reply.usage.requests`.
+sends one request and prices its usage. Every request sent is counted in `Reply.usage.requests`, or
+in the `requests` of the TeacherFailure raised instead.
+
+Misconfiguration is not an outage: while no request has succeeded yet, STARTUP_REFUSALS answers in a
+row that refuse the request (a 400/422 for a wrong model or a rejected parameter, a deterministic 500)
+stop the run at once with the server's own message, instead of being retried item after item.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
-from ..records import Usage
-from .base import GenerationConfig, ImageRef, Message, Reply, Teacher
+from ..records import ProbeItem, Usage
+from .base import GenerationConfig, ImageRef, Message, Reply, Speaker
 from .limits import Budget, RateLimiter, estimate_prompt_tokens
 from .pricing import Price
 from .resilience import (
@@ -22,18 +27,28 @@ from .resilience import (
     CircuitBreaker,
     RequestError,
     RetryPolicy,
+    TeacherFailure,
     TeacherUnavailable,
     call_with_retries,
     log,
 )
 
 PROBE_POLL = 0.05  # seconds between looks while a half-open endpoint's probe request is in flight
+STARTUP_REFUSALS = 3  # refusals in a row, before any success, that stop the run as a misconfiguration
+FIRST_REQUEST_HINT = (
+    "no request has succeeded: check --model and --base-url; if the server fails on stop strings "
+    "(some do for vision models), pass --stop-at client"
+)
 
 
-class Endpoint(Teacher, Protocol):
+class Endpoint(Speaker, Protocol):
     """A backend bound to one base URL: one request per `generate`, failures raised as RequestError."""
 
     endpoint: str  # shown in notices and errors; never holds the key
+
+    def prepare_image(self, ref: ImageRef) -> None: ...
+
+    async def aclose(self) -> None: ...
 
 
 class GuardedTeacher:
@@ -48,19 +63,33 @@ class GuardedTeacher:
         breaker: BreakerPolicy | None = None,
         notify: Callable[[str], None] = log.warning,
         rng: random.Random | None = None,
+        share_with: GuardedTeacher | None = None,
+        stop_at: str = "server",
     ):
+        """`share_with`: another teacher on the same base URLs (a judge on the teacher's server) whose rate
+        limiter, budget and circuit breakers this one uses too, so both count against one server's limits."""
         if not endpoints:
             raise ValueError("a teacher needs at least one endpoint")
         self.name = endpoints[0].name
         self.endpoints = endpoints
         self.retry = retry or RetryPolicy()
-        self.limiter = limiter or RateLimiter()
-        self.budget = budget or Budget()
         self.price = price or Price()
-        self.breakers = [CircuitBreaker(e.endpoint, breaker or BreakerPolicy(), notify=notify) for e in endpoints]
+        if share_with is not None and [e.endpoint for e in share_with.endpoints] == [e.endpoint for e in endpoints]:
+            self.limiter, self.budget, self.breakers = share_with.limiter, share_with.budget, share_with.breakers
+        else:
+            self.limiter = limiter or RateLimiter()
+            self.budget = budget or (share_with.budget if share_with else Budget())
+            self.breakers = [CircuitBreaker(e.endpoint, breaker or BreakerPolicy(), notify=notify) for e in endpoints]
         self.usage = Usage()  # everything this teacher consumed, for the run's stats
         self._rng = rng or random.Random()
         self._next = 0
+        self.stop_at = stop_at  # "client": stop strings are applied here, never sent (see TeacherOptions)
+        self._served = False  # has any request succeeded?
+        self._refusals = 0  # refusals in a row before the first success
+
+    def bind(self, item: ProbeItem, seed: int) -> GuardedTeacher:
+        """An API teacher speaks the same way in every attempt."""
+        return self
 
     def __repr__(self) -> str:
         return f"GuardedTeacher({self.name!r}, endpoints={[e.endpoint for e in self.endpoints]})"
@@ -68,9 +97,7 @@ class GuardedTeacher:
     def prepare_image(self, ref: ImageRef) -> None:
         """Let the endpoints build an image's wire form in the caller's (worker) thread; they share one
         transport, so the first one speaks for all."""
-        prepare = getattr(self.endpoints[0], "prepare_image", None)
-        if prepare is not None:
-            prepare(ref)
+        self.endpoints[0].prepare_image(ref)
 
     async def _pick(self) -> tuple[Endpoint, CircuitBreaker]:
         """The next endpoint in round-robin order whose breaker lets a request through; waits while none does."""
@@ -88,6 +115,13 @@ class GuardedTeacher:
             await asyncio.sleep(min(self.breakers[i].wait_time() or PROBE_POLL for i in live))
 
     async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply:
+        if self.stop_at == "client" and config.stop:
+            reply = await self._generate(messages, replace(config, stop=[]))
+            reply.text = cut_after_stop(reply.text, config.stop)
+            return reply
+        return await self._generate(messages, config)
+
+    async def _generate(self, messages: list[Message], config: GenerationConfig) -> Reply:
         prompt_estimate = estimate_prompt_tokens(messages)
         token_estimate = prompt_estimate + config.max_tokens
         cost_estimate = self.price.cost(Usage(prompt_tokens=prompt_estimate, completion_tokens=config.max_tokens))
@@ -112,8 +146,11 @@ class GuardedTeacher:
                     breaker.record_failure(e)
                 else:
                     breaker.record_other()
+                if isinstance(e, RequestError):
+                    self._check_startup(e)
                 raise
             breaker.record_success()
+            self._served = True
             reply.usage.cost_usd = self.price.cost(reply.usage)
             self.budget.settle(cost_estimate, reply.usage.cost_usd)
             self.limiter.correct(token_estimate, reply.usage.total_tokens)
@@ -121,11 +158,29 @@ class GuardedTeacher:
 
         try:
             reply = await call_with_retries(attempt, self.retry, rng=self._rng)
+        except TeacherFailure as e:
+            e.requests = sent
+            raise
         finally:
             self.usage.requests += sent
         reply.usage.requests = sent
         self.usage.add(replace(reply.usage, requests=0))  # requests were counted above, failed ones included
         return reply
 
+    def _check_startup(self, error: RequestError) -> None:
+        """Stop the run when the server has refused every request so far (see the module docstring)."""
+        if self._served or error.fatal:
+            return
+        self._refusals = self._refusals + 1 if error.refusal else 0
+        if self._refusals >= STARTUP_REFUSALS:
+            raise TeacherUnavailable(f"{error} on each of the first {self._refusals} requests; {FIRST_REQUEST_HINT}")
+
     async def aclose(self) -> None:
         await asyncio.gather(*(e.aclose() for e in self.endpoints))
+
+
+def cut_after_stop(text: str, stop: list[str]) -> str:
+    """The text up to and including its first stop string, as a server applying `stop` would have ended
+    it (with the stop string kept, as `restore_stop` puts it back for a server that cut it)."""
+    ends = [i + len(s) for s in stop if (i := text.find(s)) >= 0]
+    return text[: min(ends)] if ends else text

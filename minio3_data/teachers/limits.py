@@ -11,14 +11,14 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from ..errors import Minio3Error
 from ..tokens import image_tokens, message_tokens
 from .base import Message
+from .resilience import TeacherFailure
 
 UNKNOWN_IMAGE_TOKENS = 1000  # estimate for an image whose size the caller did not record
 
 
-class BudgetExhausted(Minio3Error):
+class BudgetExhausted(TeacherFailure):
     """A --max-cost or --max-requests cap is reached: the run stops cleanly, finished work kept."""
 
 

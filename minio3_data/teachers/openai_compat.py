@@ -8,7 +8,6 @@ encoded once per trajectory however many requests re-send it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from openai import AsyncOpenAI
 from ..protocol import restore_stop
 from ..records import Usage
 from .base import GenerationConfig, ImageRef, Message, Reply
-from .resilience import RequestError, log
+from .resilience import RequestError, log, server_message
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ADJUSTABLE = ("stop", "temperature", "seed")  # parameters dropped when an endpoint says it does not support them
@@ -53,8 +52,8 @@ def request_chunks(
     model: str, messages: list[Message], params: dict[str, Any], image_dir: Path | None = None
 ) -> list[bytes]:
     """The chat-completions JSON body as fragments. Each message is serialized once (exemplar messages
-    are shared by every request of a run) and each image part is shared bytes, so a request costs
-    neither a JSON encode nor a copy of its images."""
+    are shared by every request of a run) and each image part is shared bytes, so a request costs no
+    JSON encode of its images, only one join into the whole body."""
     chunks = [b'{"model":', _dumps(model), b',"messages":[']
     key = ("openai", image_dir)
     for i, m in enumerate(messages):
@@ -67,32 +66,6 @@ def request_chunks(
     else:
         chunks.append(b"}")
     return chunks
-
-
-async def stream_chunks(chunks: list[bytes], small: int = 1 << 16) -> AsyncIterator[bytes]:
-    """Yield big (shared) fragments as they are and small ones glued together, for a chunked upload."""
-    pending: list[bytes] = []
-    for c in chunks:
-        if len(c) < small:
-            pending.append(c)
-            continue
-        if pending:
-            yield b"".join(pending)
-            pending = []
-        yield c
-    if pending:
-        yield b"".join(pending)
-
-
-def _error_message(e: openai.APIStatusError) -> str:
-    body = e.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"]
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    return ""
 
 
 class OpenAITeacher:
@@ -114,9 +87,6 @@ class OpenAITeacher:
         # learnt from their first 400 and remembered for this endpoint.
         self._max_tokens_field = "max_tokens"
         self._dropped: set[str] = set()
-        # Bodies are streamed (chunked) from fragments shared across requests, so hundreds of requests in
-        # flight hold no copies of their megabytes of images; a server answering 411 gets whole bodies.
-        self._chunked = True
         self.image_dir = image_dir  # set: images go as file:// URLs written there (see ImageRef.file_part)
 
     def __repr__(self) -> str:
@@ -149,22 +119,19 @@ class OpenAITeacher:
             kwargs[self._max_tokens_field] = config.max_tokens
             try:
                 # pre-serialized fragments skip the SDK's typed-dict transform and JSON encode of megabytes
-                # of base64 on every turn (~30 ms a request with exemplar images in context)
-                chunks = request_chunks(self.model, messages, kwargs, self.image_dir)
+                # of base64 on every turn (~30 ms a request with exemplar images in context); the body goes
+                # whole, with a Content-Length, which every HTTP/1.1 server and proxy reads
+                body = b"".join(request_chunks(self.model, messages, kwargs, self.image_dir))
                 resp = await self._client.post(
                     "/chat/completions",
-                    content=stream_chunks(chunks) if self._chunked else b"".join(chunks),
+                    content=body,
                     options={"headers": {"Content-Type": "application/json"}},
                     cast_to=httpx2.Response,  # read as plain JSON below
                 )
                 break
             except openai.APIStatusError as e:
-                message = _error_message(e)
+                message = server_message(e.body)
                 if e.status_code == 400 and self._adapt(message):
-                    continue
-                if e.status_code == 411 and self._chunked:  # the server wants a Content-Length: send whole bodies
-                    self._chunked = False
-                    log.info("%s: refuses chunked uploads; sending whole request bodies", self.endpoint)
                     continue
                 raise RequestError.from_status(
                     self.endpoint, e.status_code, e.response.headers, message, self._client.api_key

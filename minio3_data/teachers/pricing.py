@@ -55,10 +55,13 @@ def table_price(model: str) -> tuple[float, float] | None:
     return PRICES_PER_1M[max(matches, key=len)] if matches else None
 
 
-def price_for(model: str, price_input: float | None = None, price_output: float | None = None) -> Price:
-    """The table's price for `model`, with either side overridden; unknown and not overridden -> 0 (warned once)."""
+def price_for(
+    model: str, price_input: float | None = None, price_output: float | None = None, *, local: bool = False
+) -> Price:
+    """The table's price for `model`, with either side overridden; unknown and not overridden -> 0, warned
+    once per model, and not at all for a `local` server (free, and its model names are paths)."""
     known = table_price(model)
-    if known is None and (price_input is None or price_output is None) and model not in _warned:
+    if known is None and not local and (price_input is None or price_output is None) and model not in _warned:
         _warned.add(model)
         log.warning(
             "no price known for model %r: its cost counts as 0 (pass --price-input/--price-output USD per 1M "

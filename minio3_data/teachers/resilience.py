@@ -16,9 +16,10 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import Minio3Error
+from ..teacher_options import DEFAULT_MAX_RETRIES
 
 log = logging.getLogger("minio3.teachers")
 
@@ -26,14 +27,23 @@ T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 FATAL_STATUS = frozenset({401, 403, 404})  # bad key, no access, unknown model: no item can succeed
+# answers that say "busy" or "not ready yet" rather than "this request is wrong": never a misconfiguration
+TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.-]{6,}|\bAIza[\w-]{10,}|(?i:bearer)\s+\S+")
 
 
-class TeacherError(Minio3Error):
+class TeacherFailure(Minio3Error):
+    """A `generate` that ended without a reply. `requests` is how many requests it had sent (and
+    possibly paid for) by then, so an attempt that fails still counts them."""
+
+    requests: int = 0
+
+
+class TeacherError(TeacherFailure):
     """One request failed for good (not retryable, or out of retries): that attempt fails, the run goes on."""
 
 
-class TeacherUnavailable(Minio3Error):
+class TeacherUnavailable(TeacherFailure):
     """The teacher cannot serve any request (endpoints keep failing, or reject the key/model): stop the run."""
 
 
@@ -64,6 +74,34 @@ class RequestError(Exception):
     @property
     def fatal(self) -> bool:
         return self.status in FATAL_STATUS
+
+    @property
+    def refusal(self) -> bool:
+        """The server answered and said no for a reason other than load: repeated before any success,
+        it is a misconfiguration (wrong model name, a parameter it rejects), not an outage."""
+        return self.status is not None and self.status not in TRANSIENT_STATUS
+
+
+def server_message(body: Any) -> str:
+    """The human message in an error body, whatever its shape: OpenAI's {"error": {"message"}},
+    FastAPI's {"detail": "..."} or {"detail": [{"loc", "msg"}, ...]}, {"message"}, or plain text."""
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, dict):
+        return ""
+    err = body.get("error")
+    if isinstance(err, dict) and isinstance(err.get("message"), str):
+        return err["message"]
+    for key in ("message", "error", "detail"):
+        if isinstance(body.get(key), str):
+            return body[key]
+    detail = body.get("detail")
+    if isinstance(detail, list):  # FastAPI's validation errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg', '')}" if isinstance(d, dict) else str(d)
+            for d in detail
+        )
+    return ""
 
 
 def redact(text: str, secret: str = "") -> str:
@@ -98,7 +136,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 class RetryPolicy:
     """Exponential back-off with full jitter; a server's Retry-After is a lower bound on the wait."""
 
-    max_retries: int = 5
+    max_retries: int = DEFAULT_MAX_RETRIES
     base_delay: float = 1.0
     max_delay: float = 60.0
 
@@ -129,7 +167,8 @@ async def call_with_retries(
             if not e.retryable:
                 raise TeacherError(str(e)) from None
             if retry == policy.max_retries:
-                raise TeacherError(f"{e} (gave up after {retry + 1} attempts)") from None
+                tries = retry + 1
+                raise TeacherError(f"{e} (gave up after {tries} {'try' if tries == 1 else 'tries'})") from None
             wait = policy.delay(retry, e.retry_after, rng)
             log.info("%s; retry %d/%d in %.2f s", e, retry + 1, policy.max_retries, wait)
             await sleep(wait)

@@ -16,7 +16,8 @@ from ..exemplars import SEARCH_PATTERNS
 from ..protocol import OPTION_LETTERS, Answer, Zoom, render_turn, source_name
 from ..records import ProbeItem, Usage
 from ..zoom import to_relative
-from .base import GenerationConfig, Message, Reply
+from .base import GenerationConfig, ImageRef, Message, Reply
+from .limits import Budget
 
 PlanBox = tuple[float, float, float, float]  # a planned zoom region: xyxy original pixels, unrounded
 
@@ -78,6 +79,10 @@ class ScriptedTeacher:
         self.error_rate = error_rate
         self.malformed_rate = malformed_rate
         self.name = "scripted:guided"
+        self.budget = Budget()  # free: never capped
+
+    def prepare_image(self, ref: ImageRef) -> None:
+        """Images go nowhere: the plan knows the target."""
 
     def bind(self, item: ProbeItem, seed: int) -> ScriptedAttempt:
         if item.target_bbox is None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +22,13 @@ from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
-from minio3_data.records import ProbeItem, Trajectory, read_items, write_trajectories
-from minio3_data.store import RUN_JSON, RunStore, identity_diff, run_identity, write_run_json
-from minio3_data.teachers import BudgetExhausted, TeacherUnavailable, make_teacher
+from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
+from minio3_data.store import RUN_JSON, RunState, RunStore, identity_diff, run_identity, write_run_json
+from minio3_data.teachers import BudgetExhausted, GuardedTeacher, Teacher, TeacherUnavailable, make_teacher
 from minio3_data.teachers.base import GenerationConfig
 from minio3_data.teachers.scripted import ScriptedTeacher
 
-from .attempt import STOP, AttemptContext, failed_attempt, no_preparation, run_attempt
+from .attempt import STOP, AttemptContext, AttemptState, failed_attempt, run_attempt
 from .config import SynthConfig
 from .curate import curate
 from .prompt import ExemplarPrompts
@@ -48,6 +50,17 @@ class SynthSummary:
     stopped: str | None  # why the run stopped early (target, budget, endpoint, interrupt), None when complete
     torn: list[str] = field(default_factory=list)
     cache_hits: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # why this run's failed attempts failed: reason -> count
+    crashed: str | None = None  # an unexpected error (a bug) that stopped the run, naming the item
+
+    def failure_line(self) -> str | None:
+        """One line for the console when attempts of this run failed: how many, and the commonest reason."""
+        failed = sum(self.failures.values())
+        if not failed:
+            return None
+        reason, n = Counter(self.failures).most_common(1)[0]
+        why = reason if n == failed else f"{reason} ({n} of them; every reason is in stats.json)"
+        return f"{failed} of {self.attempted_now} attempts failed: {why}; rerun the same command to retry them"
 
 
 def _load_items(cfg: SynthConfig) -> list[ProbeItem]:
@@ -75,42 +88,25 @@ def _write_run_json(cfg: SynthConfig) -> None:
     write_run_json(cfg.out, cfg.identity(), __version__)
 
 
-def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]):
+def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]) -> Teacher:
     if cfg.teacher == "scripted":
         return ScriptedTeacher(error_rate=cfg.error_rate)
-    return make_teacher(
-        cfg.teacher,
-        model=cfg.model,
-        base_urls=cfg.base_urls,
-        api_key_env=cfg.api_key_env,
-        timeout=cfg.timeout,
-        rpm=cfg.rpm,
-        tpm=cfg.tpm,
-        max_retries=cfg.max_retries,
-        thinking_budget=cfg.thinking_budget,
-        max_cost=cfg.max_cost,
-        max_requests=cfg.max_requests,
-        price_input=cfg.price_input,
-        price_output=cfg.price_output,
-        backoff_base=cfg.backoff_base,
-        breaker=cfg.breaker,
-        notify=notify,
-        image_dir=Path(cfg.out) / MEDIA_DIR if cfg.image_transport == "file" else None,
-    )
+    image_dir = Path(cfg.out) / MEDIA_DIR if cfg.image_transport == "file" else None
+    return make_teacher(cfg.teacher, cfg.client, notify=notify, image_dir=image_dir)
 
 
-def _make_judge(cfg: SynthConfig, teacher):
-    """The judge shares the teacher's spending cap; it reuses the teacher's endpoint when of the same kind."""
+def _make_judge(cfg: SynthConfig, teacher: Teacher):
+    """The judge shares the teacher's spending cap, and its endpoint (rate limiter and breakers too) when of
+    the same kind and not given endpoints of its own."""
     if cfg.judge == "rule":
         return make_judge("rule")
     same_kind = cfg.judge.partition(":")[0] == cfg.teacher
     return make_judge(
         cfg.judge,
-        budget=getattr(teacher, "budget", None),
-        base_urls=cfg.judge_base_urls or (cfg.base_urls if same_kind else []),
-        api_key_env=cfg.judge_api_key_env or (cfg.api_key_env if same_kind else None),
-        timeout=cfg.timeout,
-        backoff_base=cfg.backoff_base,
+        cfg.client,
+        share_with=teacher if isinstance(teacher, GuardedTeacher) else None,
+        base_urls=cfg.judge_base_urls or (cfg.client.base_urls if same_kind else []),
+        api_key_env=cfg.judge_api_key_env or (cfg.client.api_key_env if same_kind else None),
         notify=tqdm.write,
     )
 
@@ -123,6 +119,7 @@ class _Progress:
     def __init__(self, total: int, kept: int, enabled: bool) -> None:
         self.total, self.enabled, self.bar = total, enabled, None
         self.kept, self.done, self.finished, self.correct, self.tokens, self.cost = kept, 0, 0, 0, 0, 0.0
+        self.failures: Counter[str] = Counter()
 
     def start(self) -> None:
         self.bar = tqdm(total=self.total, desc="synth", unit="attempt", disable=not self.enabled, dynamic_ncols=True)
@@ -130,6 +127,8 @@ class _Progress:
     def update(self, t: Trajectory) -> None:
         self.done += 1
         self.finished += t.status != "failed"
+        if t.status == "failed":
+            self.failures[failure_reason(t.error or "")] += 1
         ok = t.correct
         self.correct += ok
         self.kept += ok
@@ -145,7 +144,10 @@ class _Progress:
             self.bar.close()
 
 
-async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state, progress: _Progress) -> tuple[str | None, int]:
+async def _run(
+    cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state: RunState, progress: _Progress
+) -> tuple[str | None, int, str | None]:
+    """Play every pending attempt; (why it stopped early, turns replayed from the cache, a crash or None)."""
     cache = OriginalCache()
     teacher = _make_teacher(cfg, notify=tqdm.write)
     ctx = AttemptContext(
@@ -162,14 +164,14 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         context_tokens=cfg.context_tokens,
         gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
-        prepare=getattr(teacher, "prepare_image", no_preparation),
     )
     for ref in ctx.prompts.images():  # the shared exemplar images, once
-        ctx.prepare(ref)
+        teacher.prepare_image(ref)
     _write_run_json(cfg)
     progress.start()
     stop = asyncio.Event()
     reason: list[str] = []
+    crashed: list[str] = []
 
     def halt(why: str) -> None:
         if not stop.is_set():
@@ -184,17 +186,20 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         for item, s in work:
             if stop.is_set():
                 return
+            attempt = AttemptState(paid_turns=state.paid_turns((item.id, s)))
             try:
-                traj = await run_attempt(ctx, item, s)
+                traj = await run_attempt(ctx, item, s, attempt)
             except (TeacherUnavailable, BudgetExhausted) as e:
-                traj = failed_attempt(item, s, ctx.teacher.name, e)
+                traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
                 halt(str(e))
-            except Minio3Error as e:
-                traj = failed_attempt(item, s, ctx.teacher.name, e)
-            except Exception as e:  # a teacher error that survived its retries: record, go on
-                traj = failed_attempt(item, s, ctx.teacher.name, f"{e.__class__.__name__}: {e}")
+            except Minio3Error as e:  # a request that failed for good, a bad image: record, go on
+                traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+            except Exception as e:  # a bug: keep what the attempt paid for, then stop the run naming the item
+                traj = failed_attempt(item, s, ctx.teacher.name, attempt, f"{e.__class__.__name__}: {e}")
+                crashed.append(f"item {item.id} (sample {s}): unexpected {e.__class__.__name__}: {e}")
+                halt(crashed[-1])
             store.add_attempt(traj)
-            state.attempts[(item.id, s)] = traj
+            state.record(traj)
             progress.update(traj)
             if cfg.target is not None and progress.kept >= cfg.target:
                 halt(f"target of {cfg.target} kept trajectories reached")
@@ -209,18 +214,26 @@ async def _run(cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state,
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
         await ctx.teacher.aclose()
-        if hasattr(ctx.judge, "aclose"):
-            await ctx.judge.aclose()
-    return (reason[0] if reason else None), ctx.cache_hits
+        await ctx.judge.aclose()
+    return (reason[0] if reason else None), ctx.cache_hits, (crashed[0] if crashed else None)
 
 
-def finalize(cfg: SynthConfig, items: list[ProbeItem], attempts: list[Trajectory], extra: dict) -> dict:
-    """Rebuild the kept set, stats.json and stats.png from every attempt in the log."""
+def failure_reason(error: str) -> str:
+    """A failed attempt's error without what varies between attempts that failed alike (retry counts)."""
+    return re.sub(r" \(gave up after \d+ tr(?:y|ies)\)", "", error)
+
+
+def finalize(
+    cfg: SynthConfig, items: list[ProbeItem], attempts: list[Trajectory], superseded: Usage, extra: dict
+) -> dict:
+    """Rebuild the kept set, stats.json and stats.png from every attempt in the log (and what the earlier,
+    failed lines of retried attempts paid)."""
     out = Path(cfg.out)
     order = {it.id: k for k, it in enumerate(items)}
     result = curate(attempts, order, max_per_item=cfg.max_per_item, mix=cfg.mix or None, target=cfg.target)
     write_trajectories(out / "trajectories.parquet", result.kept)
-    stats = run_stats(attempts, result.kept, result.candidates, extra)
+    failures = Counter(failure_reason(t.error or "") for t in attempts if t.status == "failed")
+    stats = run_stats(attempts, result.kept, result.candidates, superseded, {"failure_reasons": dict(failures), **extra})
     write_stats(out, stats)
     plot_stats(out, stats)
     return stats
@@ -238,16 +251,17 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.correct)
     todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
     progress = _Progress(todo, already, cfg.progress)
-    stopped, hits = None, 0
+    stopped, hits, crashed = None, 0, None
     try:
         if todo and (cfg.target is None or already < cfg.target):
-            stopped, hits = asyncio.run(_run(cfg, items, store, state, progress))
+            stopped, hits, crashed = asyncio.run(_run(cfg, items, store, state, progress))
     finally:
         progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
     torn = [f"{t.file}: dropped a torn last line of {t.bytes_dropped} bytes" for t in state.torn]
-    stats = finalize(cfg, items, attempts, {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits})
+    stats = finalize(cfg, items, attempts, state.superseded,
+                     {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits})
     return SynthSummary(
         run_dir=Path(cfg.out),
         attempted_now=progress.done,
@@ -258,4 +272,6 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         stopped=stopped,
         torn=torn,
         cache_hits=hits,
+        failures=dict(progress.failures),
+        crashed=crashed,
     )

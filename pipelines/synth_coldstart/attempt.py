@@ -23,7 +23,8 @@ from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Zoom, parse_tu
 from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict, field_values
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.store import RunStore
-from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Teacher
+from minio3_data.teachers import TeacherFailure
+from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Speaker, Teacher
 from minio3_data.teachers.limits import estimate_prompt_tokens
 from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 
@@ -34,6 +35,17 @@ STOP = list(STOP_STRINGS)
 
 
 Prepare = Callable[[ImageRef], None]
+
+
+@dataclass
+class AttemptState:
+    """What an attempt has done and paid so far; the runner records it even when the attempt fails."""
+
+    paid_turns: int = 0  # leading turns whose usage an earlier failed line of this attempt already counts
+    exemplar_ids: list[str] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    seed: int = 0
 
 
 def _to_ref(obs: Observation, prepare: Prepare) -> ImageRef:
@@ -47,10 +59,6 @@ def _to_ref(obs: Observation, prepare: Prepare) -> ImageRef:
 def _execute(env: ZoomEnv, zoom: Zoom, prepare: Prepare) -> tuple[Observation | ZoomError, ImageRef | None]:
     result = env.step(zoom)
     return result, (_to_ref(result, prepare) if isinstance(result, Observation) else None)
-
-
-def no_preparation(ref: ImageRef) -> None:
-    """For teachers without `prepare_image`."""
 
 
 class FirstViews:
@@ -79,7 +87,7 @@ class AttemptContext:
     """Everything attempts share within a run."""
 
     dataset_dir: Path
-    teacher: Any  # a Teacher, or a factory with bind(item, seed) -> Teacher (the scripted teacher)
+    teacher: Teacher
     judge: Judge
     prompts: ExemplarPrompts
     cache: OriginalCache
@@ -93,7 +101,6 @@ class AttemptContext:
     cache_replies: bool = True
     cache_hits: int = 0
     first_views: FirstViews = field(default_factory=FirstViews)
-    prepare: Prepare = no_preparation  # the teacher's prepare_image, run where images are encoded
     sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
 
 
@@ -117,14 +124,18 @@ def _reply_key(attempt_id: str, turn: int, teacher: str, exemplar_ids: list[str]
     return f"{attempt_id}@{turn}:{h.hexdigest()[:16]}"
 
 
-async def _generate(ctx: AttemptContext, teacher: Teacher, key: str | None, messages: list[Message]) -> Reply:
-    """Ask the teacher, or replay its already-paid reply; `key` is None when replies are not cached."""
+async def _generate(
+    ctx: AttemptContext, teacher: Speaker, key: str | None, messages: list[Message], counted: bool
+) -> Reply:
+    """Ask the teacher, or replay its already-paid reply for free; `key` is None when replies are not cached.
+    A replayed reply brings its usage unless it is `counted` already (by an earlier failed line of the
+    attempt), so every paid request is counted once in the run's stats, even across kills."""
     if key is None:
         return await teacher.generate(messages, ctx.gen)
     if key in ctx.replies:
         r = ctx.replies[key]
         ctx.cache_hits += 1
-        return Reply(r["text"], Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
+        return Reply(r["text"], Usage() if counted else Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
     reply = await teacher.generate(messages, ctx.gen)
     rec = {"key": key, "text": reply.text, "usage": field_values(reply.usage), "finish_reason": reply.finish_reason,
            "extra": reply.extra}
@@ -142,27 +153,30 @@ def _environment(ctx: AttemptContext, item: ProbeItem) -> ZoomEnv:
     return ZoomEnv(source[0], cache=ctx.cache, size=source[1])
 
 
-async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int) -> Trajectory:
-    """Play one attempt to its end. Teacher/budget exceptions propagate; the runner records them as failed."""
+async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int, state: AttemptState) -> Trajectory:
+    """Play one attempt to its end, keeping what it did in `state`. Teacher/budget exceptions propagate;
+    the runner records them, with `state`, as a failed attempt."""
     env = _environment(ctx, item)
     try:
-        first = await ctx.first_views.acquire(item.id, env, ctx.prepare)
-        return await _play(ctx, item, sample_index, env, first)
+        first = await ctx.first_views.acquire(item.id, env, ctx.teacher.prepare_image)
+        return await _play(ctx, item, sample_index, env, first, state)
     finally:
         ctx.first_views.release(item.id)
 
 
-async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: ZoomEnv, first: ImageRef) -> Trajectory:
-    seed = attempt_seed(ctx.seed, item.id, sample_index)
+async def _play(
+    ctx: AttemptContext, item: ProbeItem, sample_index: int, env: ZoomEnv, first: ImageRef, state: AttemptState
+) -> Trajectory:
+    seed = state.seed = attempt_seed(ctx.seed, item.id, sample_index)
     rng = random.Random(seed)
     exemplar_ids, prefix = ctx.prompts.sample(rng)
-    teacher = ctx.teacher.bind(item, seed) if hasattr(ctx.teacher, "bind") else ctx.teacher
+    state.exemplar_ids = exemplar_ids
+    teacher = ctx.teacher.bind(item, seed)
     attempt_id = f"{item.id}#{sample_index}"
     refs = [first]
     prefix_tokens = estimate_prompt_tokens(prefix)
-    turns: list[Turn] = []
+    turns, usage = state.turns, state.usage
     extras: list[dict[str, Any]] = []
-    usage = Usage()
     status = "over_turn"
     for t in range(ctx.max_turns):
         own = _own_messages(item, turns, extras, refs)
@@ -170,7 +184,11 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
             status = "over_turn"  # context budget, as the released rollout does
             break
         key = _reply_key(attempt_id, t, teacher.name, exemplar_ids, own) if ctx.cache_replies else None
-        reply = await _generate(ctx, teacher, key, prefix + own)
+        try:
+            reply = await _generate(ctx, teacher, key, prefix + own, counted=t < state.paid_turns)
+        except TeacherFailure as e:
+            usage.requests += e.requests  # sent, maybe paid, and failed: still counted
+            raise
         usage.add(reply.usage)
         extras.append(reply.extra)
         text = trim_turn(reply.text)
@@ -189,7 +207,7 @@ async def _play(ctx: AttemptContext, item: ProbeItem, sample_index: int, env: Zo
         if t == ctx.max_turns - 1 or len(refs) >= ctx.max_images:
             status = "over_turn"  # a zoom on the last allowed turn or past the image cap is never executed
             break
-        result, ref = await asyncio.to_thread(_execute, env, action, ctx.prepare)
+        result, ref = await asyncio.to_thread(_execute, env, action, ctx.teacher.prepare_image)
         if isinstance(result, Observation) and ref is not None:
             turn.box_px = list(result.box)
             turn.observation = result.index
@@ -225,9 +243,13 @@ def _record(item: ProbeItem, sample_index: int, teacher_name: str, **outcome: An
     )
 
 
-def failed_attempt(item: ProbeItem, sample_index: int, teacher_name: str, error: Minio3Error | str) -> Trajectory:
-    """The record of an attempt that could not finish (endpoint down, budget, bad image); retried on resume."""
+def failed_attempt(
+    item: ProbeItem, sample_index: int, teacher_name: str, state: AttemptState, error: Minio3Error | str
+) -> Trajectory:
+    """The record of an attempt that could not finish (endpoint down, budget, bad image), with the turns it
+    took and the usage it paid; retried on resume, where its paid turns replay from the reply cache."""
     return _record(
-        item, sample_index, teacher_name, exemplar_ids=[], turns=[], final_answer=None,
-        verdict=Verdict("unjudged", "failed"), status="failed", num_turns=0, error=str(error),
+        item, sample_index, teacher_name, exemplar_ids=state.exemplar_ids, turns=state.turns, final_answer=None,
+        verdict=Verdict("unjudged", "failed"), status="failed", num_turns=len(state.turns), usage=state.usage,
+        seed=state.seed, error=str(error),
     )

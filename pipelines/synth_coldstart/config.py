@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
-from minio3_data.teachers.resilience import BreakerPolicy
+from minio3_data.teacher_options import TeacherOptions
 
 from .patterns import TRAJECTORY_TAGS
 
@@ -24,9 +24,7 @@ class SynthConfig:
     out: Path
     split: str = "train"
     teacher: str = "scripted"  # scripted | openai | gemini
-    model: str | None = None
-    base_urls: list[str] = field(default_factory=list)
-    api_key_env: str | None = None
+    client: TeacherOptions = field(default_factory=TeacherOptions)  # how to reach an API teacher (and a judge)
     exemplars: Path | None = None  # None: the six shipped exemplars
     exemplars_in_context: int = 2
     exemplar_sampling: str = "patterns"  # patterns | random | fixed
@@ -38,26 +36,15 @@ class SynthConfig:
     max_tokens: int = 2048  # per assistant turn
     temperature: float = 1.0
     concurrency: int = 32
-    rpm: int | None = None
-    tpm: int | None = None
-    timeout: float = 120.0
-    max_retries: int = 6
     judge: str = "rule"
     judge_base_urls: list[str] = field(default_factory=list)
     judge_api_key_env: str | None = None
     seed: int = 0
     limit: int | None = None
     shard: tuple[int, int] = (0, 1)  # (i, N): this process takes items with index % N == i
-    max_cost: float | None = None
-    max_requests: int | None = None
     max_per_item: int | None = None
     mix: dict[str, float] = field(default_factory=dict)  # target pattern mix for curation
-    thinking_budget: int | None = None
     image_transport: str = "inline"  # inline (base64 in every request) | file (file:// URLs under RUN_DIR/media)
-    price_input: float | None = None  # USD per 1M input tokens (overrides the built-in table)
-    price_output: float | None = None  # USD per 1M output tokens
-    backoff_base: float = 1.0  # seconds before the first retry (tests shorten it)
-    breaker: BreakerPolicy | None = None  # when an endpoint counts as failing and how long the run pauses
     error_rate: float = 0.15  # scripted teacher only
     progress: bool = True
 
@@ -79,6 +66,7 @@ class SynthConfig:
     def identity(self) -> dict[str, Any]:
         """The data-shaping options as plain JSON (paths absolute, no secrets: only the key's variable name)."""
         d = asdict(self)
+        d["model"] = self.client.model
         d["dataset"] = str(Path(self.dataset).resolve())
         d["exemplars"] = str(Path(self.exemplars).resolve()) if self.exemplars else "builtin"
         return {k: d[k] for k in IDENTITY_FIELDS}

@@ -14,7 +14,7 @@ from pathlib import Path
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
-from minio3_data.records import Trajectory, read_items
+from minio3_data.records import Trajectory, Usage, read_items
 from minio3_data.store import RunStore, identity_diff, run_identity, write_run_json
 
 from . import finalize
@@ -44,14 +44,19 @@ def merge_runs(
                                 "synthesis (same dataset, teacher, exemplars, seed, ...) can be merged")
     attempts: dict[tuple[str, int], Trajectory] = {}
     replies: dict[str, dict] = {}
+    paid = Usage()  # what lines left out of the merge paid (retried and duplicate attempts): still counted
     duplicates = 0
     for run in runs:
         state = RunStore(run).load(repair=False)
         replies.update(state.replies)
+        paid.add(state.superseded)
         for key, traj in state.attempts.items():
             if key in attempts and attempts[key].status != "failed":
                 duplicates += traj.status != "failed"
+                paid.add(traj.usage)
                 continue
+            if key in attempts:
+                paid.add(attempts[key].usage)
             attempts[key] = traj
     cfg = SynthConfig(dataset=Path(identity["dataset"]), out=out, split=identity["split"], target=target,
                       max_per_item=max_per_item, mix=mix or {})
@@ -67,6 +72,6 @@ def merge_runs(
         write_run_json(tmp, identity, __version__)
         cfg.out = tmp
         known = {it.id for it in items}
-        stats = finalize(cfg, items, [t for (iid, _), t in sorted(attempts.items()) if iid in known],
+        stats = finalize(cfg, items, [t for (iid, _), t in sorted(attempts.items()) if iid in known], paid,
                          {"stopped": None, "merged_from": [str(r) for r in runs], "duplicates": duplicates})
     return MergeSummary(out, len(runs), len(attempts), duplicates, stats["kept"])

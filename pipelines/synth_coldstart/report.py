@@ -10,12 +10,15 @@ from typing import Any
 import polars as pl
 
 from minio3_data.fsutil import atomic_path, atomic_write_text
-from minio3_data.records import DIFFICULTIES, Trajectory
+from minio3_data.records import DIFFICULTIES, Trajectory, Usage, field_values
 
 from .curate import primary_pattern
 
 
-def run_stats(attempts: list[Trajectory], kept: list[Trajectory], candidates: int, extra: dict[str, Any]) -> dict:
+def run_stats(
+    attempts: list[Trajectory], kept: list[Trajectory], candidates: int, superseded: Usage, extra: dict[str, Any]
+) -> dict:
+    """`superseded`: what earlier lines of retried attempts paid, so `usage` counts every request made."""
     df = pl.DataFrame(
         {
             "status": [t.status for t in attempts],
@@ -33,13 +36,10 @@ def run_stats(attempts: list[Trajectory], kept: list[Trajectory], candidates: in
         .agg(pl.len().alias("attempts"), pl.col("correct").sum().alias("correct"))
         .sort("difficulty")
     )
-    usage = {
-        "prompt_tokens": sum(t.usage.prompt_tokens for t in attempts),
-        "completion_tokens": sum(t.usage.completion_tokens for t in attempts),
-        "thought_tokens": sum(t.usage.thought_tokens for t in attempts),
-        "requests": sum(t.usage.requests for t in attempts),
-        "cost_usd": round(sum(t.usage.cost_usd for t in attempts), 6),
-    }
+    total = Usage(**field_values(superseded))
+    for t in attempts:
+        total.add(t.usage)
+    usage = field_values(total) | {"cost_usd": round(total.cost_usd, 6)}
     return {
         "attempts": len(attempts),
         "finished": finished.height,
