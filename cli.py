@@ -243,6 +243,9 @@ def synth_coldstart_cmd(
     )
     for line in summary.torn:
         typer.echo(f"resume: {line}")
+    skipped = summary.skipped_line()
+    if skipped:
+        typer.secho(skipped, err=True, fg=typer.colors.YELLOW)
     typer.echo(
         f"{summary.run_dir}: kept {summary.kept} of {summary.attempts} attempts "
         f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.cache_hits} turns replayed); "

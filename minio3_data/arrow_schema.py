@@ -42,3 +42,21 @@ def arrow_fields(cls: type) -> list[pa.Field]:
 
 def arrow_schema(cls: type) -> pa.Schema:
     return pa.schema(arrow_fields(cls))
+
+
+def readable_as(actual: pa.DataType, expected: pa.DataType) -> bool:
+    """Whether a column written by another tool holds what `expected` means without a lossy cast: any
+    string width for a string, any integer for an int, numbers for a float, lists of those for a list.
+    Arrow itself would cast bytes or ints to strings silently, so a bytes question would pass unseen."""
+    if pa.types.is_null(actual):
+        return True
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_list(expected):
+        lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+        return any(is_list(actual) for is_list in lists) and readable_as(actual.value_type, expected.value_type)
+    return actual == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrow_schema import arrow_schema
+from .arrow_schema import arrow_schema, readable_as
 from .errors import BadInputError
 from .fsutil import atomic_path
 
@@ -57,8 +58,8 @@ class ProbeItem:
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in row.items() if k in names}
         kw["options"] = list(kw.get("options") or [])
-        if kw.get("target_bbox") is not None:
-            kw["target_bbox"] = [float(v) for v in kw["target_bbox"]]
+        if kw.get("target_bbox") is not None:  # ints become floats; anything else is left for the row rules
+            kw["target_bbox"] = [float(v) if isinstance(v, (int, float)) else v for v in kw["target_bbox"]]
         return cls(**kw)
 
 
@@ -187,19 +188,38 @@ def write_items(path: str | os.PathLike, items: list[ProbeItem]) -> None:
     write_parquet(path, [it.to_row() for it in items], PROBE_SCHEMA)
 
 
+REQUIRED_COLUMNS = ("id", "image", "question", "answer")
+
+
 def read_items(path: str | os.PathLike) -> list[ProbeItem]:
-    """Read a dataset split; a missing or malformed file is a one-line error naming it."""
+    """Read a dataset split; a missing or malformed file, a column of the wrong type or a repeated id is a
+    one-line error naming the file. Rows are not judged here: each reader applies `row_rules`."""
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"{path}: no such dataset split (expected a parquet written by build-visualprobe)")
     try:
-        rows = pq.read_table(path).to_pylist()
+        table = pq.read_table(path)
     except Exception as e:  # pyarrow raises many types for corrupt files
         raise BadInputError(f"{path}: not a readable parquet file ({e.__class__.__name__})") from None
-    missing = {"id", "image", "question", "answer"} - set(rows[0] if rows else {"id", "image", "question", "answer"})
+    missing = [name for name in REQUIRED_COLUMNS if name not in table.column_names]
     if missing:
-        raise BadInputError(f"{path}: missing column(s) {sorted(missing)}")
-    return [ProbeItem.from_row(r) for r in rows]
+        raise BadInputError(f"{path}: missing column(s) {missing}")
+    for f in PROBE_SCHEMA:
+        found = table.schema.field(f.name).type if f.name in table.column_names else None
+        if found is not None and not readable_as(found, f.type):
+            raise BadInputError(f"{path}: column {f.name!r} holds {found}, expected {f.type}")
+    items = [ProbeItem.from_row(r) for r in table.to_pylist()]
+    _refuse_repeated_ids(path, items)
+    return items
+
+
+def _refuse_repeated_ids(path: Path, items: list[ProbeItem]) -> None:
+    """A run keys attempts by item id: two rows with one id would silently share (and replace) attempts."""
+    repeated = sorted(str(i) for i, n in Counter(it.id for it in items).items() if n > 1 and i is not None)
+    if repeated:
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        names = ", ".join(map(repr, repeated[:5]))
+        raise BadInputError(f"{path}: item id(s) {names}{more} appear more than once; ids must be unique")
 
 
 def write_trajectories(path: str | os.PathLike, trajs: list[Trajectory]) -> None:

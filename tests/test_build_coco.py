@@ -109,6 +109,19 @@ def test_crowd_and_not_exhaustive_categories_are_never_counted(tmp_path: Path) -
     assert "count" not in _by_kind(lvis)
 
 
+def test_boxes_reaching_outside_the_image_are_clipped_or_never_used(tmp_path: Path) -> None:
+    """A kite overshooting the edge by rounding is clipped; a "car" at x=5100 of a 2400 px image is a broken
+    annotation, so cars are never counted (or used otherwise) in that image."""
+    boxes = [*SCENE, (6, 2390.0, 200, 10.5, 25), (1, 5100, 1650, 30, 20)]
+    path = make_coco(tmp_path, [{"file_name": "a.jpg", "boxes": boxes}])
+    pictures, _, unreliable = load_coco(path)
+    assert unreliable == {"degenerate": 0, "outside_image": 1} and pictures[0].unreliable == {1}
+    assert pictures[0].instances[-2].box == [2390.0, 200.0, 2400.0, 225.0]
+    found = _by_kind(path)
+    assert "cars" not in found["count"].question and "car" not in found["category"].options
+    assert all(0 <= b[0] and b[2] <= W and b[3] <= H for c in found.values() for b in c.boxes)
+
+
 def test_plural_names() -> None:
     assert [plural(n) for n in ("person", "bus", "traffic light", "strawberry", "toy", "knife", "kite")] == [
         "people",

@@ -22,7 +22,7 @@ from minio3_data.fsutil import atomic_dir
 from ..parallel import default_workers
 from .coco import build_coco
 from .official import emit_mini_o3_json, import_official
-from .result import Built
+from .result import Built, drop_bad_rows
 from .synthetic_source import build_synthetic
 from .writer import write_dataset
 
@@ -122,6 +122,7 @@ def build_visualprobe(
             annotations=Path(annotations) if annotations else None,
             from_dir=Path(from_dir) if from_dir else None,
         )
+        drop_bad_rows(built)
         if not any(built.splits.values()):
             reasons = "; ".join(s["reason"] for s in built.skipped[:3]) or "no image had a usable question"
             raise BadInputError(f"--source {source}: no usable items ({reasons})")

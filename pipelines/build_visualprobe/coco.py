@@ -34,6 +34,7 @@ from .result import Built, skip
 SMALL_VIEW_PX = 32.0  # small: shorter side in the first view below this ...
 MIN_BOX_PX = 8.0  # ... but at least this many original pixels, so a zoom shows something
 MAX_COUNT = 12
+EDGE_SLACK_PX = 1.0  # a box may overshoot its image by rounding; by more, it is a broken annotation
 GRID_CELLS = (
     ("top-left", "top-middle", "top-right"),
     ("middle-left", "center", "middle-right"),
@@ -109,8 +110,19 @@ def plural(name: str) -> str:
     return f"{head} {word}" if head else word
 
 
-def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], int]:
-    """Parse and validate a COCO-format file; returns pictures, categories and the degenerate-box count."""
+def _in_image(box: ObjectBox, pic: Picture) -> ObjectBox | None:
+    """`box` clipped to its image when it overshoots by rounding only; None when it reaches outside (a broken
+    annotation: a count or a position it took part in could not be trusted)."""
+    x0, y0, x1, y1 = box
+    s = EDGE_SLACK_PX
+    if x0 < -s or y0 < -s or x1 > pic.width + s or y1 > pic.height + s:
+        return None
+    return [max(x0, 0.0), max(y0, 0.0), min(x1, float(pic.width)), min(y1, float(pic.height))]
+
+
+def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], dict[str, int]]:
+    """Parse and validate a COCO-format file; returns pictures, categories and how many boxes were
+    unreliable (degenerate, or reaching outside their image): their category is not used in that image."""
     data = load_json(path)
     if not isinstance(data, dict):
         raise BadInputError(f"{path}: top level must be an object with images, annotations and categories")
@@ -133,7 +145,7 @@ def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], int]:
             raise BadInputError(f"{path}: {where}.width/height: must be positive, got {w}x{h}")
         skipped = get(path, where, im, "not_exhaustive_category_ids", (list,), default=[])
         pictures[pid] = Picture(str(pid), name, w, h, unreliable=set(skipped))
-    degenerate = 0
+    unreliable = {"degenerate": 0, "outside_image": 0}
     for i, a in enumerate(get(path, "", data, "annotations", (list,))):
         where = f"annotations[{i}]"
         pic = pictures.get(get(path, where, a, "image_id", (int, str)))
@@ -144,11 +156,12 @@ def load_coco(path: Path) -> tuple[list[Picture], dict[int, Category], int]:
             raise BadInputError(f"{path}: {where}.category_id: {cid} is not in categories")
         x, y, w, h = numbers(path, f"{where}.bbox", get(path, where, a, "bbox", (list,)), 4)
         crowd = bool(get(path, where, a, "iscrowd", (int,), default=0))
-        if w <= 0 or h <= 0 or crowd:
-            degenerate += not crowd
+        box = _in_image([x, y, x + w, y + h], pic)
+        if w <= 0 or h <= 0 or box is None or crowd:
+            unreliable["degenerate" if w <= 0 or h <= 0 else "outside_image"] += not crowd
             pic.unreliable.add(cid)
-        pic.instances.append(Instance(cid, [x, y, x + w, y + h], crowd))
-    return list(pictures.values()), categories, degenerate
+        pic.instances.append(Instance(cid, box or [x, y, x + w, y + h], crowd))
+    return list(pictures.values()), categories, unreliable
 
 
 def _small(box: ObjectBox, scale: float) -> bool:
@@ -324,7 +337,7 @@ def build_coco(
         raise BadInputError(
             f"{images}: --images must be the directory the annotations' file_name values are relative to"
         )
-    pictures, cats, degenerate = load_coco(annotations)
+    pictures, cats, unreliable = load_coco(annotations)
     order = sorted(pictures, key=lambda p: p.id)
     random.Random(f"coco-order:{seed}").shuffle(order)
     usable = [(p, cs) for p in order if (cs := candidates(p, cats, seed))]
@@ -349,6 +362,6 @@ def build_coco(
         "test_shortfall": {d: n for d, n in need.items() if n},
         "train_shortfall": max(0, train - len(built.splits["train"])),
         "pictures": {"total": len(pictures), "with_questions": len(usable)},
-        "unreliable_boxes": {"degenerate": degenerate},
+        "unreliable_boxes": unreliable,
     }
     return built

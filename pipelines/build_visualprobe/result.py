@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minio3_data.records import ProbeItem
+from minio3_data.row_rules import row_problems
 
 SPLITS: tuple[str, ...] = ("train", "test")
 
@@ -25,3 +26,17 @@ def skip(reason: str, *, image: str = "", item: str = "") -> dict[str, str]:
         entry["item"] = item
     entry["reason"] = reason
     return entry
+
+
+def drop_bad_rows(built: Built) -> None:
+    """Move every item that breaks the row rules (the ones synthesis and export apply on read) from its
+    split to the skipped list, so a dataset dir never holds a row a reader would refuse."""
+    for split, items in built.splits.items():
+        keep = []
+        for item in items:
+            problems = row_problems(item)
+            if problems:
+                built.skipped.append(skip("; ".join(problems), image=item.image, item=item.id))
+            else:
+                keep.append(item)
+        built.splits[split] = keep

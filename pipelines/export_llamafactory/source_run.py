@@ -16,8 +16,9 @@ from typing import Any
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache, open_header
-from minio3_data.records import Trajectory
+from minio3_data.records import ProbeItem, Trajectory
 from minio3_data.render import conversation, to_sharegpt
+from minio3_data.row_rules import row_problems
 from minio3_data.store import RUN_JSON, read_run_json
 from minio3_data.zoom import Observation, ZoomEnv
 
@@ -68,6 +69,14 @@ def first_image(path: Path, sha: str, env: ZoomEnv, first: Observation) -> Pendi
     return PendingImage(f"images/orig/{sha}.{ext}", env.width, env.height, path.read_bytes)
 
 
+def _row_of(traj: Trajectory) -> ProbeItem:
+    """The dataset row a trajectory was made from, as far as the trajectory recorded it (no target box)."""
+    return ProbeItem(
+        id=traj.item_id, image=traj.image, question=traj.question, answer=traj.ground_truth,
+        options=list(traj.options), difficulty=traj.difficulty, width=traj.width, height=traj.height,
+    )  # fmt: skip
+
+
 @dataclass
 class RunSource:
     """Streams a run's kept trajectories in chunks."""
@@ -116,6 +125,9 @@ class RunConverter:
             sha = file_hash(path)
         except BadInputError as e:  # ImageError included: missing, corrupt or too large
             return excluded(traj.id, "image_error", str(e))
+        problems = row_problems(_row_of(traj), (env.width, env.height))
+        if problems:
+            return excluded(traj.id, "bad_row", "; ".join(problems))
         try:
             observations = env.replay(traj.turns)
         except ImageError as e:

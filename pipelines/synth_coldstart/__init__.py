@@ -23,6 +23,7 @@ from minio3_data.errors import BadInputError, Minio3Error
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
 from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
+from minio3_data.row_rules import usable_items
 from minio3_data.store import RUN_JSON, RunState, RunStore, identity_diff, run_identity, write_run_json
 from minio3_data.teachers import BudgetExhausted, GuardedTeacher, Teacher, TeacherUnavailable, make_teacher
 from minio3_data.teachers.base import GenerationConfig
@@ -52,6 +53,7 @@ class SynthSummary:
     cache_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # why this run's failed attempts failed: reason -> count
     crashed: str | None = None  # an unexpected error (a bug) that stopped the run, naming the item
+    skipped: list[str] = field(default_factory=list)  # dataset rows that break the row rules, with why
 
     def failure_line(self) -> str | None:
         """One line for the console when attempts of this run failed: how many, and the commonest reason."""
@@ -62,21 +64,39 @@ class SynthSummary:
         why = reason if n == failed else f"{reason} ({n} of them; every reason is in stats.json)"
         return f"{failed} of {self.attempted_now} attempts failed: {why}; rerun the same command to retry them"
 
+    def skipped_line(self) -> str | None:
+        """One line for the console when dataset rows were skipped: how many, and the first one's reasons."""
+        if not self.skipped:
+            return None
+        n = len(self.skipped)
+        more = f" (and {n - 1} more; every one is in stats.json)" if n > 1 else ""
+        return f"skipped {n} dataset row(s) that cannot be used: {self.skipped[0]}{more}"
 
-def _load_items(cfg: SynthConfig) -> list[ProbeItem]:
-    items = read_items(Path(cfg.dataset) / f"{cfg.split}.parquet")
+
+def dataset_items(dataset: Path, split: str) -> tuple[list[ProbeItem], list[str]]:
+    """A split's usable rows, and a line for each row skipped because it breaks the row rules.
+
+    A bad row is skipped and reported (console and stats.json), not a reason to refuse the dataset: one
+    broken row of thousands in a dataset made elsewhere should not stop a paid run, and which rows are
+    skipped depends only on the dataset and minio3's version, both in the run's identity, so a resume or
+    a shard skips the same ones. A repeated id or a column of the wrong type still refuses the file."""
+    return usable_items(read_items(Path(dataset) / f"{split}.parquet"))
+
+
+def _load_items(cfg: SynthConfig) -> tuple[list[ProbeItem], list[str]]:
+    items, skipped = dataset_items(cfg.dataset, cfg.split)
     i, n = cfg.shard
     items = [it for k, it in enumerate(items) if k % n == i]
-    return items[: cfg.limit] if cfg.limit is not None else items
+    return (items[: cfg.limit] if cfg.limit is not None else items), skipped
 
 
-def _check_run_json(cfg: SynthConfig) -> None:
+def _check_run_json(cfg: SynthConfig, prompts: ExemplarPrompts) -> None:
     """A run dir remembers the options that shape its data; resuming with different ones would mix runs.
 
     run.json is (re)written only after the teacher, judge and exemplars are set up, so a typo in an option
     never pins a run dir to it."""
     if (Path(cfg.out) / RUN_JSON).exists():
-        diff = identity_diff(run_identity(cfg.out), cfg.identity())
+        diff = identity_diff(run_identity(cfg.out), cfg.identity(prompts.digest()))
         if diff:
             raise BadInputError(
                 f"{cfg.out}: this run dir was made with different {', '.join(diff)}; "
@@ -84,8 +104,8 @@ def _check_run_json(cfg: SynthConfig) -> None:
             )
 
 
-def _write_run_json(cfg: SynthConfig) -> None:
-    write_run_json(cfg.out, cfg.identity(), __version__)
+def _write_run_json(cfg: SynthConfig, prompts: ExemplarPrompts) -> None:
+    write_run_json(cfg.out, cfg.identity(prompts.digest()), __version__)
 
 
 def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]) -> Teacher:
@@ -145,7 +165,8 @@ class _Progress:
 
 
 async def _run(
-    cfg: SynthConfig, items: list[ProbeItem], store: RunStore, state: RunState, progress: _Progress
+    cfg: SynthConfig, items: list[ProbeItem], prompts: ExemplarPrompts, store: RunStore, state: RunState,
+    progress: _Progress,
 ) -> tuple[str | None, int, str | None]:
     """Play every pending attempt; (why it stopped early, turns replayed from the cache, a crash or None)."""
     cache = OriginalCache()
@@ -154,7 +175,7 @@ async def _run(
         dataset_dir=Path(cfg.dataset),
         teacher=teacher,
         judge=_make_judge(cfg, teacher),
-        prompts=ExemplarPrompts(cfg.exemplars, cfg.exemplars_in_context, cache, cfg.exemplar_sampling),
+        prompts=prompts,
         cache=cache,
         store=store,
         replies=state.replies,
@@ -167,7 +188,7 @@ async def _run(
     )
     for ref in ctx.prompts.images():  # the shared exemplar images, once
         teacher.prepare_image(ref)
-    _write_run_json(cfg)
+    _write_run_json(cfg, prompts)
     progress.start()
     stop = asyncio.Event()
     reason: list[str] = []
@@ -241,10 +262,14 @@ def finalize(
 
 def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     cfg.validate()
-    items = _load_items(cfg)
+    items, skipped = _load_items(cfg)
     if not items:
-        raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from (check --limit/--shard)")
-    _check_run_json(cfg)
+        why = f"every row is skipped, e.g. {skipped[0]}" if skipped else "check --limit/--shard"
+        raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from ({why})")
+    # rendered before the run dir is checked, its identity holds their digest; their decoded originals are
+    # not needed again, so they go to a cache of their own that is dropped after rendering
+    prompts = ExemplarPrompts(cfg.exemplars, cfg.exemplars_in_context, OriginalCache(), cfg.exemplar_sampling)
+    _check_run_json(cfg, prompts)
     store = RunStore(cfg.out)
     state = store.load()
     known = {it.id for it in items}
@@ -254,14 +279,14 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     stopped, hits, crashed = None, 0, None
     try:
         if todo and (cfg.target is None or already < cfg.target):
-            stopped, hits, crashed = asyncio.run(_run(cfg, items, store, state, progress))
+            stopped, hits, crashed = asyncio.run(_run(cfg, items, prompts, store, state, progress))
     finally:
         progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
     torn = [f"{t.file}: dropped a torn last line of {t.bytes_dropped} bytes" for t in state.torn]
     stats = finalize(cfg, items, attempts, state.superseded,
-                     {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits})
+                     {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits, "skipped_rows": skipped})
     return SynthSummary(
         run_dir=Path(cfg.out),
         attempted_now=progress.done,
@@ -274,4 +299,5 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         cache_hits=hits,
         failures=dict(progress.failures),
         crashed=crashed,
+        skipped=skipped,
     )

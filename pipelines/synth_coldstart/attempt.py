@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minio3_data.errors import Minio3Error
+from minio3_data.errors import BadInputError, Minio3Error
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache, image_size
 from minio3_data.judge import Judge
 from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Zoom, parse_turn, trim_turn
 from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict, field_values
 from minio3_data.render import conversation, to_teacher_messages
+from minio3_data.row_rules import row_problems
 from minio3_data.store import RunStore
 from minio3_data.teachers import TeacherFailure
 from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply, Speaker, Teacher
 from minio3_data.teachers.limits import estimate_prompt_tokens
 from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 
-from .prompt import ExemplarPrompts
+from .prompt import ExemplarPrompts, hash_messages, hash_text
 from .seeding import attempt_seed
 
 STOP = list(STOP_STRINGS)
@@ -112,15 +114,15 @@ def _own_messages(item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any
     return messages
 
 
-def _reply_key(attempt_id: str, turn: int, teacher: str, exemplar_ids: list[str], messages: list[Message]) -> str:
-    """Identifies a request by what the attempt itself sent (texts and image hashes) on top of a fixed prefix."""
+def _reply_key(
+    attempt_id: str, turn: int, teacher: str, seed: int, gen: GenerationConfig, messages: list[Message]
+) -> str:
+    """Identifies a request by all it asks: every message (system prompt and exemplars included, images by
+    hash) and how (the teacher and its model, the generation settings, the attempt's seed); a reply is
+    replayed only for the very request it answered."""
     h = hashlib.sha1()
-    for part in (teacher, "|".join(exemplar_ids)):
-        h.update(part.encode())
-    for m in messages:
-        h.update(m.role.encode())
-        for p in m.parts:
-            h.update(p.encode() if isinstance(p, str) else p.sha1.encode())
+    hash_text(h, json.dumps([teacher, seed, field_values(gen)], sort_keys=True))
+    hash_messages(h, messages)
     return f"{attempt_id}@{turn}:{h.hexdigest()[:16]}"
 
 
@@ -145,11 +147,16 @@ async def _generate(
 
 
 def _environment(ctx: AttemptContext, item: ProbeItem) -> ZoomEnv:
-    """A fresh ZoomEnv on the item's image; its path is checked and its header read once per item."""
+    """A fresh ZoomEnv on the item's image; its path is checked and its header read once per item, and the
+    row checked against it (a row whose size or box does not fit its image fails the attempt, naming why)."""
     source = ctx.sources.get(item.id)
     if source is None:
         path = safe_relpath(ctx.dataset_dir, item.image, f"item {item.id}: image")
-        source = ctx.sources[item.id] = (path, image_size(path))
+        size = image_size(path)
+        problems = row_problems(item, size)
+        if problems:
+            raise BadInputError(f"item {item.id}: {'; '.join(problems)}")
+        source = ctx.sources[item.id] = (path, size)
     return ZoomEnv(source[0], cache=ctx.cache, size=source[1])
 
 
@@ -183,9 +190,10 @@ async def _play(
         if prefix_tokens + estimate_prompt_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
             status = "over_turn"  # context budget, as the released rollout does
             break
-        key = _reply_key(attempt_id, t, teacher.name, exemplar_ids, own) if ctx.cache_replies else None
+        request = prefix + own
+        key = _reply_key(attempt_id, t, teacher.name, seed, ctx.gen, request) if ctx.cache_replies else None
         try:
-            reply = await _generate(ctx, teacher, key, prefix + own, counted=t < state.paid_turns)
+            reply = await _generate(ctx, teacher, key, request, counted=t < state.paid_turns)
         except TeacherFailure as e:
             usage.requests += e.requests  # sent, maybe paid, and failed: still counted
             raise

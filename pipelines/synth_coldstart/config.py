@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minio3_data import __version__
 from minio3_data.errors import BadInputError
 from minio3_data.teacher_options import TeacherOptions
 
@@ -13,9 +14,16 @@ from .patterns import TRAJECTORY_TAGS
 
 TEACHERS = ("scripted", "openai", "gemini")
 
-# Options that change what an (item, sample) attempt produces: a resumed run must use the same values.
+# Everything that shapes what an (item, sample) attempt produces: a resumed or merged run must match on
+# all of it. "prompts" is the digest of the rendered system prompt and exemplars (texts and image hashes),
+# "minio3" the version whose code renders, parses and judges. Left out on purpose: options that only pick,
+# order or curate attempts (target, limit, shard, mix, max_per_item, concurrency), how requests travel
+# (endpoints, image_transport, retries, limits), and stop_at: the server or the client cuts a turn at its
+# first action, and either way the stored turn is the same text.
 IDENTITY_FIELDS = ("dataset", "split", "teacher", "model", "exemplars", "samples_per_item", "max_turns",
-                   "exemplars_in_context", "exemplar_sampling", "seed", "judge")
+                   "max_images", "context_tokens", "max_tokens", "temperature", "thinking_budget",
+                   "exemplars_in_context", "exemplar_sampling", "seed", "judge", "error_rate", "prompts",
+                   "minio3")
 
 
 @dataclass
@@ -63,10 +71,15 @@ class SynthConfig:
         if self.teacher not in TEACHERS:
             raise BadInputError(f"--teacher {self.teacher!r}: use one of {', '.join(TEACHERS)}")
 
-    def identity(self) -> dict[str, Any]:
-        """The data-shaping options as plain JSON (paths absolute, no secrets: only the key's variable name)."""
+    def identity(self, prompts: str) -> dict[str, Any]:
+        """The data-shaping options as plain JSON (paths absolute, no secrets), with `prompts`, the digest of
+        the rendered exemplar prompts (`ExemplarPrompts.digest`)."""
         d = asdict(self)
         d["model"] = self.client.model
+        d["thinking_budget"] = self.client.thinking_budget
+        d["error_rate"] = self.error_rate if self.teacher == "scripted" else None  # the scripted teacher's only
+        d["prompts"] = prompts
+        d["minio3"] = __version__
         d["dataset"] = str(Path(self.dataset).resolve())
         d["exemplars"] = str(Path(self.exemplars).resolve()) if self.exemplars else "builtin"
         return {k: d[k] for k in IDENTITY_FIELDS}

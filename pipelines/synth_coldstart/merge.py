@@ -14,10 +14,10 @@ from pathlib import Path
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
-from minio3_data.records import Trajectory, Usage, read_items
+from minio3_data.records import Trajectory, Usage
 from minio3_data.store import RunStore, identity_diff, run_identity, write_run_json
 
-from . import finalize
+from . import dataset_items, finalize
 from .config import SynthConfig
 
 
@@ -61,7 +61,7 @@ def merge_runs(
     cfg = SynthConfig(dataset=Path(identity["dataset"]), out=out, split=identity["split"], target=target,
                       max_per_item=max_per_item, mix=mix or {})
     cfg.validate()
-    items = read_items(cfg.dataset / f"{cfg.split}.parquet")
+    items, skipped = dataset_items(cfg.dataset, cfg.split)
     with atomic_dir(out, overwrite=overwrite) as tmp:
         store = RunStore(tmp)
         for key in sorted(attempts):
@@ -73,5 +73,6 @@ def merge_runs(
         cfg.out = tmp
         known = {it.id for it in items}
         stats = finalize(cfg, items, [t for (iid, _), t in sorted(attempts.items()) if iid in known], paid,
-                         {"stopped": None, "merged_from": [str(r) for r in runs], "duplicates": duplicates})
+                         {"stopped": None, "merged_from": [str(r) for r in runs], "duplicates": duplicates,
+                          "skipped_rows": skipped})
     return MergeSummary(out, len(runs), len(attempts), duplicates, stats["kept"])

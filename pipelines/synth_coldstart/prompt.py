@@ -6,10 +6,12 @@ attempt; each attempt samples which k exemplars it sees, from its own seed, and 
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from minio3_data.errors import BadInputError
 from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
@@ -19,6 +21,20 @@ from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.teachers.base import ImageRef, Message
 
 SAMPLINGS = ("patterns", "random", "fixed")  # how each attempt picks its k exemplars
+
+
+def hash_text(h: Any, text: str) -> None:
+    """Feed `text` into hash `h` length-prefixed, so that no two different sequences feed the same bytes."""
+    data = text.encode("utf-8", "surrogatepass")
+    h.update(len(data).to_bytes(8, "little") + data)
+
+
+def hash_messages(h: Any, messages: Iterable[Message]) -> None:
+    """Feed what a request says into hash `h`: each message's role, texts and image hashes."""
+    for m in messages:
+        hash_text(h, f"{m.role}:{len(m.parts)}")
+        for p in m.parts:
+            hash_text(h, p if isinstance(p, str) else f"image:{p.sha1}")
 
 
 def system_message(k: int) -> Message:
@@ -62,6 +78,16 @@ class ExemplarPrompts:
             self.by_pattern.setdefault(ex.pattern, []).append(rendered)
         # shared by every attempt's prefix, like the exemplar messages: serialized once per run
         self.system = system_message(self.k)
+
+    def digest(self) -> str:
+        """What every attempt's prompt can hold, hashed: the system message and each exemplar, in order, with
+        its id, texts and image hashes. Part of the run's identity: edited exemplars give another digest."""
+        h = hashlib.sha256()
+        hash_messages(h, [self.system])
+        for ex in self.rendered:
+            hash_text(h, f"{ex.id}:{len(ex.messages)}")
+            hash_messages(h, ex.messages)
+        return h.hexdigest()[:16]
 
     def images(self) -> Iterator[ImageRef]:
         """Every exemplar image, each once."""
