@@ -241,7 +241,7 @@ def synth_coldstart_cmd(
             max_per_item=max_per_item, mix=_parse_mix(mix), image_transport=image_transport, error_rate=error_rate,
         )
     )
-    for line in summary.torn:
+    for line in summary.damaged:
         typer.echo(f"resume: {line}")
     skipped = summary.skipped_line()
     if skipped:
@@ -282,6 +282,8 @@ def merge_runs_cmd(
     from pipelines.synth_coldstart.merge import merge_runs
 
     s = merge_runs(runs, out, target=target, max_per_item=max_per_item, mix=_parse_mix(mix), overwrite=overwrite)
+    for line in s.damaged:
+        typer.echo(f"merge: {line}")
     typer.echo(f"{s.out}: {s.attempts} attempts from {s.runs} runs ({s.duplicates} duplicates dropped), "
                f"kept {s.kept}; export it with: minio3 export-llamafactory --run {s.out} --out sft/")
 

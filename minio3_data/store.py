@@ -7,88 +7,197 @@ Two logs live in a run dir:
   - `replies.jsonl`: every teacher reply as it arrives, keyed by attempt, turn and a hash of the request.
     A resumed attempt replays its paid turns from here at zero cost instead of asking the teacher again.
 A SIGKILL during an append leaves a torn last line; it is dropped (and reported), never parsed as done.
+A damaged line anywhere else (a bad disk, a hand edit) is skipped, reported and moved to `<log>.bad`: the
+records after it are kept. A failed write (a full disk) is undone, so the log stays valid, and stops the run.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from .errors import BadInputError
-from .fsutil import atomic_write_text
+from .errors import BadInputError, StorageError
+from .fsutil import atomic_write_bytes, atomic_write_text
 from .records import Trajectory, Usage
 
 ATTEMPTS = "attempts.jsonl"
 REPLIES = "replies.jsonl"
 RUN_JSON = "run.json"  # {"identity": the options that shape the data, "dataset": its dir, "minio3": version}
 RETRY_STATUSES = frozenset({"failed"})
+SHOWN_LINES = 10  # line numbers listed in a damage report; the count is always whole
+
+T = TypeVar("T")
+# what a record of the wrong shape (valid JSON, not a record) raises while being built
+SHAPE_ERRORS = (TypeError, KeyError, ValueError, BadInputError)
 
 
 @dataclass
-class TornTail:
-    """What resume found and dropped at the end of a log after a kill."""
+class LogDamage:
+    """What reading one log found damaged: a torn last line (dropped) and bad lines elsewhere (skipped)."""
 
     file: str
-    bytes_dropped: int
+    torn_bytes: int = 0
+    bad_lines: list[int] = field(default_factory=list)  # 1-based, in the file as it was read
+    kept_aside: str | None = None  # where repair moved the bad lines; None when the log was only read
+
+    def describe(self) -> str:
+        parts = [f"dropped a torn last line of {self.torn_bytes} bytes"] if self.torn_bytes else []
+        n = len(self.bad_lines)
+        if n:
+            shown = ", ".join(map(str, self.bad_lines[:SHOWN_LINES])) + (", ..." if n > SHOWN_LINES else "")
+            where = f", moved to {self.kept_aside}" if self.kept_aside else ""
+            parts.append(f"skipped {n} damaged line{'s' if n > 1 else ''} (line {shown}){where}")
+        return f"{self.file}: {'; '.join(parts)}"
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    """os.write may write less than asked (a full disk): write the rest until all is written or it raises."""
+    view = memoryview(payload)
+    while view:
+        n = os.write(fd, view)
+        if n == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
 
 
 class JsonlLog:
-    """An append-only JSON-lines file: each record is one write + flush (+ fsync on request)."""
+    """An append-only JSON-lines file: each record is one whole write (+ fsync on request) or none at all."""
 
     def __init__(self, path: Path, fsync: bool = False) -> None:
         self.path = path
         self.fsync = fsync
         self._lock = threading.Lock()
-        self._fh = None
+        self._fd: int | None = None
+        self._broken: StorageError | None = None  # a failed write could not be undone: append nothing after it
 
-    def read(self, repair: bool = True) -> tuple[list[dict[str, Any]], TornTail | None]:
-        """All complete records; a torn (unterminated or unparsable) tail is reported and, with `repair`,
-        cut off the file so the next append starts on a fresh line."""
+    @property
+    def bad_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".bad")
+
+    def read(self, parse: Callable[[Any], T], repair: bool = True) -> tuple[list[T], LogDamage | None]:
+        """Every record `parse` accepts. Only the last line can be torn by a kill: when it does not parse it is
+        dropped. Any other line that does not parse, or that `parse` rejects, is skipped. With `repair` the
+        file is fixed for the next append: a torn line is cut off, bad lines are moved to `bad_path`."""
         if not self.path.exists():
             return [], None
         data = self.path.read_bytes()
-        records: list[dict[str, Any]] = []
-        good_end = 0
+        lines = data.split(b"\n")  # the last element is what follows the last newline (b"" when none)
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        records: list[T] = []
+        good: list[bytes] = []
+        bad: list[int] = []
+        torn_at = None  # byte offset of a torn last line
         pos = 0
-        while pos < len(data):
-            nl = data.find(b"\n", pos)
-            if nl < 0:
-                break
-            line = data[pos:nl]
+        for i, line in enumerate(lines):
+            start, pos = pos, pos + len(line) + 1
+            if not line.strip():
+                continue
             try:
-                if line.strip():
-                    records.append(json.loads(line))
-            except ValueError:
-                break  # only the last line can be torn; anything after it is unreachable
-            pos = nl + 1
-            good_end = pos
-        torn = None
-        if good_end < len(data):
-            torn = TornTail(self.path.name, len(data) - good_end)
-            if repair:
+                row = json.loads(line)
+            except (ValueError, RecursionError):
+                if i == last:
+                    torn_at = start
+                    break
+                bad.append(i)
+                continue
+            try:
+                records.append(parse(row))
+                good.append(line)
+            except SHAPE_ERRORS:
+                bad.append(i)
+        damage = None
+        if bad or torn_at is not None:
+            damage = LogDamage(str(self.path), len(data) - torn_at if torn_at is not None else 0, [i + 1 for i in bad])
+        if repair:
+            self._repair(data, good, [lines[i] for i in bad], torn_at, damage)
+        return records, damage
+
+    def _repair(self, data: bytes, good: list[bytes], bad: list[bytes], torn_at: int | None,
+                damage: LogDamage | None) -> None:
+        """Leave the file holding only good lines, each ending in a newline, so the next append starts clean."""
+        self.close()  # a rewrite replaces the file: never append to the old one
+        try:
+            if bad:
+                self._keep_aside(bad)
+                atomic_write_bytes(self.path, b"".join(line + b"\n" for line in good))
+                assert damage is not None
+                damage.kept_aside = str(self.bad_path)
+            elif torn_at is not None:
                 with open(self.path, "r+b") as f:
-                    f.truncate(good_end)
-        return records, torn
+                    f.truncate(torn_at)
+            elif data and not data.endswith(b"\n"):  # a whole last record whose newline never made it
+                self.append_bytes(b"\n")
+                self.close()
+        except OSError as e:
+            raise StorageError.from_os(self.path, e) from None
+
+    def _keep_aside(self, bad: list[bytes]) -> None:
+        """Append the bad lines to `bad_path`, once: a repair killed before its rewrite finds them there."""
+        seen = set(self.bad_path.read_bytes().split(b"\n")) if self.bad_path.exists() else set()
+        new = [line for line in dict.fromkeys(bad) if line not in seen]
+        if new:
+            aside = JsonlLog(self.bad_path, fsync=True)
+            try:
+                aside.append_bytes(b"".join(line + b"\n" for line in new))
+            finally:
+                aside.close()
 
     def append(self, record: dict[str, Any] | str) -> None:
         line = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        payload = (line + "\n").encode("utf-8")
+        self.append_bytes((line + "\n").encode("utf-8"))
+
+    def append_bytes(self, payload: bytes) -> None:
+        """Write `payload` whole; a failed write (ENOSPC, EIO, ...) is cut back off the file and raised as a
+        StorageError, so no torn line ever sits before a later record."""
         with self._lock:
-            if self._fh is None:
-                self._fh = open(self.path, "ab", buffering=0)
-            self._fh.write(payload)
-            if self.fsync:
-                os.fsync(self._fh.fileno())
+            if self._broken is not None:
+                raise self._broken
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+                start = os.fstat(self._fd).st_size
+            except OSError as e:
+                raise StorageError.from_os(self.path, e) from None
+            try:
+                _write_all(self._fd, payload)
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError as e:
+                err = StorageError.from_os(self.path, e)
+                try:
+                    os.ftruncate(self._fd, start)
+                except OSError:
+                    self._broken = err
+                raise err from None
 
     def close(self) -> None:
         with self._lock:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _attempt(row: Any) -> Trajectory:
+    """An attempts.jsonl record; its key must be an (item id, sample index) to be resumed by."""
+    t = Trajectory.from_dict(row)
+    if not isinstance(t.item_id, str) or not isinstance(t.sample_index, int):
+        raise TypeError("an attempt needs a string item_id and an integer sample_index")
+    return t
+
+
+def _reply(row: Any) -> dict[str, Any]:
+    """A replies.jsonl record, with every field a replayed turn reads (see attempt._generate)."""
+    if not (isinstance(row, dict) and isinstance(row.get("key"), str) and isinstance(row.get("text"), str)
+            and isinstance(row.get("usage"), dict) and "finish_reason" in row):
+        raise ValueError("a reply needs a string key and text, a usage object and a finish_reason")
+    Usage(**row["usage"])  # unknown usage fields raise TypeError
+    return row
 
 
 @dataclass
@@ -98,7 +207,7 @@ class RunState:
     attempts: dict[tuple[str, int], Trajectory] = field(default_factory=dict)  # last line per key
     superseded: Usage = field(default_factory=Usage)  # what the earlier lines of retried attempts paid
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # reply key -> reply record
-    torn: list[TornTail] = field(default_factory=list)
+    damaged: list[LogDamage] = field(default_factory=list)
     lines: int = 0
 
     def done(self, key: tuple[str, int]) -> bool:
@@ -106,9 +215,12 @@ class RunState:
         return t is not None and t.status not in RETRY_STATUSES
 
     def record(self, t: Trajectory) -> None:
-        """`t` is the newest line for its (item, sample); the line it replaces stays counted in `superseded`."""
+        """`t` is the newest line for its (item, sample); the line it replaces stays counted in `superseded`,
+        unless it is the same line twice (a copied line is not a retry: it paid once)."""
         key = (t.item_id, t.sample_index)
         earlier = self.attempts.get(key)
+        if earlier == t:
+            return
         if earlier is not None:
             self.superseded.add(earlier.usage)
         self.attempts[key] = t
@@ -131,17 +243,13 @@ class RunStore:
     def load(self, repair: bool = True) -> RunState:
         """What the run dir holds; `repair=False` only reads (e.g. runs being merged elsewhere)."""
         state = RunState()
-        rows, torn = self.attempts.read(repair)
-        state.lines = len(rows)
-        for row in rows:
-            state.record(Trajectory.from_dict(row))
-        if torn:
-            state.torn.append(torn)
-        replies, torn = self.replies.read(repair)
-        for r in replies:
-            state.replies[r["key"]] = r
-        if torn:
-            state.torn.append(torn)
+        attempts, damage = self.attempts.read(_attempt, repair)
+        state.lines = len(attempts)
+        for t in attempts:
+            state.record(t)
+        replies, reply_damage = self.replies.read(_reply, repair)
+        state.replies = {r["key"]: r for r in replies}
+        state.damaged = [d for d in (damage, reply_damage) if d is not None]
         return state
 
     def add_attempt(self, traj: Trajectory) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import signal
 from collections import Counter
@@ -19,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from minio3_data import __version__
-from minio3_data.errors import BadInputError, Minio3Error
+from minio3_data.errors import BadInputError, Minio3Error, StorageError
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
 from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
@@ -49,7 +50,7 @@ class SynthSummary:
     acceptance: float
     cost_usd: float
     stopped: str | None  # why the run stopped early (target, budget, endpoint, interrupt), None when complete
-    torn: list[str] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # damaged log lines resume skipped or dropped, per log
     cache_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # why this run's failed attempts failed: reason -> count
     crashed: str | None = None  # an unexpected error (a bug) that stopped the run, naming the item
@@ -168,7 +169,8 @@ async def _run(
     cfg: SynthConfig, items: list[ProbeItem], prompts: ExemplarPrompts, store: RunStore, state: RunState,
     progress: _Progress,
 ) -> tuple[str | None, int, str | None]:
-    """Play every pending attempt; (why it stopped early, turns replayed from the cache, a crash or None)."""
+    """Play every pending attempt; (why it stopped early, turns replayed from the cache, a crash or None).
+    A failed write (a full disk) stops the run and is raised once the workers have stopped."""
     cache = OriginalCache()
     teacher = _make_teacher(cfg, notify=tqdm.write)
     ctx = AttemptContext(
@@ -193,6 +195,7 @@ async def _run(
     stop = asyncio.Event()
     reason: list[str] = []
     crashed: list[str] = []
+    storage: list[StorageError] = []
 
     def halt(why: str) -> None:
         if not stop.is_set():
@@ -207,23 +210,34 @@ async def _run(
         for item, s in work:
             if stop.is_set():
                 return
-            attempt = AttemptState(paid_turns=state.paid_turns((item.id, s)))
             try:
-                traj = await run_attempt(ctx, item, s, attempt)
-            except (TeacherUnavailable, BudgetExhausted) as e:
-                traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+                await play(item, s)
+            except StorageError as e:  # the disk, not the attempt: recording a failed attempt would fail too
+                storage.append(e)
                 halt(str(e))
-            except Minio3Error as e:  # a request that failed for good, a bad image: record, go on
-                traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
-            except Exception as e:  # a bug: keep what the attempt paid for, then stop the run naming the item
-                traj = failed_attempt(item, s, ctx.teacher.name, attempt, f"{e.__class__.__name__}: {e}")
-                crashed.append(f"item {item.id} (sample {s}): unexpected {e.__class__.__name__}: {e}")
-                halt(crashed[-1])
-            store.add_attempt(traj)
-            state.record(traj)
-            progress.update(traj)
-            if cfg.target is not None and progress.kept >= cfg.target:
-                halt(f"target of {cfg.target} kept trajectories reached")
+                return
+
+    async def play(item: ProbeItem, s: int) -> None:
+        """One attempt, recorded as it ends; a failed write propagates: it stops the run, not the attempt."""
+        attempt = AttemptState(paid_turns=state.paid_turns((item.id, s)))
+        try:
+            traj = await run_attempt(ctx, item, s, attempt)
+        except StorageError:
+            raise
+        except (TeacherUnavailable, BudgetExhausted) as e:
+            traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+            halt(str(e))
+        except Minio3Error as e:  # a request that failed for good, a bad image: record, go on
+            traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+        except Exception as e:  # a bug: keep what the attempt paid for, then stop the run naming the item
+            traj = failed_attempt(item, s, ctx.teacher.name, attempt, f"{e.__class__.__name__}: {e}")
+            crashed.append(f"item {item.id} (sample {s}): unexpected {e.__class__.__name__}: {e}")
+            halt(crashed[-1])
+        store.add_attempt(traj)
+        state.record(traj)
+        progress.update(traj)
+        if cfg.target is not None and progress.kept >= cfg.target:
+            halt(f"target of {cfg.target} kept trajectories reached")
 
     loop = asyncio.get_running_loop()
     tasks = [asyncio.create_task(worker()) for _ in range(max(1, cfg.concurrency))]
@@ -236,6 +250,8 @@ async def _run(
             loop.remove_signal_handler(signal.SIGINT)
         await ctx.teacher.aclose()
         await ctx.judge.aclose()
+    if storage:
+        raise storage[0]
     return (reason[0] if reason else None), ctx.cache_hits, (crashed[0] if crashed else None)
 
 
@@ -284,9 +300,9 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
-    torn = [f"{t.file}: dropped a torn last line of {t.bytes_dropped} bytes" for t in state.torn]
     stats = finalize(cfg, items, attempts, state.superseded,
-                     {"stopped": stopped, "torn_tails": torn, "replayed_turns": hits, "skipped_rows": skipped})
+                     {"stopped": stopped, "damaged_lines": [dataclasses.asdict(d) for d in state.damaged],
+                      "replayed_turns": hits, "skipped_rows": skipped})
     return SynthSummary(
         run_dir=Path(cfg.out),
         attempted_now=progress.done,
@@ -295,7 +311,7 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         acceptance=stats["acceptance"],
         cost_usd=stats["usage"]["cost_usd"],
         stopped=stopped,
-        torn=torn,
+        damaged=[d.describe() for d in state.damaged],
         cache_hits=hits,
         failures=dict(progress.failures),
         crashed=crashed,

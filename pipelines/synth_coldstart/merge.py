@@ -8,14 +8,15 @@ and can itself be resumed with `synth-coldstart --out`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 from minio3_data.records import Trajectory, Usage
-from minio3_data.store import RunStore, identity_diff, run_identity, write_run_json
+from minio3_data.store import LogDamage, RunStore, identity_diff, run_identity, write_run_json
 
 from . import dataset_items, finalize
 from .config import SynthConfig
@@ -28,6 +29,7 @@ class MergeSummary:
     attempts: int
     duplicates: int  # the same (item, sample) finished in more than one run; the first run's is kept
     kept: int
+    damaged: list[str] = field(default_factory=list)  # damaged source log lines, skipped (sources are not changed)
 
 
 def merge_runs(
@@ -46,8 +48,10 @@ def merge_runs(
     replies: dict[str, dict] = {}
     paid = Usage()  # what lines left out of the merge paid (retried and duplicate attempts): still counted
     duplicates = 0
+    damaged: list[LogDamage] = []
     for run in runs:
         state = RunStore(run).load(repair=False)
+        damaged += state.damaged
         replies.update(state.replies)
         paid.add(state.superseded)
         for key, traj in state.attempts.items():
@@ -74,5 +78,5 @@ def merge_runs(
         known = {it.id for it in items}
         stats = finalize(cfg, items, [t for (iid, _), t in sorted(attempts.items()) if iid in known], paid,
                          {"stopped": None, "merged_from": [str(r) for r in runs], "duplicates": duplicates,
-                          "skipped_rows": skipped})
-    return MergeSummary(out, len(runs), len(attempts), duplicates, stats["kept"])
+                          "damaged_lines": [dataclasses.asdict(d) for d in damaged], "skipped_rows": skipped})
+    return MergeSummary(out, len(runs), len(attempts), duplicates, stats["kept"], [d.describe() for d in damaged])
