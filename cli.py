@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from minio3_data import __version__
-from minio3_data.errors import Minio3Error
+from minio3_data.errors import Minio3Error, describe_os_error
 from minio3_data.memory import tune_malloc
 from minio3_data.teacher_options import DEFAULTS as TEACHER
 
@@ -47,7 +47,8 @@ def main(
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a Minio3Error as one line and exit 2; Ctrl-C exits 130 without a traceback."""
+    """Print a Minio3Error or an OSError (naming its file) as one line and exit 2; Ctrl-C exits 130 without a
+    traceback. Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -55,6 +56,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except Minio3Error as e:
             typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+        except OSError as e:
+            typer.secho(f"error: {describe_os_error(e)}", err=True, fg=typer.colors.RED)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             typer.secho("interrupted", err=True)
@@ -93,6 +97,10 @@ def build_visualprobe_cmd(
     ] = None,
     emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released layout to --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    max_pixels: Annotated[Optional[int], typer.Option(
+        help="coco/official: skip (and list) images above this many pixels (default 100,000,000; a 240 MP "
+        "image costs 1.5 GB per worker to decode)."
+    )] = None,
 ) -> None:
     """Build a VisualProbe-style dataset dir (train/test parquet, images/, manifest.json) with target boxes.
 
@@ -108,7 +116,7 @@ def build_visualprobe_cmd(
     summary = build_visualprobe(
         source, out, train=train, test=test, seed=seed, workers=workers,
         long_side=_parse_long_side(long_side), images=images, annotations=annotations, from_dir=from_dir,
-        emit_mini_o3=emit_mini_o3_json, overwrite=overwrite,
+        emit_mini_o3=emit_mini_o3_json, overwrite=overwrite, max_pixels=max_pixels,
     )
     for split, n in summary.counts.items():
         mix = ", ".join(f"{d} {k}" for d, k in summary.by_difficulty[split].items())
@@ -347,7 +355,7 @@ def train_sft_cmd(
     """
     from train.sft import run_sft, sft_launch
 
-    launch = sft_launch(export, model, llamafactory_cli, nproc, extra or [])
+    launch = sft_launch(export, model, llamafactory_cli, nproc, extra or [], check_cli=not dry_run)
     if dry_run:
         typer.echo(launch.dry_run())
         return

@@ -1,6 +1,7 @@
 """User-facing errors: one line that names the item or file and says what to do.
 
-The CLI catches `Minio3Error` and prints `str(err)` without a traceback; anything else is a bug.
+The CLI catches `Minio3Error` and prints `str(err)` without a traceback, and an `OSError` (the disk or the
+filesystem, not the code) as `describe_os_error`; anything else is a bug.
 """
 
 from __future__ import annotations
@@ -29,3 +30,11 @@ class StorageError(Minio3Error):
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
             return cls(f"disk full writing {path}; free space and rerun")
         return cls(f"cannot write {path}: {e.strerror or e}; fix it and rerun")
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for a filesystem error that reached the CLI, naming the file(s) it names."""
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full{f' writing {where}' if where else ''}; free space and rerun"
+    return f"{where}: {e.strerror or e}" if where else str(e.strerror or e)

@@ -225,6 +225,8 @@ def read_exemplar(file: Path) -> tuple[Exemplar | None, list[str]]:
         return None, [f"{file}: cannot read ({e.strerror})"]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         return None, [f"{file}: not valid JSON ({e})"]
+    except RecursionError:
+        return None, [f"{file}: JSON nested too deeply to be an exemplar"]
     if not isinstance(data, dict):
         return None, [f"{file}: must be a JSON object"]
     for key in sorted(set(data) - set(FIELDS)):

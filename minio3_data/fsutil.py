@@ -1,18 +1,26 @@
-"""Atomic file and directory output and safe relative paths.
+"""Atomic file and directory output, safe relative paths, and content hashes for output file names.
 
 Every stage finalises its outputs with a rename, so a killed run never leaves a half-written file or dataset.
+Files copied or written into an output are named by their content, never by a path an input gave.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 
 from .errors import BadInputError
+from .outputs import Inputs, OutputBusyError, claim_output, output_lock
+
+_TMP_RE = re.compile(r"\.(?P<name>.+)\.tmp-\d+-\w+")  # a temp dir of atomic_dir, named by its output
+HASH_CHARS = 32
 
 
 def _umask() -> int:
@@ -77,51 +85,61 @@ def check_output_dir(out: str | os.PathLike, overwrite: bool) -> Path:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _refuse_replacing_cwd(out: Path) -> None:
+    """A dir renamed into place cannot be the one the user stands in (or `/`): refused before any work."""
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        raise BadInputError(
+            f"--out {out}: is the current directory or one of its parents; give a new directory to build into"
+        )
 
 
 def _remove_abandoned(out: Path) -> None:
-    """Delete temp dirs that a killed earlier build of `out` left beside it (their process is gone)."""
-    for sibling in out.parent.glob(f".{out.name}.tmp-*-*"):
-        pid = sibling.name[len(f".{out.name}.tmp-") :].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(sibling, ignore_errors=True)
+    """Delete the temp dirs that killed builds left beside `out` (whose lock the caller holds): its own, and
+    those of every other output in that dir that no process is building now."""
+    for tmp in out.parent.glob(".*.tmp-*"):
+        m = _TMP_RE.fullmatch(tmp.name)
+        if m is None or not tmp.is_dir():
+            continue
+        if m["name"] == out.name:
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        with contextlib.suppress(OutputBusyError), output_lock(out.parent / m["name"]):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def atomic_dir(out: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(out: str | os.PathLike, overwrite: bool = False, inputs: Inputs = ()) -> Iterator[Path]:
     """Build a directory in a temp sibling and rename it onto `out` when the block succeeds.
 
-    A killed build leaves only a hidden `.out.tmp-*` sibling, never a half dataset at `out`.
+    Before any work, `out` is claimed (outputs.claim_output: never overlapping `inputs`, locked for the
+    whole block) and checked. A killed build leaves only a hidden `.out.tmp-*` sibling, never a half
+    dataset at `out`; the next build into the same parent dir removes it.
     """
-    out = check_output_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-{os.getpid()}-"))
-    try:
-        yield tmp
-        _public(tmp, 0o777)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    _refuse_replacing_cwd(Path(out).resolve())
+    with claim_output(out, inputs) as final:
+        check_output_dir(final, overwrite)
+        _remove_abandoned(final)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-{os.getpid()}-"))
+        try:
+            yield tmp
+            _public(tmp, 0o777)
+            if final.exists():
+                old = final.with_name(f".{final.name}.old-{os.getpid()}")
+                os.replace(final, old)
+                os.replace(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def safe_relpath(root: str | os.PathLike, rel: str, what: str = "path") -> Path:
     """Resolve `rel` under `root`, refusing absolute paths and paths that escape `root`."""
+    if "\0" in rel:
+        raise BadInputError(f"{what} {rel!r}: holds a NUL byte, which no file name can")
     if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
         raise BadInputError(f"{what} {rel!r}: absolute paths are refused; give a path relative to {root}")
     root_resolved = Path(root).resolve()
@@ -129,3 +147,19 @@ def safe_relpath(root: str | os.PathLike, rel: str, what: str = "path") -> Path:
     if full != root_resolved and root_resolved not in full.parents:
         raise BadInputError(f"{what} {rel!r}: escapes {root}; paths must stay inside it")
     return full
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
+
+
+@lru_cache(maxsize=4096)
+def _file_hash(path: str, mtime_ns: int, size: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:HASH_CHARS]
+
+
+def file_hash(path: Path) -> str:
+    """Hash of a file's bytes, remembered per (path, mtime, size) so a shared original is read once."""
+    st = path.stat()
+    return _file_hash(str(path), st.st_mtime_ns, st.st_size)

@@ -46,12 +46,19 @@ def max_image_pixels() -> int:
         raise ImageError(f"{MAX_PIXELS_ENV}={raw!r}: must be an integer number of pixels") from None
 
 
-def check_pixels(path: str | os.PathLike, width: int, height: int) -> None:
-    limit = max_image_pixels()
+def check_pixels(
+    path: str | os.PathLike,
+    width: int,
+    height: int,
+    limit: int | None = None,
+    raise_with: str = f"{MAX_PIXELS_ENV}=N",
+) -> None:
+    """Refuse an image over `limit` pixels (default: the bomb guard's), saying which setting raises it."""
+    limit = max_image_pixels() if limit is None else limit
     if width * height > limit:
         raise ImageError(
             f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,} "
-            f"(decompression-bomb guard); raise it with {MAX_PIXELS_ENV}=N if the image is trusted"
+            f"(decompression-bomb guard); raise it with {raise_with} if the image is trusted"
         )
 
 

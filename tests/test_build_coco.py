@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
+from typer.testing import CliRunner
 
+from cli import app
 from minio3_data.errors import BadInputError
+from minio3_data.fsutil import file_hash
 from minio3_data.protocol import OPTION_LETTERS
 from minio3_data.records import read_items
 from pipelines.build_visualprobe import build_visualprobe, coco
@@ -36,7 +41,7 @@ SCENE = (
 
 
 def _draw(path: Path, size: tuple[int, int], boxes: list[tuple[int, int, int, int, int]]) -> None:
-    im = Image.new("RGB", size, (90, 110, 90))
+    im = Image.new("RGB", size, (90, 110, 60 + zlib.crc32(path.name.encode()) % 64))  # one picture, one content
     draw = ImageDraw.Draw(im)
     for cat, x, y, w, h in boxes:
         draw.rectangle([x, y, x + w, y + h], fill=(40 * cat % 255, 200, 255 - 30 * cat))
@@ -144,7 +149,7 @@ def test_build_copies_images_and_keeps_images_whole_per_split(tmp_path: Path) ->
     assert summary.counts == {"train": len(train), "test": len(test)} and len(test) == 2 and len(train) == 6
     assert not {it.image for it in train} & {it.image for it in test}
     for it in train + test:
-        assert it.image.startswith("images/sub/") and (out / it.image).is_file()
+        assert re.fullmatch(r"images/[0-9a-f]{32}\.jpg", it.image) and (out / it.image).is_file()
         assert it.source == "coco" and it.target_bbox is not None and (it.width, it.height) == (W, H)
         if it.options:
             assert it.answer in OPTION_LETTERS[:4]
@@ -189,7 +194,8 @@ def test_bad_images_are_skipped_and_listed(tmp_path: Path) -> None:
         and "absolute paths are refused" in reasons["/abs/elsewhere.jpg"]
     )
     assert "annotations say 2400x1800 but the image is 1200x900" in reasons["resized.jpg"]
-    assert {it.image for it in read_items(out / "train.parquet")} == {"images/good.jpg"}
+    good = f"images/{file_hash(tmp_path / 'images' / 'good.jpg')}.jpg"
+    assert {it.image for it in read_items(out / "train.parquet")} == {good}
     assert json.loads((out / "manifest.json").read_text())["skipped"] == summary.skipped
 
 
@@ -202,6 +208,20 @@ def test_decompression_bomb_is_refused_naming_the_limit(
         build_visualprobe("coco", tmp_path / "vp", images=tmp_path / "images", annotations=ann, workers=1)
     assert "1,000,000" in str(err.value) and "MINIO3_MAX_IMAGE_PIXELS" in str(err.value)
     assert not (tmp_path / "vp").exists()
+
+
+def test_dataset_images_have_their_own_lower_pixel_cap(tmp_path: Path) -> None:
+    """A 240 MP PNG of a few KB passes the 250 MP bomb guard but costs 1.5 GB per worker to decode."""
+    ann = make_coco(tmp_path, [{"file_name": "a.jpg"}, {"file_name": "b.jpg"}])
+    args = ["build-visualprobe", "--source", "coco", "--images", str(tmp_path / "images"), "--annotations", str(ann),
+            "--workers", "1", "--train", "5", "--test", "0"]
+    runner = CliRunner()
+    small = runner.invoke(app, [*args, "--out", str(tmp_path / "vp"), "--max-pixels", "4000000"])
+    assert small.exit_code == 2 and "4,000,000" in small.output and "--max-pixels N" in small.output
+    assert runner.invoke(app, [*args, "--out", str(tmp_path / "vp"), "--max-pixels", "5000000"]).exit_code == 0
+    manifest = json.loads((tmp_path / "vp" / "manifest.json").read_text())
+    assert manifest["params"]["max_pixels"] == 5_000_000
+    assert "--max-pixels" in runner.invoke(app, ["build-visualprobe", "--help"]).output
 
 
 @pytest.mark.parametrize(

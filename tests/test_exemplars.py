@@ -180,3 +180,15 @@ def test_cli_check_exit_codes(tmp_path) -> None:
     assert bad.exit_code == 1 and "turns[3].answer" in bad.output and "dfs-2.json" in bad.output
     missing = runner.invoke(app, ["exemplars", "check", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such exemplar directory" in missing.output
+
+
+def test_a_truncated_image_is_marked_on_the_page_and_the_rest_still_shown(tmp_path) -> None:
+    d, data = user_set(tmp_path)
+    write(d, data)
+    write(d, {**data, "id": "dfs-3", "image": "dfs-3.jpg"}, name="dfs-3")
+    whole = (d / "dfs-2.jpg").read_bytes()
+    (d / "dfs-3.jpg").write_bytes(whole[: len(whole) // 2])
+    res = CliRunner().invoke(app, ["exemplars", "check", str(d), "--out", str(tmp_path / "page.html")])
+    assert res.exit_code == 1 and "dfs-3.json: image:" in res.output and "truncated" in res.output
+    page = (tmp_path / "page.html").read_text()
+    assert "dfs-2 &mdash; <span class=\"ok\">OK" in page and "dfs-3 &mdash; <span class=\"bad\">1 problem(s)" in page

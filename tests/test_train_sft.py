@@ -117,6 +117,15 @@ def test_cli_exits_with_llamafactorys_code_and_dry_run_runs_nothing(export: Path
     assert bad.exit_code == 2 and "key=value" in bad.output
 
 
+def test_dry_run_prints_where_llamafactory_is_not_installed(
+    tmp_path: Path, export: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    dry = CliRunner().invoke(app, ["train-sft", "--export", str(export), "--model", "m", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.output.startswith(f"llamafactory-cli train {export / 'sft_qwen2_5_vl.yaml'} model_name_or_path=m")
+
+
 # --- real LLaMA-Factory, CPU ---------------------------------------------------------------------------
 
 

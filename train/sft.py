@@ -80,9 +80,11 @@ def sft_launch(
     cli: str | os.PathLike | None = None,
     nproc: int | None = None,
     extra: list[str] | None = None,
+    check_cli: bool = True,
 ) -> SftLaunch:
     """The command and environment that train `model` on an export; the export's YAML is used unchanged,
-    with the model and the export dir's current location given as overrides."""
+    with the model and the export dir's current location given as overrides. `check_cli=False` (a dry run)
+    names the CLI as given or found, without requiring it to be installed on this machine."""
     root = Path(export_dir).resolve()
     config = root / YAML_NAME
     if not config.is_file() or not (root / DATASET_INFO_NAME).is_file():
@@ -90,7 +92,7 @@ def sft_launch(
             f"{root}: no {YAML_NAME} / {DATASET_INFO_NAME}; run minio3 export-llamafactory first"
         )
     argv = [
-        find_cli(cli), "train", str(config),
+        find_cli(cli) if check_cli else str(cli or shutil.which(CLI_NAME) or CLI_NAME), "train", str(config),
         f"model_name_or_path={model}", f"dataset_dir={root}", f"media_dir={root}",
         *overrides(extra or []),
     ]  # fmt: skip

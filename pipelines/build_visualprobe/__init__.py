@@ -6,7 +6,8 @@ manifest.json; see DESIGN.md) from one source:
   coco      - template questions over COCO-format detection boxes;
   official  - the released Mini-o3 JSON layout (no boxes).
 The dir is built in a temporary sibling and renamed at the end, so a killed build leaves nothing at
---out. `emit_mini_o3_json=True` also writes the released layout next to the parquet files.
+--out; --out is locked for the build and may never be, contain or sit inside an input (minio3_data.outputs).
+`emit_mini_o3_json=True` also writes the released layout next to the parquet files.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from minio3_data.fsutil import atomic_dir
 
 from ..parallel import default_workers
 from .coco import build_coco
+from .image_files import DEFAULT_MAX_PIXELS
 from .official import emit_mini_o3_json, import_official
 from .result import Built, drop_bad_rows
 from .synthetic_source import build_synthetic
@@ -61,6 +63,7 @@ def _build(
     images: Path | None,
     annotations: Path | None,
     from_dir: Path | None,
+    max_pixels: int,
 ) -> Built:
     if source == "synthetic":
         return build_synthetic(
@@ -80,9 +83,14 @@ def _build(
             test=DEFAULT_TEST if test is None else test,
             seed=seed,
             workers=workers,
+            max_pixels=max_pixels,
         )
     return import_official(
-        root, _need(from_dir, "--from DIR", source), workers=workers, limits={"train": train, "test": test}
+        root,
+        _need(from_dir, "--from DIR", source),
+        workers=workers,
+        limits={"train": train, "test": test},
+        max_pixels=max_pixels,
     )
 
 
@@ -100,16 +108,23 @@ def build_visualprobe(
     from_dir: str | Path | None = None,
     emit_mini_o3: bool = False,
     overwrite: bool = False,
+    max_pixels: int | None = None,
 ) -> BuildSummary:
-    """Build a dataset dir at `out` from `source`; train/test default to 4000/500 (official: all)."""
+    """Build a dataset dir at `out` from `source`; train/test default to 4000/500 (official: all).
+
+    coco/official images above `max_pixels` (default 100 MP) are skipped and listed, never decoded."""
     if source not in SOURCES:
         raise BadInputError(f"--source {source!r}: use one of {', '.join(SOURCES)}")
     for name, n in (("--train", train), ("--test", test)):
         if n is not None and n < 0:
             raise BadInputError(f"{name} {n}: must be zero or more")
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
+    if max_pixels < 1:
+        raise BadInputError(f"--max-pixels {max_pixels}: must be a positive number of pixels")
     started = time.monotonic()
     out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as root:
+    inputs = [("--images", images), ("--annotations", annotations), ("--from", from_dir)]
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as root:
         built = _build(
             root,
             source,
@@ -121,6 +136,7 @@ def build_visualprobe(
             images=Path(images) if images else None,
             annotations=Path(annotations) if annotations else None,
             from_dir=Path(from_dir) if from_dir else None,
+            max_pixels=max_pixels,
         )
         drop_bad_rows(built)
         if not any(built.splits.values()):

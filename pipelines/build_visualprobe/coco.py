@@ -330,7 +330,7 @@ def _fill(
 
 
 def build_coco(
-    out: Path, *, images: Path, annotations: Path, train: int, test: int, seed: int, workers: int
+    out: Path, *, images: Path, annotations: Path, train: int, test: int, seed: int, workers: int, max_pixels: int
 ) -> Built:
     """Pick items image by image in a seeded order until the test quotas and the train count are met."""
     if not Path(images).is_dir():
@@ -343,7 +343,7 @@ def build_coco(
     usable = [(p, cs) for p in order if (cs := candidates(p, cats, seed))]
     need = rule.quotas(test)
     checked = ordered_map(
-        check_image, [(str(images), p.file_name) for p, _ in usable], workers, "coco images"
+        check_image, [(str(images), p.file_name, max_pixels) for p, _ in usable], workers, "coco images"
     )
     with contextlib.closing(checked):  # stopping early ends the worker pool
         built = _fill(out, Path(images), usable, checked, need, train)
@@ -356,6 +356,7 @@ def build_coco(
         "small_view_px": SMALL_VIEW_PX,
         "min_box_px": MIN_BOX_PX,
         "max_count": MAX_COUNT,
+        "max_pixels": max_pixels,
     }
     built.notes = {
         "test_quotas": rule.quotas(test),

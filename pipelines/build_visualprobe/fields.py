@@ -20,6 +20,8 @@ def load_json(path: Path) -> Any:
         raise BadInputError(f"{path}: no such annotation file") from None
     except json.JSONDecodeError as e:
         raise BadInputError(f"{path}: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except RecursionError:
+        raise BadInputError(f"{path}: JSON nested too deeply to be annotations") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BadInputError(f"{path}: cannot read ({e.__class__.__name__})") from None
 

@@ -1,27 +1,33 @@
 """Source images for the coco and official sources: validated in workers, copied into the dataset dir.
 
-A missing, corrupt, oversized (decompression bomb) or unsafe (absolute, escaping) image becomes a
-reason string, so the caller skips it and lists it in the manifest instead of failing the whole build.
+A missing, corrupt, oversized (over --max-pixels, or a decompression bomb) or unsafe (absolute, escaping)
+image becomes a reason string, so the caller skips it and lists it in the manifest instead of failing the
+whole build. A copy is named by its content, never by the path the annotations gave, so no file_name can
+steer it outside the dataset dir.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from minio3_data.errors import BadInputError
-from minio3_data.fsutil import safe_relpath
-from minio3_data.images import image_size, open_image
+from minio3_data.fsutil import file_hash, safe_relpath
+from minio3_data.images import check_pixels, image_size, open_image
 
 VALIDATE_PIXELS = 250_000  # decode at reduced scale: enough to catch truncated or corrupt files
+DEFAULT_MAX_PIXELS = 100_000_000  # a dataset image above this costs gigabytes per worker to decode
+_SUFFIX_RE = re.compile(r"\.[a-z0-9]{1,5}")
 
 
-def check_image(task: tuple[str, str]) -> tuple[int, int] | str:
-    """(root, relative path) -> the image's (width, height), or why it cannot be used."""
-    root, rel = task
+def check_image(task: tuple[str, str, int]) -> tuple[int, int] | str:
+    """(root, relative path, max pixels) -> the image's (width, height), or why it cannot be used."""
+    root, rel, max_pixels = task
     try:
         path = safe_relpath(root, rel, "image path")
         size = image_size(path)
+        check_pixels(path, *size, limit=max_pixels, raise_with="--max-pixels N")  # before the decode it saves
         open_image(path, draft_pixels=VALIDATE_PIXELS)
     except BadInputError as e:  # ImageError is one: missing, corrupt, bomb; safe_relpath: unsafe path
         return str(e)
@@ -29,9 +35,14 @@ def check_image(task: tuple[str, str]) -> tuple[int, int] | str:
 
 
 def copy_image(root: Path, rel: str, dataset: Path) -> str:
-    """Copy a checked image to dataset/images/<rel>; returns its dataset-relative path."""
-    dest_rel = f"images/{Path(rel).as_posix()}"
+    """Copy a checked image to dataset/images/<content hash><suffix>; returns its dataset-relative path.
+
+    Same bytes, same name: a build is reproducible, and an image named twice is stored once."""
+    src = safe_relpath(root, rel, "image path")
+    suffix = PurePosixPath(rel).suffix.lower()
+    dest_rel = f"images/{file_hash(src)}{suffix if _SUFFIX_RE.fullmatch(suffix) else ''}"
     dest = dataset / dest_rel
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(safe_relpath(root, rel, "image path"), dest)
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
     return dest_rel

@@ -99,7 +99,9 @@ def _released_files(root: Path) -> list[tuple[str, str, Path]]:
     return found
 
 
-def import_official(out: Path, root: Path, *, workers: int, limits: dict[str, int | None]) -> Built:
+def import_official(
+    out: Path, root: Path, *, workers: int, limits: dict[str, int | None], max_pixels: int
+) -> Built:
     """Import the released layout under `root` into the dataset dir being built at `out`."""
     root = Path(root)
     if not root.is_dir():
@@ -118,10 +120,10 @@ def import_official(out: Path, root: Path, *, workers: int, limits: dict[str, in
         if cap is not None:
             rows[split] = rows[split][:cap]
     rels = sorted({row["image"] for split_rows in rows.values() for _, row in split_rows})
-    sizes = dict(
-        zip(rels, ordered_map(check_image, [(str(root), rel) for rel in rels], workers, "official images"))
-    )
-    built = Built(splits={"train": [], "test": []}, params={"from": str(root), "limits": limits})
+    tasks = [(str(root), rel, max_pixels) for rel in rels]
+    sizes = dict(zip(rels, ordered_map(check_image, tasks, workers, "official images")))
+    params = {"from": str(root), "limits": limits, "max_pixels": max_pixels}
+    built = Built(splits={"train": [], "test": []}, params=params)
     copied: dict[str, str] = {}
     for split, split_rows in rows.items():
         for item_id, row in split_rows:

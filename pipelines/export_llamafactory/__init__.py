@@ -4,7 +4,8 @@
 Sources: a synth-coldstart run dir (`export_run`) or the released Mini-o3-Coldstart parquet
 (`export_official`). Every row is validated before it is written, so LLaMA-Factory never silently drops,
 truncates or crashes on one; excluded rows are listed in `excluded.jsonl` with the rule they broke.
-The export dir is built in a temp sibling and renamed into place, so a killed export leaves nothing half-done.
+The export dir is built in a temp sibling and renamed into place, so a killed export leaves nothing half-done;
+it is locked while written and may never be, contain or sit inside an input (minio3_data.outputs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tqdm import tqdm
 
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
+from minio3_data.outputs import Inputs
 
 from ..parallel import default_workers, ordered_map
 from .config import config_files
@@ -100,15 +102,18 @@ def export_llamafactory(
     workers: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    inputs: Inputs = (),
 ) -> ExportSummary:
-    """Validate and write every row of `source` to `out`; the export dir appears only when complete."""
+    """Validate and write every row of `source` to `out`; the export dir appears only when complete.
+
+    `inputs` are the paths the source reads, which `out` must stay clear of."""
     limits = Limits(cutoff_len, image_max_pixels, image_min_pixels)
     _check_options(fmt, limits)
     started = time.monotonic()
     final = Path(out).resolve()
     summary = ExportSummary(str(final), source_name, fmt)
     excluded: Counter[str] = Counter()
-    with atomic_dir(final, overwrite) as tmp:
+    with atomic_dir(final, overwrite, inputs) as tmp:
         writer, data_file = open_writer(tmp, fmt)
         convert = source.converter(tmp if fmt == "json" else None, limits)
         with closing(writer), open(tmp / EXCLUDED_NAME, "w", encoding="utf-8") as listing:
@@ -152,10 +157,14 @@ def _record(r: RowResult, summary: ExportSummary, excluded: Counter[str], writer
 def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
     """Export a synth-coldstart run dir (its kept, correct trajectories); options as export_llamafactory."""
     run = Path(run_dir)
-    return export_llamafactory(RunSource(run), out, source_name=str(run), **options)
+    source = RunSource(run)
+    inputs = [("--run", run), ("(the run's dataset)", source.dataset_dir)]
+    return export_llamafactory(source, out, source_name=str(run), inputs=inputs, **options)
 
 
 def export_official(path: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
     """Export the released Mini-o3-Coldstart parquet (a file, or the folder of its shards)."""
     src = Path(path)
-    return export_llamafactory(OfficialSource(official_files(src)), out, source_name=str(src), **options)
+    return export_llamafactory(
+        OfficialSource(official_files(src)), out, source_name=str(src), inputs=[("--official", src)], **options
+    )

@@ -7,11 +7,9 @@ write identical bytes through a rename, so the race is harmless.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 from minio3_data.errors import ImageError
@@ -20,28 +18,11 @@ from minio3_data.images import open_header
 
 ImageEntry = str | dict[str, object]  # a path relative to the export dir, or {"bytes", "path"} (HF Image)
 FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
-HASH_CHARS = 32
 # A file cut short keeps a valid header (LLaMA-Factory would crash on it mid-training); its missing end
 # marker is the cheap tell, where a full decode is the cost this exporter avoids. JPEG scan data never
 # holds FF D9 (0xFF is byte-stuffed), so finding it near the end is a sound test.
 END_MARKERS = {"jpg": b"\xff\xd9", "png": b"IEND"}
 END_WINDOW = 1024
-
-
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
-
-
-@lru_cache(maxsize=4096)
-def _file_hash(path: str, mtime_ns: int, size: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:HASH_CHARS]
-
-
-def file_hash(path: Path) -> str:
-    """Hash of a file's bytes, remembered per (path, mtime, size) so a shared original is read once."""
-    st = path.stat()
-    return _file_hash(str(path), st.st_mtime_ns, st.st_size)
 
 
 def sniff(data: bytes, what: str) -> tuple[str, int, int]:

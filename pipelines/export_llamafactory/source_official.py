@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError, ImageError
+from minio3_data.fsutil import content_hash
 
-from .media import ImageSink, content_hash, sniff
+from .media import ImageSink, sniff
 from .row import PendingImage, RowResult, excluded, finish
 from .stream import iter_rows, open_parquet
 from .validate import Limits

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError, ImageError
-from minio3_data.fsutil import safe_relpath
+from minio3_data.fsutil import file_hash, safe_relpath
 from minio3_data.images import OriginalCache, open_header
 from minio3_data.records import ProbeItem, Trajectory
 from minio3_data.render import conversation, to_sharegpt
 from minio3_data.row_rules import row_problems
-from minio3_data.store import RUN_JSON, read_run_json
+from minio3_data.store import RUN_JSON, SHAPE_ERRORS, read_run_json
 from minio3_data.zoom import Observation, ZoomEnv
 
-from .media import FORMAT_EXT, ImageSink, file_hash
+from .media import FORMAT_EXT, ImageSink
 from .row import PendingImage, RowResult, excluded, finish
 from .stream import iter_rows, open_parquet
 from .validate import Limits
@@ -114,7 +114,17 @@ class RunConverter:
         if self.cache is None:
             self.cache = OriginalCache(WORKER_CACHE_BYTES)
         sink = ImageSink(self.root)
-        return [self.convert(Trajectory.from_dict(r), sink) for r in rows]
+        return [self.convert_row(r, sink) for r in rows]
+
+    def convert_row(self, row: dict[str, Any], sink: ImageSink) -> RowResult:
+        """One stored row; a row of the wrong shape (edited, or written by another tool) is excluded, not
+        a reason to stop the export."""
+        try:
+            traj = Trajectory.from_dict(row)
+        except SHAPE_ERRORS as e:
+            rid = row.get("id") if isinstance(row.get("id"), str) else "(no id)"
+            return excluded(rid, "bad_record", f"not a trajectory record ({e.__class__.__name__}: {e})")
+        return self.convert(traj, sink)
 
     def convert(self, traj: Trajectory, sink: ImageSink) -> RowResult:
         if not traj.correct:

@@ -34,6 +34,14 @@ class Limits:
     image_min_pixels: int
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_structure(conversations: Any) -> Exclusion | None:
     """Shape and role order: [system], then human/gpt pairs, ending with gpt, no empty turns."""
     if not isinstance(conversations, list) or not conversations:
@@ -47,6 +55,8 @@ def check_structure(conversations: Any) -> Exclusion | None:
             return Exclusion("bad_conversations", f"turn {i} is not a {{from: str, value: str}} object")
         if not m["value"].strip():
             return Exclusion("empty_turn", f"turn {i} ({m['from']}) is empty")
+        if not _encodable(m["from"]) or not _encodable(m["value"]):
+            return Exclusion("bad_text", f"turn {i} holds a lone surrogate, which UTF-8 cannot write")
     body = conversations[1:] if conversations[0]["from"] == SYSTEM else conversations
     for i, m in enumerate(body):
         want = HUMAN if i % 2 == 0 else GPT

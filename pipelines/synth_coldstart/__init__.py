@@ -23,9 +23,18 @@ from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error, StorageError
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
+from minio3_data.outputs import claim_output
 from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
 from minio3_data.row_rules import usable_items
-from minio3_data.store import RUN_JSON, RunState, RunStore, identity_diff, run_identity, write_run_json
+from minio3_data.store import (
+    ATTEMPTS,
+    RUN_JSON,
+    RunState,
+    RunStore,
+    identity_diff,
+    run_identity,
+    write_run_json,
+)
 from minio3_data.teachers import BudgetExhausted, GuardedTeacher, Teacher, TeacherUnavailable, make_teacher
 from minio3_data.teachers.base import GenerationConfig
 from minio3_data.teachers.scripted import ScriptedTeacher
@@ -95,14 +104,23 @@ def _check_run_json(cfg: SynthConfig, prompts: ExemplarPrompts) -> None:
     """A run dir remembers the options that shape its data; resuming with different ones would mix runs.
 
     run.json is (re)written only after the teacher, judge and exemplars are set up, so a typo in an option
-    never pins a run dir to it."""
-    if (Path(cfg.out) / RUN_JSON).exists():
+    never pins a run dir to it. Any other non-empty dir is refused: the run would write its outputs over the
+    files there, and attempts whose run.json is gone cannot be checked against these options."""
+    out = Path(cfg.out)
+    if (out / RUN_JSON).exists():
         diff = identity_diff(run_identity(cfg.out), cfg.identity(prompts.digest()))
         if diff:
             raise BadInputError(
                 f"{cfg.out}: this run dir was made with different {', '.join(diff)}; "
                 "resume with the same options or pick another --out"
             )
+    elif (out / ATTEMPTS).exists():
+        raise BadInputError(
+            f"{cfg.out}: holds {ATTEMPTS} but no {RUN_JSON}, so its attempts cannot be matched to these "
+            f"options; restore {RUN_JSON} or pick another --out"
+        )
+    elif out.is_dir() and any(out.iterdir()):
+        raise BadInputError(f"{cfg.out}: not empty and not a run dir (no {RUN_JSON}); pick a new or empty --out")
 
 
 def _write_run_json(cfg: SynthConfig, prompts: ExemplarPrompts) -> None:
@@ -188,9 +206,9 @@ async def _run(
         gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
     )
+    _write_run_json(cfg, prompts)  # before anything else is written into the run dir (file transport's media/)
     for ref in ctx.prompts.images():  # the shared exemplar images, once
         teacher.prepare_image(ref)
-    _write_run_json(cfg, prompts)
     progress.start()
     stop = asyncio.Event()
     reason: list[str] = []
@@ -277,6 +295,12 @@ def finalize(
 
 
 def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
+    """Run or resume the synthesis of `cfg`; the run dir is locked for the whole run (one writer)."""
+    with claim_output(cfg.out, [("--dataset", cfg.dataset)]):
+        return _synth_coldstart(cfg)
+
+
+def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     cfg.validate()
     items, skipped = _load_items(cfg)
     if not items:

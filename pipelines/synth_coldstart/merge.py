@@ -1,6 +1,7 @@
 """`merge_runs`: the run dirs of `--shard i/N` (or of several machines) joined into one run dir.
 
-The runs must have been made with the same data-shaping options (run.json). Attempts are keyed by
+The runs must have been made with the same data-shaping options (run.json); the merged dir may not be, contain
+or sit inside one of them or their dataset, and is locked while it is built. Attempts are keyed by
 (item, sample), whose seeds do not depend on the shard, so merged shards give exactly the run an unsharded
 synthesis would have given. The sources are only read; the merged dir is built aside and renamed into place,
 and can itself be resumed with `synth-coldstart --out`.
@@ -66,7 +67,8 @@ def merge_runs(
                       max_per_item=max_per_item, mix=mix or {})
     cfg.validate()
     items, skipped = dataset_items(cfg.dataset, cfg.split)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    inputs = [*(("(a run to merge)", run) for run in runs), ("(the runs' dataset)", cfg.dataset)]
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         store = RunStore(tmp)
         for key in sorted(attempts):
             store.add_attempt(attempts[key])
