@@ -16,6 +16,7 @@ import typer
 from minio3_data import __version__
 from minio3_data.errors import Minio3Error, describe_os_error
 from minio3_data.memory import tune_malloc
+from minio3_data.profiles import DEFAULT_PROFILE
 from minio3_data.teacher_options import DEFAULTS as TEACHER
 
 app = typer.Typer(
@@ -44,6 +45,12 @@ def main(
 ) -> None:
     """minio3: the Mini-o3 recipe (VisualProbe, cold-start synthesis, SFT, masked GRPO, Avg@k)."""
     tune_malloc()  # before any stage imports its heavy libraries (see minio3_data/memory.py)
+
+
+PROTOCOL_HELP = (
+    "released (the released Mini-o3 rollout's prompts, pixels and parsing, byte for byte: drop-in for its "
+    "checkpoints) | minio3 (ours, cleaned up); see docs/protocol.md"
+)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -139,6 +146,7 @@ def exemplars_check_cmd(
     out: Annotated[
         Optional[Path], typer.Option(help="HTML page to write (default: DIR/check.html, or ./exemplars_check.html).")
     ] = None,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
 ) -> None:
     """Replay every exemplar through ZoomEnv, check boxes, target and answer, and draw them on an HTML page.
 
@@ -148,7 +156,7 @@ def exemplars_check_cmd(
     """
     from pipelines.exemplars_check import check_exemplars
 
-    result = check_exemplars(directory, out)
+    result = check_exemplars(directory, out, protocol)
     for problem in result.problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
     typer.echo(f"{result.exemplars} exemplar(s), {len(result.problems)} problem(s); page: {result.html}")
@@ -184,6 +192,7 @@ def synth_coldstart_cmd(
     dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe.")],
     out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume.")],
     teacher: Annotated[str, typer.Option(help="scripted | openai | gemini")] = "scripted",
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
     split: Annotated[str, typer.Option(help="Dataset split to read.")] = "train",
     model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
     base_url: Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")] = None,
@@ -240,7 +249,8 @@ def synth_coldstart_cmd(
     )  # fmt: skip
     summary = synth_coldstart(
         SynthConfig(
-            dataset=dataset, out=out, split=split, teacher=teacher, client=client, exemplars=exemplars,
+            dataset=dataset, out=out, split=split, teacher=teacher, protocol=protocol, client=client,
+            exemplars=exemplars,
             exemplars_in_context=exemplars_in_context, exemplar_sampling=exemplar_sampling,
             target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
             context_tokens=context_tokens, max_tokens=max_tokens, temperature=temperature,
@@ -312,6 +322,9 @@ def export_llamafactory_cmd(
     image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = 2_000_000,
     image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = 40_000,
     workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all CPUs).")] = None,
+    protocol: Annotated[
+        Optional[str], typer.Option(help=f"{PROTOCOL_HELP}. Default: the run's own; --official rows are released")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Write trajectories as LLaMA-Factory ShareGPT data, validated so that no row is dropped or cut.
@@ -328,7 +341,9 @@ def export_llamafactory_cmd(
         image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
     )  # fmt: skip
     if run is not None:
-        summary = export_run(run, out, **options)
+        summary = export_run(run, out, protocol=protocol, **options)
+    elif protocol not in (None, "released"):
+        raise typer.BadParameter("--official rows speak the released protocol; drop --protocol")
     else:
         summary = export_official(official, out, **options)
     typer.echo(summary.text())

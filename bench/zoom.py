@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minio3_data.images import CROP_MAX_PIXELS, CROP_MIN_PIXELS, OriginalCache, encode_jpeg, fit_pixels
+from minio3_data.display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, fit_pixels
+from minio3_data.images import OriginalCache, encode_jpeg
 from minio3_data.protocol import Zoom
 from minio3_data.zoom import CROP_RESAMPLE, Observation, ZoomEnv, crop_box
 

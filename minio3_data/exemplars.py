@@ -36,6 +36,7 @@ from .errors import BadInputError, Minio3Error
 from .fsutil import safe_relpath
 from .images import OriginalCache, image_size
 from .judge import rule_judge
+from .profiles import DEFAULT_PROFILE, ProtocolProfile
 from .protocol import Answer, Malformed, Zoom, parse_turn, render_turn
 from .records import Turn
 from .zoom import Observation, PixelBox, ZoomEnv, crop_box
@@ -189,7 +190,7 @@ def _replay_geometry(
                 f"{zoom.source} does not exist yet; {len(boxes) - 1} observation(s) so far",
             )
             return []
-        box = crop_box(boxes[zoom.source_index], zoom.bbox)
+        box = crop_box(boxes[zoom.source_index], zoom.bbox, "minio3")  # an author gets the explaining messages
         if isinstance(box, str):
             problems.add(f"turns[{i}].zoom.bbox_2d", box)
             return []
@@ -280,6 +281,9 @@ def load_exemplars(directory: str | Path | None = None) -> list[Exemplar]:
     return exemplars
 
 
-def replay_exemplar(exemplar: Exemplar, cache: OriginalCache | None = None) -> list[Observation]:
-    """The observations the exemplar's turns see (index 0 = first view), through the real ZoomEnv."""
-    return ZoomEnv(exemplar.image, cache=cache).replay(exemplar.turns)
+def replay_exemplar(
+    exemplar: Exemplar, cache: OriginalCache | None = None, protocol: ProtocolProfile | str = DEFAULT_PROFILE
+) -> list[Observation]:
+    """The observations the exemplar's turns see (index 0 = first view), through the real ZoomEnv, at the
+    display sizes of `protocol`."""
+    return ZoomEnv(exemplar.image, cache=cache, protocol=protocol).replay(exemplar.turns)

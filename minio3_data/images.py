@@ -1,8 +1,8 @@
-"""Safe image decode, the shared cache of decoded originals, and the display-size rules.
+"""Safe image decode and the shared cache of decoded originals.
 
 One place decides how big an image may be (decompression-bomb guard), how EXIF orientation is applied,
-what size the model sees (the released Mini-o3 rules, or Qwen's smart_resize reimplemented here
-because qwen-vl-utils imports torch), and how often an original is decoded (once, into OriginalCache).
+and how often an original is decoded (once, into OriginalCache); display.py says what size the model
+sees it at.
 """
 
 from __future__ import annotations
@@ -19,20 +19,13 @@ from typing import IO
 
 from PIL import Image, ImageOps
 
+from .display import FIRST_VIEW_MAX_PIXELS, first_view_size
 from .errors import ImageError
-
-FIRST_VIEW_MAX_PIXELS = 2_000_000
-CROP_MIN_PIXELS = 40_000
-CROP_MAX_PIXELS = 2_000_000
-MIN_SIDE = 28
-MAX_ASPECT = 200
-QWEN_FACTOR = 28
 
 DEFAULT_MAX_IMAGE_PIXELS = 250_000_000
 MAX_PIXELS_ENV = "MINIO3_MAX_IMAGE_PIXELS"
 DEFAULT_CACHE_BYTES = 1 << 30
 CACHE_MB_ENV = "MINIO3_IMAGE_CACHE_MB"
-RESIZE_MODES: tuple[str, ...] = ("mini-o3", "smart")
 
 
 def max_image_pixels() -> int:
@@ -131,73 +124,6 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     return w, h
 
 
-def fit_pixels(width: int, height: int, max_pixels: int, min_pixels: int = 0) -> tuple[int, int]:
-    """The released Mini-o3 display rule: scale by sqrt into [min_pixels, max_pixels], sides >= 28.
-
-    Returns the display size; (width, height) when no change is needed.
-    """
-    w, h = width, height
-    if w * h > max_pixels:
-        s = math.sqrt(max_pixels / (w * h))
-        w, h = max(1, int(w * s)), max(1, int(h * s))
-    elif min_pixels and w * h < min_pixels:
-        s = math.sqrt(min_pixels / (w * h))
-        w, h = math.ceil(w * s), math.ceil(h * s)
-    if min(w, h) < MIN_SIDE:
-        s = MIN_SIDE / min(w, h)
-        w, h = max(MIN_SIDE, math.ceil(w * s)), max(MIN_SIDE, math.ceil(h * s))
-    return w, h
-
-
-def smart_resize(
-    height: int,
-    width: int,
-    factor: int = QWEN_FACTOR,
-    min_pixels: int = 4 * QWEN_FACTOR * QWEN_FACTOR,
-    max_pixels: int = 16384 * QWEN_FACTOR * QWEN_FACTOR,
-) -> tuple[int, int]:
-    """Qwen2-VL/2.5-VL's smart_resize: sides multiples of `factor`, pixels in [min, max]. Returns (h, w)."""
-    if max(height, width) / min(height, width) > MAX_ASPECT:
-        raise ValueError(
-            f"aspect ratio must be smaller than {MAX_ASPECT}, got {max(height, width) / min(height, width)}"
-        )
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
-
-
-def display_size(
-    width: int, height: int, max_pixels: int, min_pixels: int = 0, mode: str = "mini-o3"
-) -> tuple[int, int]:
-    """(width, height) the model sees: the released rule (`mini-o3`) or Qwen's smart_resize (`smart`)."""
-    if mode == "mini-o3":
-        return fit_pixels(width, height, max_pixels, min_pixels)
-    if mode == "smart":
-        h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
-        return w, h
-    raise ValueError(f"unknown resize mode {mode!r}; use one of {', '.join(RESIZE_MODES)}")
-
-
-def first_view_size(
-    width: int,
-    height: int,
-    max_pixels: int = FIRST_VIEW_MAX_PIXELS,
-    min_pixels: int = CROP_MIN_PIXELS,
-    mode: str = "mini-o3",
-) -> tuple[int, int]:
-    """Size of the first view of an original: downscaled to max_pixels, tiny images (< min_pixels) upscaled,
-    as the released loader does."""
-    return display_size(width, height, max_pixels, min_pixels, mode)
-
-
 def encode_jpeg(im: Image.Image, quality: int = 90) -> bytes:
     """Deterministic JPEG bytes (no EXIF, fixed quality and subsampling)."""
     buf = io.BytesIO()
@@ -268,16 +194,18 @@ class OriginalCache:
         *,
         size: tuple[int, int] | None = None,
         full: tuple[int, int] | None = None,
+        exact: bool = False,
     ) -> Image.Image:
         """The first view the model sees: LANCZOS to `size` (default: the released rule for `max_pixels`)
-        from a JPEG draft decode, or from the full decode where a draft would not reduce (the same pixels),
-        so its pixels never depend on cache state. `full`, the original's size, spares a header read."""
+        from a JPEG draft decode, or from the full decode where a draft would not reduce or where `exact`
+        asks for the released loader's pixels (LANCZOS from the full decode), so its pixels never depend on
+        cache state. `full`, the original's size, spares a header read."""
         key = _file_key(path)
         full = full or image_size(path)
         size = size or first_view_size(*full, max_pixels)
         if size == full:
             return self.get(path)  # nothing to resize: share the original's entry
-        if not _draft_reduces(full, size):  # a draft decode would be a full decode: share the original's
+        if exact or not _draft_reduces(full, size):  # from the full decode: share the original's
             return self._cached((*key, "view", size), lambda: self.get(path).resize(size, Image.Resampling.LANCZOS))
         return self._cached((*key, "view", size), lambda: _decode_view(path, size))
 

@@ -1,7 +1,8 @@
 """The action language every stage speaks: prompts, and parse/render of one assistant turn.
 
-Structure, tags, JSON keys, relative coordinates and Action/Observation numbering match the released
-Mini-o3 code (so its checkpoints and data interoperate); the prompt wording is ours.
+Structure, tags, JSON keys and relative coordinates match the released Mini-o3 code. This module holds
+the `minio3` profile's texts and the tolerant reading of a turn that both profiles share; the released
+texts and rules are in `released.py`, and `profiles.py` puts each profile together.
 
 An assistant turn is `<think>...</think>` followed by exactly one action:
   - a zoom:   `<grounding>{"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}</grounding>`
@@ -73,7 +74,14 @@ class Malformed:
     reason: str  # shown to the model in the error turn
 
 
-Action = Zoom | Answer | Malformed
+@dataclass(frozen=True)
+class Void:
+    """A turn that ends the trajectory without an answer (the `released` profile: no action at all)."""
+
+    reason: str
+
+
+Action = Zoom | Answer | Malformed | Void
 
 # `(?:(?!<tag>).)*?` takes the innermost opening tag, so a stray "<grounding>" earlier in the text
 # cannot swallow the real action.
@@ -145,7 +153,9 @@ def _number(token: str) -> float:
         raise ValueError(f"{_ARITY}; cannot read {_short(token.strip())} as a number") from None
 
 
-def _load_args(raw: str) -> object:
+def load_args(raw: str) -> object:
+    """The arguments inside <grounding>...</grounding>, read leniently (JSON, Python literals, or the two
+    fields found directly); ValueError when nothing can be read. Never evaluates code."""
     raw = raw.strip()
     try:
         return json.loads(raw)
@@ -219,7 +229,7 @@ def parse_turn(text: str, num_observations: int | None = None) -> Action:
     if m.re is _ANSWER_RE:
         return Answer(m.group(1).strip())
     try:
-        return _to_zoom(_load_args(m.group(1)), num_observations)
+        return _to_zoom(load_args(m.group(1)), num_observations)
     except ValueError as e:
         return Malformed(str(e))
 
@@ -236,23 +246,18 @@ def render_turn(think: str, action: Zoom | Answer) -> str:
     return f"<think>{think}</think>\n{render_action(action)}"
 
 
-def observation_parts(action_index: int, observation_index: int) -> tuple[str, str]:
-    """Text before and after the observation image in the user turn that follows a zoom.
-
-    `action_index` is the 0-based assistant turn; `observation_index` the 1-based crop number, which
-    (unlike the released code) does not drift after an error turn.
-    """
-    before, after = OBSERVATION_TEMPLATE.split("{image}")
-    return before.format(action=action_index, observation=observation_index), after
+_TAG_RE = re.compile(r"</?(?:think|grounding|answer)>")
 
 
-def observation_text(action_index: int, observation_index: int, placeholder: str = IMAGE_PLACEHOLDER) -> str:
-    before, after = observation_parts(action_index, observation_index)
-    return before + placeholder + after
-
-
-def error_text(message: str) -> str:
-    return ERROR_TEMPLATE.format(message=message.rstrip("."))
+def canonical_turn(text: str, action: Zoom | Answer) -> str:
+    """A parsed turn re-rendered in the one form every stage writes and the released rollout reads: its
+    thought (the text before the action when it has no <think>) and the action rendered by render_action,
+    so a student never learns a teacher's loose JSON, code fences or trailing prose."""
+    think = extract_think(text)
+    if not think:
+        m = _first_action(text) or re.search(r"<(?:grounding|answer)>", text)
+        think = _TAG_RE.sub("", text[: m.start()] if m else text).strip()
+    return render_turn(think, action)
 
 
 def question_text(question: str, options: list[str] | tuple[str, ...] = ()) -> str:

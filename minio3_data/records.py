@@ -24,8 +24,8 @@ from .fsutil import atomic_path
 
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
-ActionKind = Literal["zoom", "answer", "malformed"]
-Status = Literal["answered", "over_turn", "malformed", "failed"]
+ActionKind = Literal["zoom", "answer", "malformed", "void"]  # void: no action, ends the trajectory (released)
+Status = Literal["answered", "over_turn", "malformed", "void", "failed"]
 VerdictLabel = Literal["correct", "wrong", "unjudged"]
 
 

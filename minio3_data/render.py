@@ -13,14 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .protocol import (
-    IMAGE_PLACEHOLDER,
-    SYSTEM_PROMPT,
-    error_text,
-    observation_text,
-    question_text,
-    source_name,
-)
+from .profiles import DEFAULT_PROFILE, ProtocolProfile, get_profile
+from .protocol import IMAGE_PLACEHOLDER, question_text, source_name
 from .records import Trajectory, Turn
 from .teachers.base import ImageRef, Message, Part
 
@@ -35,22 +29,32 @@ class ChatTurn:
 
 
 def conversation(
-    question: str, options: Sequence[str], turns: Sequence[Turn], *, system: str = SYSTEM_PROMPT
+    question: str,
+    options: Sequence[str],
+    turns: Sequence[Turn],
+    *,
+    protocol: ProtocolProfile | str = DEFAULT_PROFILE,
+    system: str | None = None,
 ) -> list[ChatTurn]:
-    """System, question with the first view, then each assistant turn and what the environment answered.
+    """System, question with the first view, then each assistant turn and what the environment answered,
+    in the words of `protocol` (its system prompt unless `system` is given).
 
     After a zoom that produced observation k: the observation turn with image k. After a malformed turn
-    or an invalid zoom: the error turn. Nothing after an answer or an unexecuted (over-turn) zoom.
-    A stray placeholder in the question is dropped so the image count stays right.
+    or an invalid zoom: the error turn. Nothing after an answer, a void turn or an unexecuted (over-turn)
+    zoom. A stray placeholder in the question is dropped so the image count stays right.
     """
+    profile = get_profile(protocol)
     asked = question_text(question.replace(IMAGE_PLACEHOLDER, "").strip(), list(options))
-    chat = [ChatTurn("system", system), ChatTurn("user", f"{IMAGE_PLACEHOLDER}\n{asked}", [0])]
+    chat = [
+        ChatTurn("system", profile.system_prompt if system is None else system),
+        ChatTurn("user", f"{IMAGE_PLACEHOLDER}\n{asked}", [0]),
+    ]
     for i, turn in enumerate(turns):
         chat.append(ChatTurn("assistant", turn.text))
         if turn.observation is not None:
-            chat.append(ChatTurn("user", observation_text(i, turn.observation), [turn.observation]))
+            chat.append(ChatTurn("user", profile.observation_text(i, turn.observation), [turn.observation]))
         elif turn.error is not None:
-            chat.append(ChatTurn("user", error_text(turn.error)))
+            chat.append(ChatTurn("user", profile.error_text(turn.error)))
     return chat
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .display import first_view_size
 from .protocol import OPTION_LETTERS
 from .records import ProbeItem
 
@@ -61,6 +62,10 @@ def row_problems(item: ProbeItem, image_size: tuple[int, int] | None = None) -> 
         return [*problems, f"width/height {w}x{h}: not positive integers"]
     if image_size is not None and (w, h) != tuple(image_size):
         problems.append(f"width/height {w}x{h} but the image is {image_size[0]}x{image_size[1]}")
+    try:  # an image the released loader would drop cannot be shown to a model as it was trained
+        first_view_size(w, h)
+    except ValueError as e:
+        problems.append(str(e))
     bbox = _bbox_problem(item.target_bbox, w, h)
     return [*problems, bbox] if bbox else problems
 

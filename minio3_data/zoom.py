@@ -7,8 +7,9 @@ byte-identical observations anywhere: synthesis, export, RL, the viewer and eval
 
 Geometry follows the released Mini-o3 tool: relative bbox scaled to the source's pixels, int-truncated,
 clamped to [0, W-1] x [0, H-1]; invalid when narrower or shorter than 1 px or elongated past 1:200.
-Display sizes follow the released rules (or Qwen's smart_resize): first view LANCZOS, crops NEAREST
-as the released rollout resizes them (`smart` uses BICUBIC, as Qwen's image processor does).
+The protocol profile decides the display sizes (display.py), the messages a refused zoom gets, and how a
+source is resolved; first views are LANCZOS, crops NEAREST as the released rollout resizes them (`smart`
+uses BICUBIC, as Qwen's image processor does).
 """
 
 from __future__ import annotations
@@ -22,25 +23,17 @@ from pathlib import Path
 
 from PIL import Image
 
-from .errors import BadInputError
-from .images import (
-    CROP_MAX_PIXELS,
-    CROP_MIN_PIXELS,
-    FIRST_VIEW_MAX_PIXELS,
-    MAX_ASPECT,
-    RESIZE_MODES,
-    OriginalCache,
-    default_cache,
-    display_size,
-    encode_jpeg,
-    image_size,
-)
+from .display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, FIRST_VIEW_MAX_PIXELS, RESIZE_MODES, display_size
+from .errors import BadInputError, ImageError
+from .images import OriginalCache, default_cache, encode_jpeg, image_size
 from .lazy import lazy
+from .profiles import ProtocolProfile, get_profile
 from .protocol import Zoom
 from .records import Turn
 
 PixelBox = tuple[int, int, int, int]  # xyxy integer pixels of the original image
-CROP_RESAMPLE = {"mini-o3": Image.Resampling.NEAREST, "smart": Image.Resampling.BICUBIC}
+CROP_RESAMPLE = {"released": Image.Resampling.NEAREST, "minio3": Image.Resampling.NEAREST,
+                 "smart": Image.Resampling.BICUBIC}
 RELATIVE_DECIMALS = 3
 
 
@@ -72,31 +65,28 @@ class Observation:
 
 @dataclass(frozen=True)
 class ZoomError:
-    message: str  # what the model is told, via protocol.error_text
+    message: str  # what the model is told, via the profile's error_text
 
 
-def crop_box(source_box: PixelBox, bbox: tuple[float, float, float, float]) -> PixelBox | str:
+def crop_box(
+    source_box: PixelBox, bbox: tuple[float, float, float, float], profile: ProtocolProfile | str = "released"
+) -> PixelBox | str:
     """The released crop rule: the relative `bbox` of the source crop `source_box` -> a box on the original.
 
-    Returns the composed integer box, or the message that tells the model why the box is invalid.
+    Returns the composed integer box, or the message (in the profile's words) that tells the model why the
+    box is invalid.
     """
-    if not all(math.isfinite(v) for v in bbox):
-        return "bbox_2d holds a non-finite number; use four numbers between 0 and 1"
     sx0, sy0, sx1, sy1 = source_box
     w, h = sx1 - sx0, sy1 - sy0
-    x0, x1 = (min(max(int(v * w), 0), w - 1) for v in (bbox[0], bbox[2]))
-    y0, y1 = (min(max(int(v * h), 0), h - 1) for v in (bbox[1], bbox[3]))
-    cw, ch = x1 - x0, y1 - y0
-    if cw < 1 or ch < 1:
-        return (
-            f"the box {list(bbox)} is {max(cw, 0)}x{max(ch, 0)} pixels on the {w}x{h} source; x1 must be greater "
-            "than x0 and y1 greater than y0, with (x0, y0) the top-left corner"
-        )
-    if max(cw / ch, ch / cw) >= MAX_ASPECT:
-        return (
-            f"the box {list(bbox)} is {cw}x{ch} pixels, an aspect ratio of {max(cw / ch, ch / cw):.0f}; "
-            f"it must stay below {MAX_ASPECT}, so make the region less elongated"
-        )
+    box: list[int] = []
+    if all(math.isfinite(v) for v in bbox):
+        x0, x1 = (min(max(int(v * w), 0), w - 1) for v in (bbox[0], bbox[2]))
+        y0, y1 = (min(max(int(v * h), 0), h - 1) for v in (bbox[1], bbox[3]))
+        box = [x0, y0, x1, y1]
+    problem = get_profile(profile).box_error(bbox, box, (w, h))
+    if problem is not None:
+        return problem
+    x0, y0, x1, y1 = box
     return sx0 + x0, sy0 + y0, sx0 + x1, sy0 + y1
 
 
@@ -134,14 +124,18 @@ class ZoomEnv:
         image_path: str | os.PathLike,
         *,
         cache: OriginalCache | None = None,
-        resize: str = "mini-o3",
+        protocol: ProtocolProfile | str = "released",
+        resize: str | None = None,
         first_max_pixels: int = FIRST_VIEW_MAX_PIXELS,
         crop_min_pixels: int = CROP_MIN_PIXELS,
         crop_max_pixels: int = CROP_MAX_PIXELS,
         size: tuple[int, int] | None = None,
     ) -> None:
-        """`size`: the original's size as `image_size` read it, when the caller already knows it (many
-        environments on one image then read its header once)."""
+        """`protocol`: the profile whose messages, source rules and display sizes apply; `resize` another
+        display rule set (display.RESIZE_MODES, e.g. "smart"). `size`: the original's size as `image_size`
+        read it, when the caller already knows it (many environments on one image then read its header once)."""
+        self.profile = get_profile(protocol)
+        resize = resize or self.profile.resize
         if resize not in RESIZE_MODES:
             raise BadInputError(f"resize={resize!r}: use one of {', '.join(RESIZE_MODES)}")
         self.path = Path(image_path)
@@ -162,25 +156,23 @@ class ZoomEnv:
     def first_view(self) -> Observation:
         """Observation 0, made on first use: zooms never need it, only what the model is shown does."""
         if self._first is None:
-            size = self._display_size(self.width, self.height, self.first_max_pixels)
+            size = self._display_size(self.width, self.height, self.first_max_pixels, first=True)
             self._first = Observation(
                 0, (0, 0, self.width, self.height), size,
                 functools.partial(
-                    self.cache.first_view, self.path, self.first_max_pixels, size=size, full=(self.width, self.height)
+                    self.cache.first_view, self.path, self.first_max_pixels, size=size, full=(self.width, self.height),
+                    exact=self.resize == "released",
                 ),
             )
         return self._first
 
     def step(self, zoom: Zoom) -> Observation | ZoomError:
         """Execute one zoom: a new observation (appended), or the error the model is shown."""
-        try:
-            index = zoom.source_index
-        except ValueError as e:
-            return ZoomError(str(e))
-        if index > len(self._crops):
-            return ZoomError(f"{zoom.source} does not exist yet; there are {len(self._crops)} observation(s)")
+        index = self.profile.source_index(zoom.source, len(self._crops))
+        if isinstance(index, str):
+            return ZoomError(index)
         source = self._crops[index - 1].box if index else (0, 0, self.width, self.height)
-        box = crop_box(source, zoom.bbox)
+        box = crop_box(source, zoom.bbox, self.profile)
         if isinstance(box, str):
             return ZoomError(box)
         size = self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels)
@@ -189,17 +181,18 @@ class ZoomEnv:
         return obs
 
     def display(self, box: PixelBox) -> Image.Image:
-        """What the model sees of `box` (original pixels): the crop resized into the crop pixel range.
-
-        Resampled straight from the original over `box` instead of copying the crop first (3-5x
-        faster); the sample positions differ from crop-then-resize by under a pixel.
-        """
+        """What the model sees of `box` (original pixels): the crop resized into the crop pixel range."""
         return self._render(box, self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels))
 
     def _render(self, box: PixelBox, size: tuple[int, int]) -> Image.Image:
+        """The crop at its display size. `released`: the release's own two steps, crop then resize, for its
+        exact pixels (resizing over a box samples through Pillow's fixed-point path and differs by a pixel
+        here and there); otherwise resampled straight from the original over `box`, 3-30x faster."""
         original = self.cache.get(self.path)
         if size == (box[2] - box[0], box[3] - box[1]):
             return original.crop(box)
+        if self.resize == "released":
+            return original.crop(box).resize(size, CROP_RESAMPLE[self.resize])
         return original.resize(size, CROP_RESAMPLE[self.resize], box=box)
 
     def replay(self, turns: Iterable[Turn]) -> list[Observation]:
@@ -227,8 +220,8 @@ class ZoomEnv:
                 )
         return self.observations
 
-    def _display_size(self, width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    def _display_size(self, width: int, height: int, max_pixels: int, *, first: bool = False) -> tuple[int, int]:
         try:
-            return display_size(width, height, max_pixels, self.crop_min_pixels, self.resize)
+            return display_size(width, height, max_pixels, self.crop_min_pixels, self.resize, first=first)
         except ValueError as e:
-            raise BadInputError(f"{self.path}: {e}") from None
+            raise ImageError(f"{self.path}: {e}") from None

@@ -20,6 +20,7 @@ from minio3_data.errors import Minio3Error
 from minio3_data.exemplars import Exemplar, exemplar_files, read_exemplar, replay_exemplar, shipped_dir
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.images import OriginalCache, encode_jpeg
+from minio3_data.profiles import DEFAULT_PROFILE, get_profile
 from minio3_data.protocol import OPTION_LETTERS, render_action
 from minio3_data.zoom import Observation
 
@@ -116,12 +117,16 @@ def _section(
     return "".join(parts) + "</section>"
 
 
-def check_exemplars(directory: str | Path | None = None, out: str | Path | None = None) -> CheckResult:
-    """Check every exemplar of `directory` (default: the shipped six) and write the HTML page.
+def check_exemplars(
+    directory: str | Path | None = None, out: str | Path | None = None, protocol: str = DEFAULT_PROFILE
+) -> CheckResult:
+    """Check every exemplar of `directory` (default: the shipped six) and write the HTML page, with each
+    observation at the display size of `protocol`.
 
     The page goes to `out`, or DIR/check.html, or ./exemplars_check.html for the shipped set (whose
     directory may be read-only).
     """
+    get_profile(protocol)
     files = exemplar_files(directory)
     if out is None:
         out = Path(directory) / "check.html" if directory is not None else Path("exemplars_check.html")
@@ -139,7 +144,7 @@ def check_exemplars(directory: str | Path | None = None, out: str | Path | None 
                 )
             seen.setdefault(exemplar.id, file)
             try:
-                observations = replay_exemplar(exemplar, cache)
+                observations = replay_exemplar(exemplar, cache, protocol)
             except Minio3Error as e:
                 found.append(f"{file}: image: {e}")
         try:
@@ -157,7 +162,8 @@ def check_exemplars(directory: str | Path | None = None, out: str | Path | None 
     )
     page = (
         f'<!doctype html><html><head><meta charset="utf-8"><title>minio3 exemplars: {where}</title>'
-        f"<style>{STYLE}</style></head><body><h1>Exemplars in {where}</h1>{summary}{''.join(sections)}</body></html>"
+        f"<style>{STYLE}</style></head><body><h1>Exemplars in {where}</h1>"
+        f"<p>Observations as the <b>{protocol}</b> protocol shows them.</p>{summary}{''.join(sections)}</body></html>"
     )
     atomic_write_text(out, page)
     return CheckResult(len(files), problems, Path(out))

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from minio3_data.images import OriginalCache
-from minio3_data.protocol import Answer, Zoom, error_text, render_turn
+from minio3_data.protocol import Answer, Zoom, render_turn
 from minio3_data.records import Trajectory, Turn, Verdict, write_trajectories
 from minio3_data.render import conversation, to_released_row
 from minio3_data.zoom import Observation, ZoomEnv
@@ -104,7 +104,7 @@ def make_run(tmp: Path, trajectories: list[Trajectory] | None = None) -> Path:
     run.mkdir(parents=True, exist_ok=True)
     trajs = standard_trajectories(dataset) if trajectories is None else trajectories
     write_trajectories(run / "trajectories.parquet", trajs)
-    (run / "run.json").write_text(json.dumps({"dataset": str(dataset.resolve())}))
+    (run / "run.json").write_text(json.dumps({"dataset": str(dataset.resolve()), "identity": {"protocol": "released"}}))
     return run
 
 
@@ -138,5 +138,5 @@ def write_released(path: Path, rows: list[dict[str, Any]]) -> Path:
 def error_turn_trajectory(dataset: Path) -> Trajectory:
     """A kept trajectory with an invalid zoom (zero-width box) and its error turn before the answer."""
     traj = record(dataset, "images/scene1.jpg", [((0.5, 0.5, 0.5, 0.9), "original_image")], tid="item1#1")
-    assert traj.turns[0].error and error_text(traj.turns[0].error)
+    assert traj.turns[0].error
     return traj

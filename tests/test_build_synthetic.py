@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minio3_data.display import first_view_size
 from minio3_data.errors import BadInputError
-from minio3_data.images import first_view_size, open_image
+from minio3_data.images import open_image
 from minio3_data.protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS
 from minio3_data.records import read_items
 from pipelines.build_visualprobe import build_visualprobe

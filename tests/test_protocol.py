@@ -6,16 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from minio3_data.profiles import get_profile
 from minio3_data.protocol import (
     COORD_TOLERANCE,
     SYSTEM_PROMPT,
     Answer,
     Malformed,
     Zoom,
-    error_text,
     extract_think,
-    observation_parts,
-    observation_text,
     parse_turn,
     question_text,
     render_turn,
@@ -226,11 +224,12 @@ def test_templates_keep_the_released_structure() -> None:
     ):
         assert tag in SYSTEM_PROMPT
     assert "original_image" in SYSTEM_PROMPT and "1.0" in SYSTEM_PROMPT
-    text = observation_text(action_index=0, observation_index=1)
+    minio3 = get_profile("minio3")
+    text = minio3.observation_text(0, 1)
     assert text.startswith("After the above Action 0, here is the zoom-in image (Observation 1):\n<image>.\n")
-    before, after = observation_parts(3, 2)
+    before, after = minio3.observation_parts(3, 2)
     assert before.endswith("(Observation 2):\n") and after.startswith(".\n") and "Action 3" in before
-    err = error_text("the box is 0x5 pixels.")
+    err = minio3.error_text("the box is 0x5 pixels.")
     assert err.startswith("ERROR occurs during grounding. Error Information: the box is 0x5 pixels.\n")
     assert "<think>" in err
 

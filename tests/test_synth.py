@@ -150,11 +150,11 @@ def test_gemini_teacher_with_faults_loses_nothing(tiny_dataset, tmp_path, monkey
         srv.inject(Fault.truncated())
         summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="gemini", model="gemini-loopback",
                                        base_urls=[srv.url], api_key_env="MINIO3_GEMINI_KEY", timeout=0.8,
-                                       backoff_base=0.01, limit=4))
+                                       backoff_base=0.01, limit=4, protocol="minio3"))
     attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
     assert summary.attempts == 8 and all(a["status"] != "failed" for a in attempts)
     errors = [tn["error"] for a in attempts for tn in a["turns"] if tn["action"] == "malformed"]
-    assert len(errors) == 2 and any("finite" in e for e in errors)  # malformed + truncated became error turns
+    assert len(errors) == 2 and any("finite" in e for e in errors)  # minio3: malformed + truncated -> error turns
     assert sum(a["usage"]["thought_tokens"] for a in attempts) > 0
     for f in run.rglob("*"):
         if f.is_file():

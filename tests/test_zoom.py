@@ -51,13 +51,14 @@ def test_crop_box_clamps_to_last_pixel() -> None:
 
 
 def test_crop_box_rejects_empty_and_elongated_boxes() -> None:
+    """The minio3 profile's messages (the released ones are pinned in test_released_profile.py)."""
     for bbox in [(0.5, 0.5, 0.5, 0.9), (0.6, 0.1, 0.4, 0.9), (0.1, 0.5, 0.9, 0.5001), (1.0, 0.0, 1.0, 1.0)]:
-        message = crop_box((0, 0, 1000, 500), bbox)
+        message = crop_box((0, 0, 1000, 500), bbox, "minio3")
         assert isinstance(message, str) and "x1 must be greater than x0" in message
-    message = crop_box((0, 0, 10000, 10000), (0.0, 0.0, 1.0, 0.0049))  # 9999 x 49 -> aspect 204
+    message = crop_box((0, 0, 10000, 10000), (0.0, 0.0, 1.0, 0.0049), "minio3")  # 9999 x 49 -> aspect 204
     assert isinstance(message, str) and "aspect ratio" in message
     assert crop_box((0, 0, 10000, 10000), (0.0, 0.0, 0.995, 0.005)) == (0, 0, 9950, 50)  # aspect 199
-    assert "non-finite" in crop_box((0, 0, 100, 100), (float("nan"), 0, 1, 1))
+    assert "non-finite" in crop_box((0, 0, 100, 100), (float("nan"), 0, 1, 1), "minio3")
 
 
 def test_crop_of_crop_equals_crop_of_original(big_jpeg: str) -> None:
@@ -110,7 +111,7 @@ def test_first_view_and_numbering(big_jpeg: str) -> None:
 
 
 def test_errors_do_not_advance_numbering(big_jpeg: str) -> None:
-    env = ZoomEnv(big_jpeg, cache=OriginalCache())
+    env = ZoomEnv(big_jpeg, cache=OriginalCache(), protocol="minio3")
     assert isinstance(env.step(Zoom((0.5, 0.5, 0.5, 0.6))), ZoomError)
     missing = env.step(Zoom((0, 0, 1, 1), "observation_1"))
     assert isinstance(missing, ZoomError) and "does not exist" in missing.message
@@ -169,7 +170,7 @@ def test_first_view_uses_draft_and_matches_full_decode(tmp_path) -> None:
     big = tmp_path / "big.jpg"  # 24 MP: the 2 MP first view can be drawn from a half-scale DCT decode
     scene(6000, 4000).save(big, quality=90)
     cache = OriginalCache()
-    view = ZoomEnv(big, cache=cache).first_view().image
+    view = ZoomEnv(big, cache=cache, protocol="minio3").first_view().image
     assert (
         len(cache) == 1 and cache.nbytes == view.width * view.height * 3
     )  # the full original was never decoded nor kept

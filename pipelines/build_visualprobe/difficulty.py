@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 
-from minio3_data.images import FIRST_VIEW_MAX_PIXELS, first_view_size
+from minio3_data.display import FIRST_VIEW_MAX_PIXELS, first_view_size
 from minio3_data.records import DIFFICULTIES
 
 from .layout import ObjectBox

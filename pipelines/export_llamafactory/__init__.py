@@ -42,6 +42,8 @@ SUMMARY_NAME = "export.json"
 class Source(Protocol):
     """Rows in picklable chunks (rows, or where a worker finds them), and the converter a worker applies."""
 
+    protocol: str  # the protocol profile its rows speak
+
     def count(self) -> int: ...
     def chunks(self) -> Iterator[Any]: ...
     def converter(self, root: Path | None, limits: Limits) -> Callable[[Any], list[RowResult]]: ...
@@ -54,6 +56,7 @@ class ExportSummary:
     out: str
     source: str
     format: str
+    protocol: str  # the protocol profile the rows speak (system prompt, observation and error turns, pixels)
     rows_read: int = 0
     rows_written: int = 0
     excluded: dict[str, int] = field(default_factory=dict)  # rule code -> rows
@@ -65,7 +68,8 @@ class ExportSummary:
         lines = [
             (
                 f"exported {self.rows_written} of {self.rows_read} rows to {self.out} "
-                f"({self.format}, {self.images} images, longest row ~{self.max_tokens} tokens, {self.seconds:.1f}s)"
+                f"({self.format}, {self.protocol} protocol, {self.images} images, longest row ~{self.max_tokens} tokens, "
+                f"{self.seconds:.1f}s)"
             )
         ]
         if self.excluded:
@@ -111,7 +115,7 @@ def export_llamafactory(
     _check_options(fmt, limits)
     started = time.monotonic()
     final = Path(out).resolve()
-    summary = ExportSummary(str(final), source_name, fmt)
+    summary = ExportSummary(str(final), source_name, fmt, source.protocol)
     excluded: Counter[str] = Counter()
     with atomic_dir(final, overwrite, inputs) as tmp:
         writer, data_file = open_writer(tmp, fmt)
@@ -154,10 +158,13 @@ def _record(r: RowResult, summary: ExportSummary, excluded: Counter[str], writer
     summary.images += len(r.row["images"])  # embedded images; a JSON export counts unique files instead
 
 
-def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
-    """Export a synth-coldstart run dir (its kept, correct trajectories); options as export_llamafactory."""
+def export_run(
+    run_dir: str | os.PathLike, out: str | os.PathLike, *, protocol: str | None = None, **options: Any
+) -> ExportSummary:
+    """Export a synth-coldstart run dir (its kept, correct trajectories) in `protocol` (default: the one the
+    run was made in); options as export_llamafactory."""
     run = Path(run_dir)
-    source = RunSource(run)
+    source = RunSource(run, protocol)
     inputs = [("--run", run), ("(the run's dataset)", source.dataset_dir)]
     return export_llamafactory(source, out, source_name=str(run), inputs=inputs, **options)
 

@@ -78,9 +78,10 @@ class RowGroup:
 
 @dataclass
 class OfficialSource:
-    """The released rows, handed out one parquet row group at a time."""
+    """The released rows, handed out one parquet row group at a time; they speak the released protocol."""
 
     files: list[Path]
+    protocol: str = "released"
 
     def count(self) -> int:
         return sum(open_parquet(f).metadata.num_rows for f in self.files)

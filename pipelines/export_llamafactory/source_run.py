@@ -16,6 +16,7 @@ from typing import Any
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import file_hash, safe_relpath
 from minio3_data.images import OriginalCache, open_header
+from minio3_data.profiles import PROFILE_NAMES, get_profile
 from minio3_data.records import ProbeItem, Trajectory
 from minio3_data.render import conversation, to_sharegpt
 from minio3_data.row_rules import row_problems
@@ -32,6 +33,14 @@ AS_IS_FORMATS = ("JPEG", "PNG")
 # Decoded originals kept per worker process: enough for the trajectories of one chunk to share their
 # original, small enough that memory stays flat however many workers run.
 WORKER_CACHE_BYTES = 384 << 20
+
+
+def run_protocol(run_dir: Path) -> str:
+    """The protocol a run was made in; runs from before profiles existed spoke what is now `minio3`."""
+    name = read_run_json(run_dir).get("identity", {}).get("protocol", "minio3")
+    if name not in PROFILE_NAMES:
+        raise BadInputError(f"{run_dir / RUN_JSON}: unknown protocol {name!r}; use one of {', '.join(PROFILE_NAMES)}")
+    return name
 
 
 def _dataset_dir(run_dir: Path) -> Path:
@@ -79,13 +88,16 @@ def _row_of(traj: Trajectory) -> ProbeItem:
 
 @dataclass
 class RunSource:
-    """Streams a run's kept trajectories in chunks."""
+    """Streams a run's kept trajectories in chunks, rendered in `protocol` (None: the run's own)."""
 
     run_dir: Path
+    protocol: str | None = None
     chunk_rows: int = 16
 
     def __post_init__(self) -> None:
         self.dataset_dir = _dataset_dir(self.run_dir)
+        self.protocol = self.protocol or run_protocol(self.run_dir)
+        get_profile(self.protocol)
         self.path = self.run_dir / TRAJECTORIES
         if not self.path.is_file():
             raise BadInputError(f"{self.path}: missing; run synth-coldstart to the end first")
@@ -98,7 +110,8 @@ class RunSource:
         return iter_rows(self._file, self.chunk_rows)
 
     def converter(self, root: Path | None, limits: Limits) -> RunConverter:
-        return RunConverter(self.dataset_dir, root, limits)
+        assert self.protocol is not None  # set in __post_init__
+        return RunConverter(self.dataset_dir, root, limits, self.protocol)
 
 
 @dataclass
@@ -108,6 +121,7 @@ class RunConverter:
     dataset_dir: Path
     root: Path | None  # export dir for image files; None embeds bytes
     limits: Limits
+    protocol: str  # the profile the rows are rendered in: texts, observation numbering, display sizes
     cache: OriginalCache | None = field(default=None, repr=False)  # made lazily in each worker, never pickled
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[RowResult]:
@@ -131,7 +145,7 @@ class RunConverter:
             return excluded(traj.id, "not_correct", f"status {traj.status}, verdict {traj.verdict.label}")
         try:
             path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")
-            env = ZoomEnv(path, cache=self.cache)
+            env = ZoomEnv(path, cache=self.cache, protocol=self.protocol)
             sha = file_hash(path)
         except BadInputError as e:  # ImageError included: missing, corrupt or too large
             return excluded(traj.id, "image_error", str(e))
@@ -147,5 +161,6 @@ class RunConverter:
         images = [first_image(path, sha, env, observations[0])]
         images += [PendingImage(image_rel(sha, obs), *obs.size, obs.jpeg) for obs in observations[1:]]
         by_rel = {im.rel: im for im in images}  # indexed by observation, as to_sharegpt wants
-        record = to_sharegpt(conversation(traj.question, traj.options, traj.turns), [im.rel for im in images])
+        chat = conversation(traj.question, traj.options, traj.turns, protocol=self.protocol)
+        record = to_sharegpt(chat, [im.rel for im in images])
         return finish(traj.id, record["conversations"], [by_rel[rel] for rel in record["images"]], sink, self.limits)

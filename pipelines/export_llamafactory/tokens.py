@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 
 from minio3_data import tokens as estimate
-from minio3_data.images import smart_resize
+from minio3_data.display import smart_resize
 
 # The stock Qwen2.5-VL processor bounds (preprocessor_config.json); LLaMA-Factory's own caps come first.
 PROCESSOR_MIN_PIXELS = 56 * 56

@@ -24,6 +24,7 @@ from minio3_data.errors import BadInputError, Minio3Error, StorageError
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
 from minio3_data.outputs import claim_output
+from minio3_data.profiles import get_profile
 from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
 from minio3_data.row_rules import usable_items
 from minio3_data.store import (
@@ -196,6 +197,7 @@ async def _run(
         teacher=teacher,
         judge=_make_judge(cfg, teacher),
         prompts=prompts,
+        profile=get_profile(cfg.protocol),
         cache=cache,
         store=store,
         replies=state.replies,
@@ -308,7 +310,9 @@ def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from ({why})")
     # rendered before the run dir is checked, its identity holds their digest; their decoded originals are
     # not needed again, so they go to a cache of their own that is dropped after rendering
-    prompts = ExemplarPrompts(cfg.exemplars, cfg.exemplars_in_context, OriginalCache(), cfg.exemplar_sampling)
+    prompts = ExemplarPrompts(
+        cfg.exemplars, cfg.exemplars_in_context, OriginalCache(), cfg.exemplar_sampling, cfg.protocol
+    )
     _check_run_json(cfg, prompts)
     store = RunStore(cfg.out)
     state = store.load()

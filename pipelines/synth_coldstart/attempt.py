@@ -20,7 +20,8 @@ from minio3_data.errors import BadInputError, Minio3Error
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache, image_size
 from minio3_data.judge import Judge
-from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Zoom, parse_turn, trim_turn
+from minio3_data.profiles import ProtocolProfile
+from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Void, Zoom, canonical_turn
 from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict, field_values
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.row_rules import row_problems
@@ -92,6 +93,7 @@ class AttemptContext:
     teacher: Teacher
     judge: Judge
     prompts: ExemplarPrompts
+    profile: ProtocolProfile
     cache: OriginalCache
     store: RunStore
     replies: dict[str, dict[str, Any]]  # reply cache loaded at resume
@@ -106,9 +108,13 @@ class AttemptContext:
     sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
 
 
-def _own_messages(item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any]], refs: list[ImageRef]) -> list[Message]:
-    """The attempt's own conversation; assistant turns carry their provider state (Gemini thought signatures)."""
-    messages = to_teacher_messages(conversation(item.question, item.options, turns)[1:], refs)
+def _own_messages(
+    ctx: AttemptContext, item: ProbeItem, turns: list[Turn], extras: list[dict[str, Any]], refs: list[ImageRef]
+) -> list[Message]:
+    """The attempt's own conversation in the run's protocol; assistant turns carry their provider state
+    (Gemini thought signatures)."""
+    chat = conversation(item.question, item.options, turns, protocol=ctx.profile)
+    messages = to_teacher_messages(chat[1:], refs)
     for message, extra in zip((m for m in messages if m.role == "assistant"), extras):
         message.extra = extra
     return messages
@@ -157,7 +163,7 @@ def _environment(ctx: AttemptContext, item: ProbeItem) -> ZoomEnv:
         if problems:
             raise BadInputError(f"item {item.id}: {'; '.join(problems)}")
         source = ctx.sources[item.id] = (path, size)
-    return ZoomEnv(source[0], cache=ctx.cache, size=source[1])
+    return ZoomEnv(source[0], cache=ctx.cache, protocol=ctx.profile, size=source[1])
 
 
 async def run_attempt(ctx: AttemptContext, item: ProbeItem, sample_index: int, state: AttemptState) -> Trajectory:
@@ -186,7 +192,7 @@ async def _play(
     extras: list[dict[str, Any]] = []
     status = "over_turn"
     for t in range(ctx.max_turns):
-        own = _own_messages(item, turns, extras, refs)
+        own = _own_messages(ctx, item, turns, extras, refs)
         if prefix_tokens + estimate_prompt_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
             status = "over_turn"  # context budget, as the released rollout does
             break
@@ -199,16 +205,21 @@ async def _play(
             raise
         usage.add(reply.usage)
         extras.append(reply.extra)
-        text = trim_turn(reply.text)
-        action = parse_turn(text, num_observations=len(refs) - 1)
-        if isinstance(action, Answer):
-            turns.append(Turn(text, "answer", answer=action.text))
-            status = "answered"
+        text = ctx.profile.trim_turn(reply.text)
+        action = ctx.profile.parse_turn(text, num_observations=len(refs) - 1)
+        if isinstance(action, Void):  # the released rollout ends here
+            turns.append(Turn(text, "void"))
+            status = "void"
             break
         if isinstance(action, Malformed):
             turns.append(Turn(text, "malformed", error=action.reason))
             status = "malformed"
             continue
+        text = canonical_turn(text, action)  # what the student learns: the exact form its rollout reads
+        if isinstance(action, Answer):
+            turns.append(Turn(text, "answer", answer=action.text))
+            status = "answered"
+            break
         assert isinstance(action, Zoom)
         turn = Turn(text, "zoom", bbox=list(action.bbox), source=action.source)
         turns.append(turn)

@@ -8,6 +8,7 @@ from typing import Any
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
+from minio3_data.profiles import DEFAULT_PROFILE, PROFILE_NAMES
 from minio3_data.teacher_options import TeacherOptions
 
 from .patterns import TRAJECTORY_TAGS
@@ -22,8 +23,8 @@ TEACHERS = ("scripted", "openai", "gemini")
 # first action, and either way the stored turn is the same text.
 IDENTITY_FIELDS = ("dataset", "split", "teacher", "model", "exemplars", "samples_per_item", "max_turns",
                    "max_images", "context_tokens", "max_tokens", "temperature", "thinking_budget",
-                   "exemplars_in_context", "exemplar_sampling", "seed", "judge", "error_rate", "prompts",
-                   "minio3")
+                   "exemplars_in_context", "exemplar_sampling", "seed", "judge", "error_rate", "protocol",
+                   "prompts", "minio3")
 
 
 @dataclass
@@ -32,6 +33,7 @@ class SynthConfig:
     out: Path
     split: str = "train"
     teacher: str = "scripted"  # scripted | openai | gemini
+    protocol: str = DEFAULT_PROFILE  # the protocol profile the teacher is spoken to in (profiles.PROFILE_NAMES)
     client: TeacherOptions = field(default_factory=TeacherOptions)  # how to reach an API teacher (and a judge)
     exemplars: Path | None = None  # None: the six shipped exemplars
     exemplars_in_context: int = 2
@@ -70,6 +72,8 @@ class SynthConfig:
             raise BadInputError(f"--image-transport {self.image_transport!r}: use inline or file")
         if self.teacher not in TEACHERS:
             raise BadInputError(f"--teacher {self.teacher!r}: use one of {', '.join(TEACHERS)}")
+        if self.protocol not in PROFILE_NAMES:
+            raise BadInputError(f"--protocol {self.protocol!r}: use one of {', '.join(PROFILE_NAMES)}")
 
     def identity(self, prompts: str) -> dict[str, Any]:
         """The data-shaping options as plain JSON (paths absolute, no secrets), with `prompts`, the digest of

@@ -16,7 +16,7 @@ from typing import Any
 from minio3_data.errors import BadInputError
 from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
 from minio3_data.images import OriginalCache
-from minio3_data.protocol import SYSTEM_PROMPT
+from minio3_data.profiles import DEFAULT_PROFILE, ProtocolProfile, get_profile
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.teachers.base import ImageRef, Message
 
@@ -37,14 +37,16 @@ def hash_messages(h: Any, messages: Iterable[Message]) -> None:
             hash_text(h, p if isinstance(p, str) else f"image:{p.sha1}")
 
 
-def system_message(k: int) -> Message:
+def system_message(k: int, profile: ProtocolProfile) -> Message:
+    """The profile's system prompt, with a note on the k exemplars that follow (the teacher's prompt only:
+    exported trajectories carry the profile's prompt alone)."""
     if k == 0:
-        return Message("system", [SYSTEM_PROMPT])
+        return Message("system", [profile.system_prompt])
     note = (
         f" The first {k} conversation(s) below are solved examples that show how to search an image by "
         "zooming; solve the last question the same way."
     )
-    return Message("system", [SYSTEM_PROMPT + note])
+    return Message("system", [profile.system_prompt + note])
 
 
 @dataclass
@@ -53,10 +55,11 @@ class RenderedExemplar:
     messages: list[Message]  # user/assistant turns, images encoded once
 
 
-def render_exemplar(ex: Exemplar, cache: OriginalCache) -> RenderedExemplar:
-    observations = replay_exemplar(ex, cache)
+def render_exemplar(ex: Exemplar, cache: OriginalCache, profile: ProtocolProfile) -> RenderedExemplar:
+    """An exemplar as the teacher sees it: its observations at the profile's display sizes, in its words."""
+    observations = replay_exemplar(ex, cache, profile)
     refs = [ImageRef(o.jpeg(), "image/jpeg", *o.size) for o in observations]
-    chat = conversation(ex.question, ex.options, ex.turns)
+    chat = conversation(ex.question, ex.options, ex.turns, protocol=profile)
     return RenderedExemplar(ex.id, to_teacher_messages(chat[1:], refs))
 
 
@@ -66,18 +69,22 @@ class ExemplarPrompts:
     `patterns` (default) shows as many different search patterns as k allows, `random` draws any k,
     `fixed` always shows the first k; the draw comes from the attempt's own seed and is recorded."""
 
-    def __init__(self, exemplars_dir: Path | None, k: int, cache: OriginalCache, sampling: str = "patterns") -> None:
+    def __init__(
+        self, exemplars_dir: Path | None, k: int, cache: OriginalCache, sampling: str = "patterns",
+        protocol: ProtocolProfile | str = DEFAULT_PROFILE,
+    ) -> None:
         if sampling not in SAMPLINGS:
             raise BadInputError(f"--exemplar-sampling {sampling!r}: use one of {', '.join(SAMPLINGS)}")
+        profile = get_profile(protocol)
         exemplars = load_exemplars(exemplars_dir)
         self.k = min(k, len(exemplars))
         self.sampling = sampling
-        self.rendered = [render_exemplar(ex, cache) for ex in exemplars]
+        self.rendered = [render_exemplar(ex, cache, profile) for ex in exemplars]
         self.by_pattern: dict[str, list[RenderedExemplar]] = {}
         for ex, rendered in zip(exemplars, self.rendered):
             self.by_pattern.setdefault(ex.pattern, []).append(rendered)
         # shared by every attempt's prefix, like the exemplar messages: serialized once per run
-        self.system = system_message(self.k)
+        self.system = system_message(self.k, profile)
 
     def digest(self) -> str:
         """What every attempt's prompt can hold, hashed: the system message and each exemplar, in order, with
