@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from minio3_data.display import fit_pixels, released_crop_size, released_first_view_size
@@ -254,11 +256,10 @@ def test_a_synthesis_run_speaks_the_released_protocol_end_to_end(tiny_dataset, t
 
     from loopback_teacher import LoopbackTeacher
 
+    from minio3_data.records import read_items
     from minio3_data.teacher_options import TeacherOptions
     from pipelines.export_llamafactory import export_run
     from pipelines.synth_coldstart import SynthConfig, synth_coldstart
-
-    from minio3_data.records import read_items
 
     run = tmp_path / "run"
     with LoopbackTeacher(_scripted(read_items(tiny_dataset / "train.parquet")[0].answer)) as srv:
@@ -322,3 +323,16 @@ def test_a_turn_without_an_action_ends_a_released_attempt_as_void(tiny_dataset, 
     assert released["status"] == "void" and [t["action"] for t in released["turns"]] == ["void"]
     (ours,) = [json.loads(x) for x in (tmp_path / "minio3" / "attempts.jsonl").read_text().splitlines()]
     assert ours["status"] == "malformed" and len(ours["turns"]) == 3
+
+_coord = st.floats(0, 1, allow_nan=False).map(lambda v: round(v, 3))
+
+
+@given(st.tuples(_coord, _coord, _coord, _coord), st.integers(0, 5), st.text(max_size=40).filter(lambda t: "<" not in t))
+def test_released_parse_reads_what_canonical_rendering_writes(bbox, source, think) -> None:
+    """Whatever a teacher wrote, the stored (canonical) turn parses back to the same action in both profiles."""
+    from minio3_data.protocol import canonical_turn, source_name
+
+    zoom = Zoom(bbox, source_name(source))
+    stored = canonical_turn(f"<think>{think}</think>", zoom)
+    assert RELEASED.parse_turn(stored, num_observations=5) == zoom
+    assert get_profile("minio3").parse_turn(stored, num_observations=5) == zoom

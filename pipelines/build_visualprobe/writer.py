@@ -9,6 +9,7 @@ from typing import Any
 
 from minio3_data import __version__
 from minio3_data.fsutil import atomic_write_text
+from minio3_data.profiles import DEFAULT_PROFILE
 from minio3_data.records import ProbeItem, write_items
 
 from . import difficulty as rule
@@ -38,6 +39,8 @@ def manifest(built: Built, source: str, emitted: list[str]) -> dict[str, Any]:
         "source": source,
         "params": built.params,
         "difficulty_rule": rule.RULE,
+        # the profile whose first-view rule sizes targets for difficulty and refuses images it would drop
+        "protocol": DEFAULT_PROFILE,
         "counts": {split: counts(built.splits.get(split, [])) for split in SPLITS},
         **built.notes,
         "skipped": built.skipped,
