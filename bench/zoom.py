@@ -8,6 +8,7 @@ Both sides produce the same display image and the same JPEG bytes.
 
     .venv/bin/python bench/zoom.py                      # 7680x4320 generated photo-like scene
     .venv/bin/python bench/zoom.py --image my_8k.jpg    # your own image
+    .venv/bin/python bench/zoom.py --protocol minio3    # our display rule (resampled over the box)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minio3_data.display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, fit_pixels
+from minio3_data.display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, display_size
 from minio3_data.images import OriginalCache, encode_jpeg
 from minio3_data.protocol import Zoom
 from minio3_data.zoom import CROP_RESAMPLE, Observation, ZoomEnv, crop_box
@@ -47,8 +48,9 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
-def naive_trajectory(path: Path, resample: Image.Resampling) -> list[bytes]:
-    """Open, decode, crop, resize and encode from the file for every zoom (same geometry, no cache)."""
+def naive_trajectory(path: Path, protocol: str) -> list[bytes]:
+    """Open, decode, crop, resize and encode from the file for every zoom (same geometry, no cache): the
+    released tool's crop-then-resize, or a resize over the box for `minio3`."""
     out = []
     boxes: list[tuple[int, int, int, int]] = []
     for zoom in TRAJECTORY:
@@ -58,14 +60,19 @@ def naive_trajectory(path: Path, resample: Image.Resampling) -> list[bytes]:
             box = crop_box(source, zoom.bbox)
             assert isinstance(box, tuple), box
             boxes.append(box)
-            size = fit_pixels(box[2] - box[0], box[3] - box[1], CROP_MAX_PIXELS, CROP_MIN_PIXELS)
-            same = size == (box[2] - box[0], box[3] - box[1])
-            out.append(encode_jpeg(im.crop(box) if same else im.resize(size, resample, box=box)))
+            size = display_size(box[2] - box[0], box[3] - box[1], CROP_MAX_PIXELS, CROP_MIN_PIXELS, protocol)
+            if size == (box[2] - box[0], box[3] - box[1]):
+                shown = im.crop(box)
+            elif protocol == "released":
+                shown = im.crop(box).resize(size, CROP_RESAMPLE[protocol])
+            else:
+                shown = im.resize(size, CROP_RESAMPLE[protocol], box=box)
+            out.append(encode_jpeg(shown))
     return out
 
 
-def env_trajectory(path: Path, cache: OriginalCache) -> list[bytes]:
-    env = ZoomEnv(path, cache=cache)
+def env_trajectory(path: Path, cache: OriginalCache, protocol: str) -> list[bytes]:
+    env = ZoomEnv(path, cache=cache, protocol=protocol)
     out = []
     for zoom in TRAJECTORY:
         obs = env.step(zoom)
@@ -92,6 +99,7 @@ def main() -> None:
         "--image", type=Path, help="a JPEG to zoom into (default: a generated 7680x4320 scene)"
     )
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--protocol", choices=("released", "minio3"), default="released")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = args.image or Path(tmp) / "scene_8k.jpg"
@@ -100,13 +108,14 @@ def main() -> None:
         with Image.open(path) as im:
             print(f"image: {path.name} {im.size[0]}x{im.size[1]}, {path.stat().st_size / 1e6:.1f} MB")
         n = len(TRAJECTORY)
-        naive_s, naive_out = timed(lambda: naive_trajectory(path, CROP_RESAMPLE["mini-o3"]), args.repeats)
-        cold_s, cold_out = timed(lambda: env_trajectory(path, OriginalCache()), args.repeats)
+        p = args.protocol
+        naive_s, naive_out = timed(lambda: naive_trajectory(path, p), args.repeats)
+        cold_s, cold_out = timed(lambda: env_trajectory(path, OriginalCache(), p), args.repeats)
         warm = OriginalCache()
-        env_trajectory(path, warm)
-        warm_s, warm_out = timed(lambda: env_trajectory(path, warm), args.repeats)
+        env_trajectory(path, warm, p)
+        warm_s, warm_out = timed(lambda: env_trajectory(path, warm, p), args.repeats)
         assert naive_out == cold_out == warm_out, "ZoomEnv and the naive baseline disagree"
-        print(f"{'':28}{'ms / zoom':>10}{'speed-up':>10}")
+        print(f"protocol {p}\n{'':28}{'ms / zoom':>10}{'speed-up':>10}")
         print(f"{'naive (decode every zoom)':28}{naive_s / n * 1e3:10.1f}{1:10.1f}x")
         print(f"{'ZoomEnv cold (1 decode)':28}{cold_s / n * 1e3:10.1f}{naive_s / cold_s:10.1f}x")
         print(f"{'ZoomEnv warm (cached)':28}{warm_s / n * 1e3:10.1f}{naive_s / warm_s:10.1f}x")
