@@ -270,7 +270,7 @@ def synth_coldstart_cmd(
         "trajectories.parquet, stats.json, stats.png"
     )
     failures = summary.failure_line()
-    if failures:
+    if failures and not summary.stopped:  # a stopped run names its one reason below
         typer.secho(failures, err=True, fg=typer.colors.RED)
     if summary.crashed:
         typer.secho(f"error: {summary.crashed}; this is a bug in minio3, please report it", err=True,
