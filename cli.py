@@ -378,6 +378,64 @@ def train_sft_cmd(
     raise typer.Exit(run_sft(launch))
 
 
+# --- train-rl -------------------------------------------------------------------------------------------
+
+
+@app.command("train-rl")
+@user_errors
+def train_rl_cmd(
+    dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe (train.parquet, test.parquet).")],
+    model: Annotated[Path, typer.Option(help="Local model dir to start from (e.g. the SFT checkpoint).")],
+    out: Annotated[Path, typer.Option(help="Run dir: data, config, command, checkpoints; rerun to resume.")],
+    nnodes: Annotated[int, typer.Option(help="Nodes (more than 1: start a Ray cluster first, see docs/rl.md).")] = 1,
+    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 8,
+    max_turns: Annotated[int, typer.Option(help="Assistant turns per training trajectory.")] = 6,
+    val_max_turns: Annotated[int, typer.Option(help="Assistant turns per validation trajectory.")] = 12,
+    rollout_n: Annotated[int, typer.Option(help="Trajectories per question (the GRPO group, G).")] = 16,
+    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint; repeat to share load.")] = None,
+    judge_api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")] = None,
+    loss_agg: Annotated[str, typer.Option(
+        help="paper (1/ΣM over completed trajectories) | released (1/G) | token-mean (verl's); see docs/rl.md"
+    )] = "paper",
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    dry_run: Annotated[bool, typer.Option(help="Write and check everything with verl (no GPU), run nothing.")] = False,
+    extra: Annotated[Optional[list[str]], typer.Argument(help="verl (Hydra) overrides after --, as key=value.")] = None,
+) -> None:
+    """Masked GRPO on verl (Ray + FSDP + vLLM): over-turn trajectories are masked out of the loss, not punished.
+
+    Example: minio3 train-rl --dataset data/vp --model saves/minio3-sft --out runs/rl --gpus-per-node 8
+    -- trainer.total_epochs=10
+
+    Writes OUT/data, OUT/minio3_rl.yaml, OUT/config.yaml and OUT/command.sh, then runs verl and exits with
+    its exit code.
+    """
+    import time
+
+    started = time.monotonic()  # the dry run's time includes importing verl, as a user waits for it
+    from train.rl.launch import RlLaunch, RlOptions, train_rl
+
+    def ready(launch: RlLaunch) -> None:
+        typer.echo(f"data: {launch.rows['train']} train / {launch.rows['val']} validation questions in {launch.out}/data")
+        if launch.skipped:
+            typer.secho(launch.skipped, err=True, fg=typer.colors.YELLOW)
+        typer.echo(f"checked with verl in {time.monotonic() - started:.1f}s: {', '.join(launch.checked)}")
+        typer.echo(f"config: {launch.out}/config.yaml; command: {launch.out}/command.sh")
+        for line in launch.multinode_steps():
+            typer.echo(line)
+        if not dry_run:
+            typer.echo(f"running: {launch.command()}", err=True)
+
+    options = RlOptions(
+        dataset=dataset, model=model, out=out, nnodes=nnodes, gpus_per_node=gpus_per_node, max_turns=max_turns,
+        val_max_turns=val_max_turns, rollout_n=rollout_n, judge=judge, judge_base_urls=judge_base_url or [],
+        judge_api_key_env=judge_api_key_env, loss_agg=loss_agg, protocol=protocol, overrides=extra or [],
+    )  # fmt: skip
+    _, code = train_rl(options, dry_run=dry_run, on_ready=ready)
+    if code is not None:
+        raise typer.Exit(code)
+
+
 # --- quickstart -----------------------------------------------------------------------------------------
 
 

@@ -8,23 +8,19 @@ NODE_RANK, MASTER_ADDR and MASTER_PORT pass through from the environment for mul
 
 from __future__ import annotations
 
-import codecs
 import os
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from pipelines.export_llamafactory.config import DATASET_INFO_NAME, YAML_NAME
+from train.stream import run_streaming
 
 CLI_NAME = "llamafactory-cli"
 OVERRIDE_RE = re.compile(r"^-{0,2}([A-Za-z_][A-Za-z0-9_.]*)=(.*)$", re.DOTALL)
-INTERRUPT_GRACE_S = 30
 # OmegaConf reads `save_strategy=no` as the boolean False (YAML 1.1), which LLaMA-Factory then rejects;
 # these words are passed as strings, so booleans must be written true/false.
 YAML11_BOOL_WORDS = frozenset({"yes", "no", "on", "off", "y", "n"})
@@ -110,32 +106,6 @@ def sft_launch(
     return SftLaunch(argv, config, env)
 
 
-def _pump(proc: subprocess.Popen[bytes]) -> None:
-    """Copy the child's output to our stdout as it comes (progress bars with \\r included)."""
-    assert proc.stdout is not None
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    fd = proc.stdout.fileno()
-    while chunk := os.read(fd, 65536):
-        sys.stdout.write(decoder.decode(chunk))
-        sys.stdout.flush()
-
-
 def run_sft(launch: SftLaunch) -> int:
     """Run LLaMA-Factory, stream its output, and return its exit code (Ctrl-C is passed on to it)."""
-    try:
-        proc = subprocess.Popen(
-            launch.argv, env={**os.environ, **launch.env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-    except OSError as e:
-        raise BadInputError(f"{launch.argv[0]}: cannot run ({e.strerror})") from None
-    try:
-        _pump(proc)
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(INTERRUPT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        raise
+    return run_streaming(launch.argv, launch.env)

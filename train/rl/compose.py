@@ -1,0 +1,150 @@
+"""Compose a run's config with verl's own Hydra config and checks, and resolve every plug-in it names — on CPU,
+in seconds, before any GPU is asked for (rl_engines.md §1(f)).
+
+verl's `validate_config` and its config dataclasses catch batch sizes that do not divide, unknown
+loss_agg_modes and misspelled keys, but not a loss or estimator name that is not registered, nor a plug-in that
+failed to import (logged at DEBUG only): those surface as a crash on the cluster. Every name is therefore
+looked up here in verl's own registries, as its trainer and workers will look it up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from minio3_data.errors import BadInputError
+from train.rl.config import CONFIG_NAME
+from train.rl.registries import resolve
+
+ENTRY_POINT_GROUP = "verl.plugins"
+PLUGINS_MODULE = "train.rl.plugins"
+MESSAGE_CHARS = 300
+
+
+def short(e: BaseException) -> str:
+    """A verl/Hydra/OmegaConf error as one line: its message lines (and its cause's) joined, trimmed."""
+    parts: list[str] = []
+    link: BaseException | None = e
+    while link is not None and len(parts) < 4:
+        parts += [
+            line.strip() for line in str(link).splitlines() if line.strip() and line.strip() not in parts
+        ]
+        link = link.__cause__ or link.__context__
+    text = " | ".join(parts) or e.__class__.__name__
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def compose_config(run_dir: Path, overrides: list[str]) -> Any:
+    """verl's ppo_trainer + the run's primary config + the user's overrides, composed by Hydra and resolved."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(run_dir), version_base=None):
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
+        OmegaConf.resolve(cfg)
+    except Exception as e:  # Hydra's override parser and composition, OmegaConf's interpolation
+        raise BadInputError(f"verl config: {short(e)}") from None
+    return cfg
+
+
+def validate(cfg: Any) -> None:
+    """verl's own checks: validate_config (batch divisibility, micro-batch settings, the actor's dataclass) and
+    the rollout and algorithm dataclasses (multi-turn and sampling settings)."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass, validate_config
+
+    try:
+        # it prints a banner on success and warns that GRPO runs without a critic, which is the point
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            validate_config(cfg, need_reference_policy(cfg), need_critic(cfg))
+        for section in (cfg.actor_rollout_ref.rollout, cfg.algorithm):
+            omega_conf_to_dataclass(section)
+    except Exception as e:  # AssertionError, ValueError, hydra's InstantiationException
+        raise BadInputError(f"verl config: {short(e)}") from None
+
+
+def _agent_loop_yaml(cfg: Any) -> dict[str, str]:
+    """Agent loops declared in `agent.agent_loop_config_path` (name -> _target_), which verl's workers register
+    when they start rather than at import."""
+    from omegaconf import OmegaConf
+
+    path = cfg.actor_rollout_ref.rollout.agent.get("agent_loop_config_path")
+    if not path:
+        return {}
+    try:
+        return {str(entry.name): str(entry._target_) for entry in OmegaConf.load(path)}
+    except Exception as e:
+        raise BadInputError(f"agent_loop_config_path {path}: {short(e)}") from None
+
+
+def check_entry_point() -> None:
+    """verl's processes import our plug-ins only through the entry point an install of minio3 declares."""
+    found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.value == PLUGINS_MODULE]
+    if not found:
+        raise BadInputError(
+            f"no {ENTRY_POINT_GROUP} entry point for {PLUGINS_MODULE}: verl's workers would not load minio3's "
+            "plug-ins; reinstall minio3 (pip install -e '.[rl]')"
+        )
+
+
+def resolve_plugins(cfg: Any, registered: dict[str, tuple[str, ...]]) -> list[str]:
+    """Look up every name the config uses, and every name in `registered`, in verl's registries; load the
+    reward function and the tools as verl will. Returns "kind name" for each one resolved."""
+    from hydra.utils import get_class
+
+    rollout = cfg.actor_rollout_ref.rollout
+    used = {
+        ("adv_estimator", str(cfg.algorithm.adv_estimator)),
+        ("policy_loss", str(cfg.actor_rollout_ref.actor.policy_loss.loss_mode)),
+        ("tool_parser", str(rollout.multi_turn.format)),
+        ("reward_manager", str(cfg.reward.reward_manager.name)),
+    }
+    used |= {(kind, name) for kind, names in registered.items() for name in names}
+    yaml_loops = _agent_loop_yaml(cfg)
+    loop = str(rollout.agent.default_agent_loop)
+    if loop not in yaml_loops:
+        used.add(("agent_loop", loop))
+    for kind, name in sorted(used):
+        resolve(kind, name)
+    resolved = [f"{kind} {name}" for kind, name in sorted(used)]
+    for name, target in yaml_loops.items():
+        try:
+            get_class(target)
+        except Exception as e:
+            raise BadInputError(f"agent loop {name!r}: {target} does not import ({short(e)})") from None
+        resolved.append(f"agent_loop {name}")
+    resolved += _load_reward_and_tools(cfg)
+    return resolved
+
+
+def _load_reward_and_tools(cfg: Any) -> list[str]:
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    loaded = []
+    fn = cfg.reward.custom_reward_function
+    if fn.get("path"):
+        try:
+            get_custom_reward_fn(cfg)
+        except Exception as e:
+            raise BadInputError(f"reward function {fn.path}:{fn.name}: {short(e)}") from None
+        loaded.append(f"reward_function {fn.path}:{fn.name}")
+    tools = cfg.actor_rollout_ref.rollout.multi_turn.get("tool_config_path")
+    if tools:
+        from verl.tools.tool_registry import initialize_tools_from_config
+
+        try:
+            loaded += [f"tool {t.name}" for t in initialize_tools_from_config(tools)]
+        except Exception as e:
+            raise BadInputError(f"tool config {tools}: {short(e)}") from None
+    return loaded
+
+
+__all__ = ["check_entry_point", "compose_config", "resolve_plugins", "short", "validate"]
