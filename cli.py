@@ -53,6 +53,16 @@ PROTOCOL_HELP = (
 )
 
 
+# options of the commands that talk to a model (synth-coldstart, eval), declared once
+BaseUrlOption = Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")]
+RpmOption = Annotated[Optional[int], typer.Option(help="Requests per minute limit.")]
+TpmOption = Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")]
+TimeoutOption = Annotated[float, typer.Option(help="Seconds per request.")]
+MaxRetriesOption = Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")]
+MaxCostOption = Annotated[Optional[float], typer.Option(help="Stop before spending more than USD.")]
+JudgeKeyOption = Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")]
+
+
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Print a Minio3Error or an OSError (naming its file) as one line and exit 2; Ctrl-C exits 130 without a
     traceback. Anything else is a bug and keeps its traceback."""
@@ -89,18 +99,24 @@ def _parse_long_side(value: str) -> tuple[int, int]:
 @user_errors
 def build_visualprobe_cmd(
     out: Annotated[Path, typer.Option(help="Dataset dir to create (must be empty unless --overwrite).")],
-    source: Annotated[str, typer.Option(help="synthetic | coco | official")] = "synthetic",
+    source: Annotated[
+        str, typer.Option(help="synthetic | coco | official (VisualProbe) | vstar | hrbench | mmerw")
+    ] = "synthetic",
     train: Annotated[Optional[int], typer.Option(help="Train items (default 4000; official: all).")] = None,
     test: Annotated[
-        Optional[int], typer.Option(help="Test items, split 141:268:106 by difficulty (default 500).")
+        Optional[int], typer.Option(help="Test items, split 141:268:106 by difficulty (default 500; official and "
+                                         "benchmarks: all, else the first N).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same rows and image bytes.")] = 0,
     workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).")] = None,
     long_side: Annotated[str, typer.Option(help="Synthetic: long side range LOW:HIGH in px.")] = "2048:8192",
-    images: Annotated[Optional[Path], typer.Option(help="COCO: root of the file_name paths.")] = None,
-    annotations: Annotated[Optional[Path], typer.Option(help="COCO: detection annotation JSON.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="COCO, mmerw: root of the annotations' image paths.")] = None,
+    annotations: Annotated[Optional[Path], typer.Option(
+        help="COCO: detection JSON; hrbench: hr_bench_4k.tsv / hr_bench_8k.tsv; mmerw: MME-RealWorld JSON."
+    )] = None,
     from_dir: Annotated[
-        Optional[Path], typer.Option("--from", help="Official: released layout dir (BASE_IMAGE_DIR).")
+        Optional[Path], typer.Option("--from", help="official: released layout dir (BASE_IMAGE_DIR); vstar: the "
+                                                    "V* Bench folder.")
     ] = None,
     emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released layout to --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
@@ -116,7 +132,9 @@ def build_visualprobe_cmd(
     Add --emit-mini-o3-json to also write VisualProbe_train/train.json and
     VisualProbe_{Easy,Medium,Hard}/val.json (point BASE_IMAGE_DIR at --out). From boxes: --source coco
     --images coco/val2017 --annotations coco/annotations/instances_val2017.json. From the release:
-    --source official --from $BASE_IMAGE_DIR.
+    --source official --from $BASE_IMAGE_DIR. Benchmarks for `minio3 eval`: --source vstar --from vstar_bench,
+    --source hrbench --annotations hr_bench_8k.tsv, --source mmerw --annotations MME-RealWorld.json --images
+    MME-RealWorld/.
     """
     from pipelines.build_visualprobe import build_visualprobe
 
@@ -195,7 +213,7 @@ def synth_coldstart_cmd(
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
     split: Annotated[str, typer.Option(help="Dataset split to read.")] = "train",
     model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
-    base_url: Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")] = None,
+    base_url: BaseUrlOption = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="Name of the env var holding the API key.")] = None,
     exemplars: Annotated[Optional[Path], typer.Option(help="Exemplar dir (default: the six shipped).")] = None,
     exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.")] = 2,
@@ -208,21 +226,21 @@ def synth_coldstart_cmd(
     max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
     concurrency: Annotated[int, typer.Option(help="Concurrent attempts.")] = 32,
-    rpm: Annotated[Optional[int], typer.Option(help="Requests per minute limit.")] = TEACHER.rpm,
-    tpm: Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")] = TEACHER.tpm,
-    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = TEACHER.timeout,
+    rpm: RpmOption = TEACHER.rpm,
+    tpm: TpmOption = TEACHER.tpm,
+    timeout: TimeoutOption = TEACHER.timeout,
     stop_at: Annotated[str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers "
                                               "that fail on `stop`)")] = TEACHER.stop_at,
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
     judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint (default: the teacher's when of the same kind).")] = None,
-    judge_api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")] = None,
-    max_retries: Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")] = TEACHER.max_retries,
+    judge_api_key_env: JudgeKeyOption = None,
+    max_retries: MaxRetriesOption = TEACHER.max_retries,
     price_input: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the table).")] = None,
     price_output: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the table).")] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N items.")] = None,
     shard: Annotated[str, typer.Option(help="i/N: take every N-th item starting at i.")] = "0/1",
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop before spending more than USD.")] = None,
+    max_cost: MaxCostOption = None,
     max_requests: Annotated[Optional[int], typer.Option(help="Stop before more teacher requests.")] = None,
     max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
     mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
@@ -259,16 +277,28 @@ def synth_coldstart_cmd(
             max_per_item=max_per_item, mix=_parse_mix(mix), image_transport=image_transport, error_rate=error_rate,
         )
     )
-    for line in summary.damaged:
-        typer.echo(f"resume: {line}")
-    skipped = summary.skipped_line()
-    if skipped:
-        typer.secho(skipped, err=True, fg=typer.colors.YELLOW)
+    _run_started(summary)
     typer.echo(
         f"{summary.run_dir}: kept {summary.kept} of {summary.attempts} attempts "
         f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.cache_hits} turns replayed); "
         "trajectories.parquet, stats.json, stats.png"
     )
+    _run_ended(summary)
+
+
+def _run_started(summary: Any) -> None:
+    """What a sampling run (synth-coldstart, eval) found in its run dir and dataset: damaged log lines, skipped
+    rows."""
+    for line in summary.damaged:
+        typer.echo(f"resume: {line}")
+    skipped = summary.skipped_line()
+    if skipped:
+        typer.secho(skipped, err=True, fg=typer.colors.YELLOW)
+
+
+def _run_ended(summary: Any) -> None:
+    """A sampling run's last lines and exit code: 1 when attempts failed or a bug stopped it, 1 or 130 when it
+    stopped early (rerunning continues), 0 when every attempt finished."""
     failures = summary.failure_line()
     if failures and not summary.stopped:  # a stopped run names its one reason below
         typer.secho(failures, err=True, fg=typer.colors.RED)
@@ -304,6 +334,70 @@ def merge_runs_cmd(
         typer.echo(f"merge: {line}")
     typer.echo(f"{s.out}: {s.attempts} attempts from {s.runs} runs ({s.duplicates} duplicates dropped), "
                f"kept {s.kept}; export it with: minio3 export-llamafactory --run {s.out} --out sft/")
+
+
+# --- eval -----------------------------------------------------------------------------------------------
+
+
+@app.command("eval")
+@user_errors
+def eval_cmd(
+    dataset: Annotated[Path, typer.Option(help="Dataset dir (build-visualprobe: VisualProbe, V*, HR-Bench, ...).")],
+    out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume, or to rescore at other "
+                                           "budgets with the same largest one.")],
+    teacher: Annotated[str, typer.Option(help="The policy's API: openai (vLLM, SGLang, ...) | gemini | scripted "
+                                              "(offline, ground-truth guided)")] = "scripted",
+    model: Annotated[Optional[str], typer.Option(help="Model name the server serves.")] = None,
+    base_url: BaseUrlOption = None,
+    api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the API key (NONE: no key).")] = None,
+    split: Annotated[str, typer.Option(help="Dataset split to evaluate.")] = "test",
+    k: Annotated[int, typer.Option("--k", help="Samples per question: Avg@k.")] = 32,
+    max_turns: Annotated[str, typer.Option(help="Turn budgets, comma-separated; one sampling pass at the largest "
+                                                "scores them all.")] = "4,8,12,16,24,32",
+    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL (open-ended answers)")] = "rule",
+    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint.")] = None,
+    judge_api_key_env: JudgeKeyOption = None,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (the paper: 1.0).")] = 1.0,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
+    context_tokens: Annotated[int, typer.Option(help="Context budget in tokens (the server's max model len).")] = 32768,
+    concurrency: Annotated[int, typer.Option(help="Trajectories in flight.")] = 64,
+    rpm: RpmOption = TEACHER.rpm,
+    tpm: TpmOption = TEACHER.tpm,
+    timeout: TimeoutOption = TEACHER.timeout,
+    stop_at: Annotated[str, typer.Option(help="server | client (for servers that fail on `stop`)")] = TEACHER.stop_at,
+    max_retries: MaxRetriesOption = TEACHER.max_retries,
+    max_cost: MaxCostOption = None,
+    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more requests.")] = None,
+    image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media)")] = "inline",
+    seed: Annotated[int, typer.Option(help="Run seed (attempt seeds, bootstrap).")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N rows.")] = None,
+) -> None:
+    """Avg@k at growing turn budgets: k samples per question at the largest budget score every budget.
+
+    Example: minio3 eval --dataset data/visualprobe --out evals/mini-o3 --teacher openai
+    --model Mini-o3/Mini-o3-7B-v1 --base-url http://localhost:8000/v1 --api-key-env NONE --judge openai:gpt-4o
+
+    Writes results.md (the table), results.json, accuracy.png, scores.parquet and trajectories.parquet;
+    docs/eval.md reproduces the paper's table. Exits 1 when attempts failed; rerunning retries them.
+    """
+    from minio3_data.teacher_options import TeacherOptions
+    from pipelines.eval import eval_config, evaluate, parse_budgets
+
+    client = TeacherOptions(
+        model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
+        max_retries=max_retries, max_cost=max_cost, max_requests=max_requests, stop_at=stop_at,
+    )  # fmt: skip
+    summary = evaluate(eval_config(
+        dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher, protocol=protocol,
+        client=client, judge=judge, judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env,
+        temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens, concurrency=concurrency,
+        image_transport=image_transport, seed=seed, limit=limit,
+    ))  # fmt: skip
+    _run_started(summary)
+    for line in summary.lines():
+        typer.echo(line)
+    _run_ended(summary)
 
 
 # --- export-llamafactory / train-sft --------------------------------------------------------------------

@@ -49,6 +49,9 @@ class ProbeItem:
     height: int = 0
     source: str = "synthetic"
     kind: str = ""  # question kind (attribute, text, count, position, category, ...)
+    # rows asking one question several ways (HR-Bench's option-cycled copies) share it, and evaluation scores
+    # them as one question; "" (most rows): the row is a question of its own
+    question_group: str = ""
 
     def to_row(self) -> dict[str, Any]:
         return field_values(self)

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -133,7 +134,12 @@ class RequestView:
     @property
     def turn(self) -> int:
         """Assistant turns already taken on the current item."""
-        return sum(role == "assistant" for role, _, _ in self.messages[self._question_index():])
+        return len(self.own_turns)
+
+    @property
+    def own_turns(self) -> list[str]:
+        """The texts of the assistant turns already taken on the current item."""
+        return ["".join(texts) for role, texts, _ in self.messages[self._question_index():] if role == "assistant"]
 
 
 Policy = Callable[[RequestView], str]
@@ -150,6 +156,38 @@ def zoom_then_answer(answers: dict[str, str] | None = None, fallback: str = "A")
         q = view.question
         answer = answers.get(q) or next((a for k, a in answers.items() if k in q), fallback)
         return f"<think>The zoomed view shows it clearly.</think>\n<answer>{answer}</answer>"
+
+    return policy
+
+
+Plan = tuple[int | None, str | None]  # (zooms before answering or None: zoom forever, answer or None: void)
+_PLAN_RE = re.compile(r"\[plan (\d+)\]")
+
+
+def planned(plans: dict[str, list[Plan]]) -> Policy:
+    """A policy that plays a script: for each question (a key the question text contains), one plan per
+    trajectory. A trajectory takes its question's next unused plan on its first turn and names it in its
+    thought ("[plan 2]"), so that its later requests find it again; it zooms `zooms` times, then answers
+    (`answer` None: a turn with no action, void in the released protocol), or zooms for ever (`zooms` None).
+
+    Which trajectory draws which plan depends on the order requests arrive in, but the plans a question's
+    trajectories play do not: Avg@k, over-turn rates and mean turns come out the same run after run."""
+    lock = threading.Lock()
+    drawn: Counter[str] = Counter()
+
+    def policy(view: RequestView) -> str:
+        key = next(k for k in plans if k in view.question)
+        if view.turn == 0:
+            with lock:
+                index, drawn[key] = drawn[key], drawn[key] + 1
+        else:
+            index = int(_PLAN_RE.search(view.own_turns[0]).group(1))  # type: ignore[union-attr]
+        zooms, answer = plans[key][index % len(plans[key])]
+        if zooms is None or view.turn < zooms:
+            return ZOOM_REPLY.replace("<think>", f"<think>[plan {index}] ")
+        if answer is None:
+            return f"<think>[plan {index}] I cannot tell.</think>"
+        return f"<think>[plan {index}] The zoomed view shows it.</think>\n<answer>{answer}</answer>"
 
     return policy
 

@@ -4,7 +4,9 @@ One call, `build_visualprobe(...)`, builds a dataset dir (train.parquet, test.pa
 manifest.json; see DESIGN.md) from one source:
   synthetic - procedural high-resolution scenes with small targets and look-alike distractors;
   coco      - template questions over COCO-format detection boxes;
-  official  - the released Mini-o3 JSON layout (no boxes).
+  official  - the released Mini-o3 JSON layout (no boxes): VisualProbe train and its Easy/Medium/Hard tests;
+  vstar, hrbench, mmerw - the benchmarks the paper reports (V* Bench, HR-Bench 4K/8K, MME-RealWorld), into
+              the test split, for `minio3 eval`.
 The dir is built in a temporary sibling and renamed at the end, so a killed build leaves nothing at
 --out; --out is locked for the build and may never be, contain or sit inside an input (minio3_data.outputs).
 `emit_mini_o3_json=True` also writes the released layout next to the parquet files.
@@ -22,13 +24,16 @@ from minio3_data.fsutil import atomic_dir
 
 from ..parallel import default_workers
 from .coco import build_coco
+from .hrbench import import_hrbench
 from .image_files import DEFAULT_MAX_PIXELS
+from .mmerw import import_mmerw
 from .official import emit_mini_o3_json, import_official
 from .result import Built, drop_bad_rows
 from .synthetic_source import build_synthetic
+from .vstar import import_vstar
 from .writer import write_dataset
 
-SOURCES: tuple[str, ...] = ("synthetic", "coco", "official")
+SOURCES: tuple[str, ...] = ("synthetic", "coco", "official", "vstar", "hrbench", "mmerw")
 DEFAULT_TRAIN = 4000
 DEFAULT_TEST = 500
 DEFAULT_LONG_SIDE = (2048, 8192)
@@ -85,6 +90,15 @@ def _build(
             workers=workers,
             max_pixels=max_pixels,
         )
+    if source == "vstar":
+        return import_vstar(root, _need(from_dir, "--from DIR", source), seed=seed, limit=test, workers=workers,
+                            max_pixels=max_pixels)
+    if source == "hrbench":
+        return import_hrbench(root, _need(annotations, "--annotations FILE.tsv", source), limit=test,
+                              workers=workers, max_pixels=max_pixels)
+    if source == "mmerw":
+        return import_mmerw(root, _need(annotations, "--annotations FILE.json", source),
+                            _need(images, "--images DIR", source), limit=test, workers=workers, max_pixels=max_pixels)
     return import_official(
         root,
         _need(from_dir, "--from DIR", source),
@@ -110,7 +124,8 @@ def build_visualprobe(
     overwrite: bool = False,
     max_pixels: int | None = None,
 ) -> BuildSummary:
-    """Build a dataset dir at `out` from `source`; train/test default to 4000/500 (official: all).
+    """Build a dataset dir at `out` from `source`; train/test default to 4000/500 (official and the benchmarks:
+    all; a benchmark fills the test split only, and `test` takes its first rows).
 
     coco/official images above `max_pixels` (default 100 MP) are skipped and listed, never decoded."""
     if source not in SOURCES:

@@ -55,3 +55,12 @@ def numbers(path: Path, where: str, value: Any, n: int) -> list[float]:
             f"{path}: {where}: expected a list of {n} finite numbers, got {json.dumps(value)[:60]}"
         )
     return [float(v) for v in value]
+
+
+def json_records(path: Path, what: str = "records") -> list[tuple[str, Any]]:
+    """A JSON file whose top level is a list of records, each paired with its position ("[3]") for the
+    one-line errors that name a field; any other top level is one line saying what was expected."""
+    rows = load_json(path)
+    if not isinstance(rows, list):
+        raise BadInputError(f"{path}: top level must be a JSON list of {what}")
+    return [(f"[{i}]", row) for i, row in enumerate(rows)]

@@ -8,13 +8,19 @@ steer it outside the dataset dir.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from PIL import Image
+
 from minio3_data.errors import BadInputError
-from minio3_data.fsutil import file_hash, safe_relpath
+from minio3_data.fsutil import atomic_write_bytes, content_hash, file_hash, safe_relpath
 from minio3_data.images import check_pixels, image_size, open_image
+
+from ..parallel import ordered_map
 
 VALIDATE_PIXELS = 250_000  # decode at reduced scale: enough to catch truncated or corrupt files
 DEFAULT_MAX_PIXELS = 100_000_000  # a dataset image above this costs gigabytes per worker to decode
@@ -46,3 +52,34 @@ def copy_image(root: Path, rel: str, dataset: Path) -> str:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, dest)
     return dest_rel
+
+
+Imported = tuple[str, tuple[int, int]] | str  # (dataset-relative copy, (width, height)), or why not usable
+
+
+def import_images(root: Path, rels: Iterable[str], dataset: Path, *, workers: int, max_pixels: int) -> dict[str, Imported]:
+    """Check each distinct image path under `root` (in `workers` processes) and copy the usable ones into the
+    dataset dir; what a source's rows then point at, or the reason to skip them."""
+    rels = sorted(set(rels))
+    tasks = [(str(root), rel, max_pixels) for rel in rels]
+    checked = ordered_map(check_image, tasks, workers, "images")
+    return {rel: size if isinstance(size, str) else (copy_image(root, rel, dataset), size)
+            for rel, size in zip(rels, checked)}
+
+
+IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+
+
+def save_image_bytes(data: bytes, dataset: Path) -> str:
+    """Store embedded image bytes (a benchmark's base64 column) as dataset/images/<content hash><suffix>, the
+    name `copy_image` gives the same bytes; returns its dataset-relative path. Bytes that are not an image
+    are refused (BadInputError) before anything is written."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            kind = im.format
+    except Exception:  # PIL raises many types on data that is not an image
+        raise BadInputError("not an image (unreadable header)") from None
+    rel = f"images/{content_hash(data)}{IMAGE_SUFFIXES.get(kind or '', '')}"
+    if not (dataset / rel).exists():
+        atomic_write_bytes(dataset / rel, data, fsync=False)
+    return rel

@@ -19,9 +19,8 @@ from minio3_data.fsutil import atomic_write_text
 from minio3_data.protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS, question_text
 from minio3_data.records import DIFFICULTIES, ProbeItem
 
-from ..parallel import ordered_map
-from .fields import get, load_json
-from .image_files import check_image, copy_image
+from .fields import get, json_records
+from .image_files import import_images
 from .result import Built, skip
 
 TRAIN_FILES = ("VisualProbe_train/train.json", "train.json")
@@ -55,12 +54,8 @@ def canonical_question(problem: str) -> tuple[str, list[str]]:
 
 def read_released(path: Path) -> list[dict[str, Any]]:
     """Parse and validate one released JSON file; a malformed one is a one-line error naming the field."""
-    rows = load_json(path)
-    if not isinstance(rows, list):
-        raise BadInputError(f"{path}: top level must be a JSON list of records")
     out = []
-    for i, row in enumerate(rows):
-        where = f"[{i}]"
+    for i, (where, row) in enumerate(json_records(path)):
         images = get(path, where, row, "images", (list,))
         if len(images) != 1 or not isinstance(images[0], str):
             raise BadInputError(f"{path}: {where}.images: expected a list with exactly one image path")
@@ -119,25 +114,22 @@ def import_official(
     for split, cap in limits.items():
         if cap is not None:
             rows[split] = rows[split][:cap]
-    rels = sorted({row["image"] for split_rows in rows.values() for _, row in split_rows})
-    tasks = [(str(root), rel, max_pixels) for rel in rels]
-    sizes = dict(zip(rels, ordered_map(check_image, tasks, workers, "official images")))
+    rels = [row["image"] for split_rows in rows.values() for _, row in split_rows]
+    images = import_images(root, rels, out, workers=workers, max_pixels=max_pixels)
     params = {"from": str(root), "limits": limits, "max_pixels": max_pixels}
     built = Built(splits={"train": [], "test": []}, params=params)
-    copied: dict[str, str] = {}
     for split, split_rows in rows.items():
         for item_id, row in split_rows:
-            size = sizes[row["image"]]
-            if isinstance(size, str):
-                built.skipped.append(skip(size, image=row["image"], item=item_id))
+            image = images[row["image"]]
+            if isinstance(image, str):
+                built.skipped.append(skip(image, image=row["image"], item=item_id))
                 continue
-            if row["image"] not in copied:
-                copied[row["image"]] = copy_image(root, row["image"], out)
+            rel, size = image
             question, options = canonical_question(row["problem"])
             built.splits[split].append(
                 ProbeItem(
                     id=item_id,
-                    image=copied[row["image"]],
+                    image=rel,
                     question=question,
                     answer=row["solution"],
                     options=options,

@@ -46,7 +46,7 @@ from .curate import curate
 from .prompt import ExemplarPrompts
 from .report import plot_stats, run_stats, write_stats
 
-__all__ = ["SynthConfig", "SynthSummary", "synth_coldstart"]
+__all__ = ["Sampled", "SynthConfig", "SynthSummary", "sample", "synth_coldstart"]
 
 MEDIA_DIR = "media"  # --image-transport file: every image sent, once, by content hash
 
@@ -67,21 +67,29 @@ class SynthSummary:
     skipped: list[str] = field(default_factory=list)  # dataset rows that break the row rules, with why
 
     def failure_line(self) -> str | None:
-        """One line for the console when attempts of this run failed: how many, and the commonest reason."""
-        failed = sum(self.failures.values())
-        if not failed:
-            return None
-        reason, n = Counter(self.failures).most_common(1)[0]
-        why = reason if n == failed else f"{reason} ({n} of them; every reason is in stats.json)"
-        return f"{failed} of {self.attempted_now} attempts failed: {why}; rerun the same command to retry them"
+        return failure_line(self.failures, self.attempted_now)
 
     def skipped_line(self) -> str | None:
-        """One line for the console when dataset rows were skipped: how many, and the first one's reasons."""
-        if not self.skipped:
-            return None
-        n = len(self.skipped)
-        more = f" (and {n - 1} more; every one is in stats.json)" if n > 1 else ""
-        return f"skipped {n} dataset row(s) that cannot be used: {self.skipped[0]}{more}"
+        return skipped_line(self.skipped)
+
+
+def failure_line(failures: dict[str, int], attempted: int, where: str = "stats.json") -> str | None:
+    """One line for the console when attempts of this run failed: how many, and the commonest reason."""
+    failed = sum(failures.values())
+    if not failed:
+        return None
+    reason, n = Counter(failures).most_common(1)[0]
+    why = reason if n == failed else f"{reason} ({n} of them; every reason is in {where})"
+    return f"{failed} of {attempted} attempts failed: {why}; rerun the same command to retry them"
+
+
+def skipped_line(skipped: list[str], where: str = "stats.json") -> str | None:
+    """One line for the console when dataset rows were skipped: how many, and the first one's reasons."""
+    if not skipped:
+        return None
+    n = len(skipped)
+    more = f" (and {n - 1} more; every one is in {where})" if n > 1 else ""
+    return f"skipped {n} dataset row(s) that cannot be used: {skipped[0]}{more}"
 
 
 def dataset_items(dataset: Path, split: str) -> tuple[list[ProbeItem], list[str]]:
@@ -152,17 +160,19 @@ def _make_judge(cfg: SynthConfig, teacher: Teacher):
 
 
 class _Progress:
-    """The progress bar: kept / attempted / acceptance / tokens / cost, with tqdm's ETA.
+    """The progress bar: kept (or, for an evaluation, correct) / attempted / acceptance / tokens / cost, with
+    tqdm's ETA.
 
     The bar appears only once the teacher, judge and exemplars are set up, so a setup error is one line."""
 
-    def __init__(self, total: int, kept: int, enabled: bool) -> None:
-        self.total, self.enabled, self.bar = total, enabled, None
+    def __init__(self, total: int, kept: int, enabled: bool, desc: str = "synth", counted: str = "kept") -> None:
+        self.total, self.enabled, self.bar, self.desc, self.counted = total, enabled, None, desc, counted
         self.kept, self.done, self.finished, self.correct, self.tokens, self.cost = kept, 0, 0, 0, 0, 0.0
         self.failures: Counter[str] = Counter()
 
     def start(self) -> None:
-        self.bar = tqdm(total=self.total, desc="synth", unit="attempt", disable=not self.enabled, dynamic_ncols=True)
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="attempt", disable=not self.enabled,
+                        dynamic_ncols=True)
 
     def update(self, t: Trajectory) -> None:
         self.done += 1
@@ -176,7 +186,8 @@ class _Progress:
         self.cost += t.usage.cost_usd
         acc = self.correct / self.finished if self.finished else 0.0
         assert self.bar is not None
-        self.bar.set_postfix_str(f"kept={self.kept} acc={acc:.0%} tok={self.tokens:,} ${self.cost:.2f}", refresh=False)
+        postfix = f"{self.counted}={self.kept} acc={acc:.0%} tok={self.tokens:,} ${self.cost:.2f}"
+        self.bar.set_postfix_str(postfix, refresh=False)
         self.bar.update(1)
 
     def close(self) -> None:
@@ -302,7 +313,31 @@ def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         return _synth_coldstart(cfg)
 
 
-def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
+@dataclass
+class Sampled:
+    """What one sampling pass left in its run dir: the items, every attempt (the last line per item and
+    sample, in key order), and how this invocation went. Synthesis curates it; evaluation scores it."""
+
+    items: list[ProbeItem]
+    skipped: list[str]  # dataset rows that break the row rules, with why
+    attempts: list[Trajectory]
+    state: RunState
+    attempted_now: int
+    failures: dict[str, int]  # why this invocation's failed attempts failed: reason -> count
+    stopped: str | None
+    cache_hits: int
+    crashed: str | None
+
+    def report(self) -> dict:
+        """The facts about the pass that stats.json (and an evaluation's results.json) record."""
+        return {"stopped": self.stopped, "damaged_lines": [dataclasses.asdict(d) for d in self.state.damaged],
+                "replayed_turns": self.cache_hits, "skipped_rows": self.skipped}
+
+
+def sample(cfg: SynthConfig, desc: str = "synth", counted: str = "kept") -> Sampled:
+    """Play every attempt of `cfg` its run dir does not hold yet (resuming it), without curating.
+
+    The caller holds the run dir's claim (`claim_output`). `desc` and `counted` label the progress bar."""
     cfg.validate()
     items, skipped = _load_items(cfg)
     if not items:
@@ -319,7 +354,7 @@ def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
     known = {it.id for it in items}
     already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.correct)
     todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
-    progress = _Progress(todo, already, cfg.progress)
+    progress = _Progress(todo, already, cfg.progress, desc, counted)
     stopped, hits, crashed = None, 0, None
     try:
         if todo and (cfg.target is None or already < cfg.target):
@@ -328,20 +363,23 @@ def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
         progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
-    stats = finalize(cfg, items, attempts, state.superseded,
-                     {"stopped": stopped, "damaged_lines": [dataclasses.asdict(d) for d in state.damaged],
-                      "replayed_turns": hits, "skipped_rows": skipped})
+    return Sampled(items, skipped, attempts, state, progress.done, dict(progress.failures), stopped, hits, crashed)
+
+
+def _synth_coldstart(cfg: SynthConfig) -> SynthSummary:
+    s = sample(cfg)
+    stats = finalize(cfg, s.items, s.attempts, s.state.superseded, s.report())
     return SynthSummary(
         run_dir=Path(cfg.out),
-        attempted_now=progress.done,
+        attempted_now=s.attempted_now,
         attempts=stats["attempts"],
         kept=stats["kept"],
         acceptance=stats["acceptance"],
         cost_usd=stats["usage"]["cost_usd"],
-        stopped=stopped,
-        damaged=[d.describe() for d in state.damaged],
-        cache_hits=hits,
-        failures=dict(progress.failures),
-        crashed=crashed,
-        skipped=skipped,
+        stopped=s.stopped,
+        damaged=[d.describe() for d in s.state.damaged],
+        cache_hits=s.cache_hits,
+        failures=s.failures,
+        crashed=s.crashed,
+        skipped=s.skipped,
     )

@@ -76,7 +76,9 @@ class ExemplarPrompts:
         if sampling not in SAMPLINGS:
             raise BadInputError(f"--exemplar-sampling {sampling!r}: use one of {', '.join(SAMPLINGS)}")
         profile = get_profile(protocol)
-        exemplars = load_exemplars(exemplars_dir)
+        # none in context (an evaluation, where the policy under test must see only the question): none loaded,
+        # so the prompts' digest, and with it the run's identity, does not depend on any exemplar
+        exemplars = load_exemplars(exemplars_dir) if k > 0 else []
         self.k = min(k, len(exemplars))
         self.sampling = sampling
         self.rendered = [render_exemplar(ex, cache, profile) for ex in exemplars]
@@ -103,6 +105,8 @@ class ExemplarPrompts:
                 yield from message.images
 
     def _choose(self, rng: random.Random) -> list[RenderedExemplar]:
+        if self.k == 0:
+            return []
         if self.sampling == "fixed":
             return self.rendered[: self.k]
         if self.sampling == "random":

@@ -36,10 +36,6 @@ def run_stats(
         .agg(pl.len().alias("attempts"), pl.col("correct").sum().alias("correct"))
         .sort("difficulty")
     )
-    total = Usage(**field_values(superseded))
-    for t in attempts:
-        total.add(t.usage)
-    usage = field_values(total) | {"cost_usd": round(total.cost_usd, 6)}
     return {
         "attempts": len(attempts),
         "finished": finished.height,
@@ -57,9 +53,18 @@ def run_stats(
         "kept_turns_histogram": dict(sorted(Counter(t.num_turns for t in kept).items())),
         "kept_patterns": dict(Counter(p for t in kept for p in t.patterns)),
         "kept_primary_pattern": dict(Counter(primary_pattern(t.patterns) for t in kept)),
-        "usage": usage,
+        "usage": total_usage(attempts, superseded),
         **extra,
     }
+
+
+def total_usage(attempts: list[Trajectory], superseded: Usage) -> dict[str, Any]:
+    """Every request a run made, as plain JSON: its attempts' usage plus what earlier, failed lines of retried
+    attempts paid (`superseded`)."""
+    total = Usage(**field_values(superseded))
+    for t in attempts:
+        total.add(t.usage)
+    return field_values(total) | {"cost_usd": round(total.cost_usd, 6)}
 
 
 def write_stats(run_dir: Path, stats: dict) -> None:

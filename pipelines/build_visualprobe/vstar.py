@@ -1,0 +1,123 @@
+"""V* Bench (penghao-wu/vstar, HF craigwu/vstar_bench): one JSON beside each image, per category folder.
+
+    vstar_bench/direct_attributes/sa_4690.jpg + sa_4690.json
+    vstar_bench/relative_position/sa_2337.jpg + sa_2337.json
+    {"target_object": ["cup"], "bbox": [[x, y, w, h]], "question": "...", "options": ["right", "wrong", ...]}
+
+The annotations always put the correct option first, so a model that favours "A" would look perfect: the
+options are shuffled with a seed (per item, so a subset or another file order gives the same order), and
+the manifest records each item's order (`option_order`: shown option i is the annotation's options[order[i]]).
+The union of the target boxes becomes `target_bbox` (the region a search must find; the scripted teacher
+can evaluate offline on it).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from minio3_data.errors import BadInputError
+from minio3_data.protocol import OPTION_LETTERS
+from minio3_data.records import ProbeItem
+
+from .fields import get, load_json, numbers
+from .image_files import import_images
+from .result import Built, skip
+
+SOURCE = "vstar"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+ORDER_RULE = (
+    "shown option i is the annotation's options[option_order[id][i]]; the annotation's options[0] is the answer"
+)
+
+
+def option_order(n: int, seed: int, item_id: str) -> list[int]:
+    """The shuffled order of an item's n options, from the seed and the item alone."""
+    order = list(range(n))
+    random.Random(f"{SOURCE}\0{seed}\0{item_id}").shuffle(order)
+    return order
+
+
+def _annotations(root: Path) -> list[tuple[str, Path, Path | None]]:
+    """(category, annotation, its image or None) for every annotation under root's category folders."""
+    found = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for ann in sorted(folder.glob("*.json")):
+            image = next(
+                (
+                    ann.with_suffix(s)
+                    for s in IMAGE_SUFFIXES + tuple(x.upper() for x in IMAGE_SUFFIXES)
+                    if ann.with_suffix(s).is_file()
+                ),
+                None,
+            )
+            found.append((folder.name, ann, image))
+    if not found:
+        raise BadInputError(
+            f"{root}: no V* annotations found; expected category folders (direct_attributes/, "
+            "relative_position/) holding <name>.json beside each image"
+        )
+    return found
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """One annotation, checked: a question, two or more text options, optional [x, y, w, h] boxes."""
+    ann = load_json(path)
+    question = get(path, "", ann, "question", (str,))
+    options = get(path, "", ann, "options", (list,))
+    if len(options) < 2 or not all(isinstance(o, str) for o in options):
+        raise BadInputError(
+            f"{path}: options: expected a list of two or more strings (the first is the answer)"
+        )
+    boxes = [numbers(path, f"bbox[{i}]", b, 4) for i, b in enumerate(get(path, "", ann, "bbox", (list,), []))]
+    return {"question": question, "options": options, "boxes": boxes}
+
+
+def target_box(boxes: list[list[float]], size: tuple[int, int]) -> list[float] | None:
+    """The union of [x, y, w, h] boxes as xyxy, clipped to the image; None when it has no area."""
+    if not boxes:
+        return None
+    w, h = size
+    x0 = max(0.0, min(b[0] for b in boxes))
+    y0 = max(0.0, min(b[1] for b in boxes))
+    x1 = min(float(w), max(b[0] + b[2] for b in boxes))
+    y1 = min(float(h), max(b[1] + b[3] for b in boxes))
+    return [x0, y0, x1, y1] if x0 < x1 and y0 < y1 else None
+
+
+def import_vstar(
+    out: Path, root: Path, *, seed: int, limit: int | None, workers: int, max_pixels: int
+) -> Built:
+    """V* under `root` into the test split of the dataset dir being built at `out`."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BadInputError(
+            f"{root}: --from must be the V* Bench folder (direct_attributes/, relative_position/)"
+        )
+    entries = _annotations(root)[:limit]
+    built = Built(splits={"train": [], "test": []}, params={"from": str(root), "seed": seed, "limit": limit})
+    rows = []
+    for category, ann, image in entries:
+        item_id = f"{SOURCE}-{category}-{ann.stem}"
+        if image is None:
+            built.skipped.append(skip(f"{ann}: no image beside it", item=item_id))
+            continue
+        rows.append((item_id, category, _read(ann), image.relative_to(root).as_posix()))
+    images = import_images(root, [rel for *_, rel in rows], out, workers=workers, max_pixels=max_pixels)
+    orders: dict[str, list[int]] = {}
+    for item_id, category, ann, rel in rows:
+        image = images[rel]
+        if isinstance(image, str):
+            built.skipped.append(skip(image, image=rel, item=item_id))
+            continue
+        copy, size = image
+        order = orders[item_id] = option_order(len(ann["options"]), seed, item_id)
+        built.splits["test"].append(ProbeItem(
+            id=item_id, image=copy, question=ann["question"], answer=OPTION_LETTERS[order.index(0)],
+            options=[ann["options"][i] for i in order], difficulty="unknown",
+            target_bbox=target_box(ann["boxes"], size), width=size[0], height=size[1], source=SOURCE,
+            kind=category,
+        ))  # fmt: skip
+    built.notes = {"option_order_rule": ORDER_RULE, "option_order": orders}
+    return built

@@ -1,0 +1,144 @@
+"""Avg@k per budget, for all questions and per difficulty and data source, with 95% bootstrap intervals.
+
+Avg@k (the paper's metric, and the released code's `val/test_score`): each question's score is the share of
+its k samples judged correct; Avg@k is the mean of those scores over the questions. Rows that ask one
+question several ways (HR-Bench's option-cycled copies share `question_group`) are one question whose score
+is the share over all its rows' samples, so a question with four cycles weighs as much as one with one.
+
+The interval resamples whole questions with replacement (the questions are the sample from a population;
+the k samples are nested in them), with a fixed seed, so the same run always prints the same numbers.
+Over-turn rate and mean turns are shares and means over all samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from minio3_data.records import DIFFICULTIES, ProbeItem, Trajectory
+
+from .budgets import outcome_at
+
+LEVEL = 0.95
+CHUNK_CELLS = 4_000_000  # resampled question-scores held at once (memory bound for 30k-question benchmarks)
+
+
+@dataclass
+class Question:
+    """One question's samples, counted at each budget (arrays indexed like the budgets)."""
+
+    key: str
+    difficulty: str
+    source: str
+    samples: int
+    correct: np.ndarray
+    over_turn: np.ndarray
+    turns: np.ndarray
+
+    @property
+    def score(self) -> np.ndarray:
+        return self.correct / self.samples
+
+
+@dataclass
+class BudgetRow:
+    budget: int
+    avg_at_k: float
+    ci95: tuple[float, float]
+    over_turn_rate: float
+    mean_turns: float
+
+
+@dataclass
+class GroupResult:
+    name: str  # "all", "difficulty=hard", "source=vstar"
+    questions: int
+    samples: int
+    rows: list[BudgetRow] = field(default_factory=list)
+
+
+def question_key(item: ProbeItem) -> str:
+    return item.question_group or item.id
+
+
+def questions(
+    items: Iterable[ProbeItem], attempts: Iterable[Trajectory], budgets: list[int]
+) -> list[Question]:
+    """Every question with at least one finished sample, in dataset order; failed attempts are left out (the
+    run reports them, and rerunning retries them)."""
+    by_item = {it.id: it for it in items}
+    out: dict[str, Question] = {}
+    for key in dict.fromkeys(question_key(it) for it in by_item.values()):
+        out[key] = Question(key, "", "", 0, *(np.zeros(len(budgets), dtype=np.int64) for _ in range(3)))
+    for t in attempts:
+        item = by_item.get(t.item_id)
+        if item is None or t.status == "failed":
+            continue
+        q = out[question_key(item)]
+        q.difficulty, q.source = q.difficulty or item.difficulty, q.source or item.source
+        q.samples += 1
+        for i, b in enumerate(budgets):
+            o = outcome_at(t, b)
+            q.correct[i] += o.correct
+            q.over_turn[i] += o.over_turn
+            q.turns[i] += o.turns
+    return [q for q in out.values() if q.samples]
+
+
+def bootstrap_ci(scores: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """(2, budgets) percentile bounds of the mean question score, resampling questions; `scores` is
+    (questions, budgets)."""
+    n, width = scores.shape
+    rng = np.random.default_rng(seed)
+    chunk = max(1, CHUNK_CELLS // max(1, n * width))
+    means = []
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        means.append(scores[idx].mean(axis=1))
+    tail = (1 - LEVEL) / 2 * 100
+    return np.percentile(np.concatenate(means), [tail, 100 - tail], axis=0)
+
+
+def group_result(name: str, qs: list[Question], budgets: list[int], resamples: int, seed: int) -> GroupResult:
+    scores = np.stack([q.score for q in qs])
+    samples = sum(q.samples for q in qs)
+    over = np.sum([q.over_turn for q in qs], axis=0) / samples
+    turns = np.sum([q.turns for q in qs], axis=0) / samples
+    lo, hi = bootstrap_ci(scores, resamples, seed)
+    avg = scores.mean(axis=0)
+    rows = [
+        BudgetRow(b, float(avg[i]), (float(lo[i]), float(hi[i])), float(over[i]), float(turns[i]))
+        for i, b in enumerate(budgets)
+    ]
+    return GroupResult(name, len(qs), samples, rows)
+
+
+def _ordered(values: set[str], first: tuple[str, ...] = ()) -> list[str]:
+    return [v for v in first if v in values] + sorted(values - set(first))
+
+
+def group_results(qs: list[Question], budgets: list[int], resamples: int, seed: int) -> list[GroupResult]:
+    """All questions, then each difficulty and each data source when the dataset has more than one."""
+    if not qs:
+        return []
+    groups = [("all", qs)]
+    for dim, first in (("difficulty", DIFFICULTIES), ("source", ())):
+        values = {getattr(q, dim) for q in qs}
+        if len(values) > 1:
+            groups += [
+                (f"{dim}={v}", [q for q in qs if getattr(q, dim) == v]) for v in _ordered(values, first)
+            ]
+    return [group_result(name, members, budgets, resamples, seed) for name, members in groups]
+
+
+__all__ = [
+    "BudgetRow",
+    "GroupResult",
+    "Question",
+    "bootstrap_ci",
+    "group_results",
+    "question_key",
+    "questions",
+]
