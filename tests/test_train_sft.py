@@ -4,16 +4,14 @@ of a tiny random-weight Qwen2.5-VL on an export, on CPU."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 from export_fixtures import make_run
+from lf_env import LF_TEST_TIMEOUT_S, build_tiny_model, llamafactory_cli, offline_env
 from typer.testing import CliRunner
 
 from cli import app
@@ -21,11 +19,6 @@ from minio3_data.errors import BadInputError
 from pipelines.export_llamafactory import export_run
 from train.sft import overrides, run_sft, sft_launch
 
-REPO = Path(__file__).resolve().parents[1]
-LF_ENV_SCRIPT = REPO / "tools" / "llamafactory-cpu-env.sh"
-LF_INSTALL_TIMEOUT_S = 1500  # the first run builds the venv (minutes); later runs only print the cached path
-# the first training test also pays for the install and the tiny model: its pytest-timeout must not cut them first
-LF_TEST_TIMEOUT_S = LF_INSTALL_TIMEOUT_S + 600 + 300 + 600 + 300
 MINIO3 = Path(sys.executable).parent / "minio3"
 FAKE_CLI = """#!/bin/sh
 echo "args: $*"
@@ -129,39 +122,6 @@ def test_dry_run_prints_where_llamafactory_is_not_installed(
 # --- real LLaMA-Factory, CPU ---------------------------------------------------------------------------
 
 
-def cannot_run(reason: str) -> NoReturn:
-    """CI must prove training: with CI set (non-empty) a training test that cannot run fails; elsewhere it skips."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI is set, so LLaMA-Factory training must run, but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def llamafactory_cli(script: Path = LF_ENV_SCRIPT, timeout: float = LF_INSTALL_TIMEOUT_S) -> Path:
-    """Run `script` (it builds LLaMA-Factory's CPU venv once, then reuses it) and return its llamafactory-cli."""
-    if not script.is_file():
-        cannot_run(f"{script} not found")
-    try:  # its own session, so that a timeout kills pip too, not only bash (pip would hold the pipes open)
-        proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)  # fmt: skip
-    except OSError as e:
-        cannot_run(f"cannot start {script}: {e}")
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        cannot_run(
-            f"{script} did not finish within {timeout:g} s (building the venv; rerun to resume): {err[-2000:]}"
-        )
-    if proc.returncode != 0:
-        cannot_run(f"{script} failed with exit code {proc.returncode}: {err[-3000:]}")
-    lines = out.strip().splitlines()
-    cli = Path(lines[-1]) if lines else None
-    if cli is None or not os.access(cli, os.X_OK):
-        cannot_run(f"{script} printed no executable llamafactory-cli path (stdout: {out[-500:]!r})")
-    return cli
-
-
 @pytest.fixture(scope="session")
 def lf_cli() -> Path:
     """LLaMA-Factory's CPU venv, built by tools/llamafactory-cpu-env.sh on first use (minutes), then reused."""
@@ -194,18 +154,7 @@ def test_training_that_cannot_run_fails_under_ci_and_skips_elsewhere(
 
 @pytest.fixture(scope="session")
 def tiny_model(lf_cli: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-qwen25vl")
-    done = subprocess.run(
-        [str(lf_cli.parent / "python"), str(REPO / "tests" / "tiny_qwen25vl.py"), str(out)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
-
-
-def offline_env() -> dict[str, str]:
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-            "DISABLE_VERSION_CHECK": "0", "WANDB_DISABLED": "true"}  # fmt: skip
+    return build_tiny_model(lf_cli, tmp_path_factory.mktemp("tiny-qwen25vl"))
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 Runs with the LLaMA-Factory venv's python (it needs torch + transformers, which minio3 itself never imports):
     <venv>/bin/python tests/tiny_qwen25vl.py OUT_DIR
+The RL tests import `build_tokenizer`, `model_config` and `IMAGE_PIXELS` in the `rl` extra's environment for a
+weightless copy (the rollout never runs the model).
 Nothing is downloaded: the tokenizer is a byte-level BPE trained here on a few hundred lines, so its
 special tokens and ids follow the Qwen2 layout the qwen2_vl template and plugin expect.
 """
@@ -98,24 +100,15 @@ def build_tokenizer():
     return fast
 
 
-def build(out: Path) -> None:
-    import torch
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+IMAGE_PIXELS = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 64}  # the image processor's smart_resize range
+ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
 
-    tokenizer = build_tokenizer()
+
+def model_config(tokenizer):
+    """The tiny Qwen2.5-VL config (2 layers, hidden 64), its special-token ids taken from `tokenizer`."""
+    from transformers import Qwen2_5_VLConfig
+
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
-        chat_template=CHAT_TEMPLATE,
-    )
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
@@ -147,8 +140,28 @@ def build(out: Path) -> None:
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
     )
+    config.architectures = [ARCHITECTURE]
+    return config
+
+
+def build(out: Path) -> None:
+    import torch
+    from transformers import (
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer = build_tokenizer()
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**IMAGE_PIXELS),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(),
+        chat_template=CHAT_TEMPLATE,
+    )
     torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    model = Qwen2_5_VLForConditionalGeneration(model_config(tokenizer)).to(torch.float32)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)

@@ -14,20 +14,25 @@ chat_template.py) adds its imports and names below, and the config keys its plug
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from train.rl import objective
+from minio3_data.profiles import get_profile
+from train.rl import agent_loop, chat_template, objective, parser
 
 # --- plug-in modules (each registers itself on import) ---------------------------------------------------
-# The agent-loop half adds its modules here, e.g.:
-# from train.rl import agent_loop, parser
+# agent_loop registers the `minio3_zoom` loop and, through parser, one `<grounding>` tool parser per protocol
+# profile; its zoom tool (train/rl/tool.py) is brought by the loop itself, and the reward function is loaded by
+# verl from its file path (REWARD_FILE), so neither needs a registry.
 
 REGISTERED: dict[str, tuple[str, ...]] = {
     "adv_estimator": (objective.ESTIMATOR,),
     "policy_loss": (objective.POLICY_LOSS,),
-    # "tool_parser": (parser.NAME,),
-    # "agent_loop": (agent_loop.NAME,),
+    "tool_parser": tuple(parser.parser_name(name) for name in parser.PARSERS),
+    "agent_loop": (agent_loop.AGENT_LOOP,),
 }
+REWARD_FILE = Path(__file__).with_name("reward.py")
+REWARD_FUNCTION = "compute_score"
 
 
 def rollout_config(
@@ -38,8 +43,24 @@ def rollout_config(
     data row's `agent_name`), the tool parser (`...multi_turn.format`), the chat template
     (`actor_rollout_ref.model.custom_chat_template`), the reward function
     (`reward.custom_reward_function.*`, with the `judge` spec in its `reward_kwargs`), and any tool config.
-    `protocol` is the profile every turn is rendered in."""
-    return {}
+    `protocol` is the profile every turn is rendered in (the parser's name carries it to the agent loop);
+    `judge` is "rule" or "openai:MODEL" / "gemini:MODEL" on `judge_base_urls` with the key in
+    `judge_api_key_env`. The zoom tool needs no tool config: the loop brings it."""
+    get_profile(protocol)  # a one-line error naming the choices
+    reward_kwargs: dict[str, Any] = {"judge": judge}
+    if judge_base_urls:
+        reward_kwargs["judge_base_urls"] = list(judge_base_urls)
+    if judge_api_key_env:
+        reward_kwargs["judge_api_key_env"] = judge_api_key_env
+    return {
+        "actor_rollout_ref.rollout.agent.default_agent_loop": agent_loop.AGENT_LOOP,
+        "actor_rollout_ref.rollout.multi_turn.enable": True,
+        "actor_rollout_ref.rollout.multi_turn.format": parser.parser_name(protocol),
+        "actor_rollout_ref.model.custom_chat_template": chat_template.CHAT_TEMPLATE,
+        "reward.custom_reward_function.path": str(REWARD_FILE),
+        "reward.custom_reward_function.name": REWARD_FUNCTION,
+        "reward.custom_reward_function.reward_kwargs": reward_kwargs,
+    }
 
 
-__all__ = ["REGISTERED", "rollout_config"]
+__all__ = ["REGISTERED", "REWARD_FILE", "REWARD_FUNCTION", "rollout_config"]
