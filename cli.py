@@ -530,6 +530,35 @@ def train_rl_cmd(
         raise typer.Exit(code)
 
 
+# --- view -----------------------------------------------------------------------------------------------
+
+
+@app.command("view")
+@user_errors
+def view_cmd(
+    source: Annotated[Path, typer.Argument(help="A run, eval, dataset or export dir.")],
+    out: Annotated[Path, typer.Option(help="Site dir to write (open OUT/index.html in a browser).")],
+    limit: Annotated[Optional[int], typer.Option(help="Make pages for the first N entries only.")] = None,
+    filter: Annotated[Optional[str], typer.Option(
+        "--filter", help="Entries to include, e.g. status=answered,verdict=wrong|unjudged,turns>=4 "
+        "(FIELD=V1|V2, !=, >=, <=, >, <; the index's filter box takes the same). Fields: runs and evals "
+        "id, item, status, verdict, pattern, difficulty, source, turns, teacher, kept, cost; datasets id, "
+        "split, difficulty, source, kind, glance; exports id, turns, zooms, images."
+    )] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: CPU count, at most 8).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Write a static site (no server, no network) to look at every trajectory, dataset item or exported row:
+    zoom boxes numbered by turn on the original, each observation as the model saw it, verdicts and costs.
+
+    Example: minio3 view runs/gemini --out site/gemini --filter status=answered,verdict=wrong
+    """
+    from pipelines.view import build_site
+
+    summary = build_site(source, out, limit=limit, filter_expr=filter, workers=workers, overwrite=overwrite)
+    typer.echo(summary.text())
+
+
 # --- quickstart -----------------------------------------------------------------------------------------
 
 

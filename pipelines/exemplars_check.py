@@ -13,7 +13,6 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
 from minio3_data.errors import Minio3Error
@@ -24,9 +23,7 @@ from minio3_data.profiles import DEFAULT_PROFILE, get_profile
 from minio3_data.protocol import OPTION_LETTERS, render_action
 from minio3_data.zoom import Observation
 
-BOX_COLORS = ((230, 25, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (60, 180, 75), (240, 50, 230))
-TARGET_COLOR = (255, 225, 25)
-OVERVIEW_WIDTH = 1100
+from .view.draw import DrawnBox, box_color, draw_boxes
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; max-width: 1200px; }
@@ -53,25 +50,8 @@ def _data_url(jpeg: bytes) -> str:
 
 def _overview(exemplar: Exemplar, observations: list[Observation]) -> bytes:
     """The first view with every zoom box (numbered by the observation it made) and the target drawn."""
-    first = observations[0].image
-    scale = min(1.0, OVERVIEW_WIDTH / first.width) * first.width / exemplar.width
-    image = first.resize(
-        (round(exemplar.width * scale), round(exemplar.height * scale)), Image.Resampling.LANCZOS
-    )
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=18)
-    tx0, ty0, tx1, ty1 = (v * scale for v in exemplar.target_bbox)
-    draw.rectangle((tx0 - 6, ty0 - 6, tx1 + 6, ty1 + 6), outline=(0, 0, 0), width=5)  # visible on any colour
-    draw.rectangle((tx0 - 5, ty0 - 5, tx1 + 5, ty1 + 5), outline=TARGET_COLOR, width=3)
-    for obs in observations[1:]:
-        color = BOX_COLORS[(obs.index - 1) % len(BOX_COLORS)]
-        x0, y0, x1, y1 = (v * scale for v in obs.box)
-        draw.rectangle((x0, y0, x1, y1), outline=color, width=3)
-        label = str(obs.index)
-        _, _, tw, th = draw.textbbox((0, 0), label, font=font)
-        at = (x0 + 3, y0 - th - 6 if y0 >= th + 6 else y0 + 3)  # above the box, so it hides nothing inside
-        draw.rectangle((at[0] - 3, at[1] - 1, at[0] + tw + 3, at[1] + th + 3), fill=color)
-        draw.text(at, label, fill=(255, 255, 255), font=font)
+    boxes = [DrawnBox(obs.box, str(obs.index), box_color(obs.index)) for obs in observations[1:]]
+    image = draw_boxes(observations[0].image, (exemplar.width, exemplar.height), boxes, exemplar.target_bbox)
     return encode_jpeg(image, quality=85)
 
 

@@ -1,0 +1,89 @@
+"""An eval dir as site entries: its sampled trajectories (an eval is a run without the keep-filter), under
+the budget table and the accuracy-against-budget plot that `minio3 eval` wrote beside them.
+
+The table and plot are shown as eval wrote them (its markdown table and PNG files), not recomputed here, so
+the site can never disagree with results.json.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minio3_data.errors import BadInputError
+from minio3_data.store import RUN_JSON
+
+from .markup import esc
+from .run_source import STATS_PNG, RunSource
+from .site import SiteImages
+
+RESULTS = "results.json"
+
+
+def markdown_html(text: str) -> str:
+    """The markdown eval writes (headings, pipe tables, paragraphs) as HTML; text is escaped, never run."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *rest = table
+            out.append(
+                '<table class="index"><thead><tr>'
+                + "".join(f"<th>{esc(c)}</th>" for c in head)
+                + "</tr></thead><tbody>"
+                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rest)
+                + "</tbody></table>"
+            )
+            table.clear()
+
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|"):
+            cells = [c.strip() for c in s.strip("|").split("|")]
+            if not all(set(c) <= set(":- ") for c in cells):  # the |---|---| separator row
+                table.append(cells)
+            continue
+        flush()
+        if s.startswith("#"):
+            level = min(len(s) - len(s.lstrip("#")) + 1, 4)
+            out.append(f"<h{level}>{esc(s.lstrip('#').strip())}</h{level}>")
+        elif s:
+            out.append(f"<p>{esc(s)}</p>")
+    flush()
+    return "".join(out)
+
+
+def _run_dir(path: Path) -> Path:
+    """Where an eval keeps its trajectories: the eval dir itself, or the one subdir holding a run.json."""
+    if (path / RUN_JSON).is_file():
+        return path
+    found = sorted(p.parent for p in path.glob(f"*/{RUN_JSON}"))
+    if not found:
+        raise BadInputError(
+            f"{path}: has {RESULTS} but no run ({RUN_JSON}) of trajectories in it or a subdir"
+        )
+    return found[0]
+
+
+class EvalSource(RunSource):
+    """An eval dir: the run's trajectories, headed by the budget table and plot."""
+
+    kind = "eval"
+
+    def __init__(self, path: Path) -> None:
+        self.eval_dir = path
+        super().__init__(_run_dir(path))
+
+    def header(self, images: SiteImages) -> str:
+        parts = [f"<p>results: {esc(self.eval_dir / RESULTS)}</p>"]
+        for md in sorted(self.eval_dir.glob("*.md")):
+            parts.append(markdown_html(md.read_text(encoding="utf-8", errors="replace")))
+        for png in sorted(self.eval_dir.glob("*.png")):
+            if png.name == STATS_PNG:
+                continue  # the run's own plot, shown by the run header
+            src = images.put(f"eval/{png.name}", png.read_bytes())
+            parts.append(
+                f'<figure><img src="{esc(src)}" alt="{esc(png.stem)}" style="max-width:100%">'
+                f"<figcaption>{esc(png.name)}</figcaption></figure>"
+            )
+        return "".join(parts) + "<h2>The run</h2>" + super().header(images)

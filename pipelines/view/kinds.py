@@ -1,0 +1,29 @@
+"""What kind of dir `minio3 view` was given, told by the file each stage writes and no other does.
+
+Order matters: an eval dir holds a run of trajectories (run.json) beside its results.json, so results.json
+is looked for first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from minio3_data.errors import BadInputError
+
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("eval", ("results.json",)),
+    ("run", ("run.json", "attempts.jsonl")),
+    ("export", ("export.json",)),
+    ("dataset", ("manifest.json",)),
+)
+
+
+def detect_kind(path: Path) -> str:
+    """ "eval", "run", "export" or "dataset"; anything else is a one-line error naming what was looked for."""
+    if not path.is_dir():
+        raise BadInputError(f"{path}: no such directory; give a run, dataset, eval or export dir")
+    for kind, marks in KINDS:
+        if any((path / mark).is_file() for mark in marks):
+            return kind
+    looked = ", ".join(f"{mark} ({kind})" for kind, marks in KINDS for mark in marks)
+    raise BadInputError(f"{path}: not a run, dataset, eval or export dir; none of {looked} is in it")

@@ -1,0 +1,236 @@
+"""A synth-coldstart (or eval) run dir as site entries: every attempt, kept or not, each with its page.
+
+Curating means seeing what was rejected and why, so the entries are the attempts of attempts.jsonl (the
+last line per (item, sample), as resume reads them), marked kept when curation put them in
+trajectories.parquet. The log is read once, line by line, keeping only each line's offset and its index
+row; a worker reads its lines again by offset. Pixels come from ZoomEnv under the run's own protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from minio3_data.errors import BadInputError, ImageError
+from minio3_data.fsutil import safe_relpath
+from minio3_data.images import OriginalCache
+from minio3_data.records import ProbeItem, Trajectory, read_items
+from minio3_data.store import ATTEMPTS, RUN_JSON, SHAPE_ERRORS, read_run_json
+from minio3_data.zoom import ZoomEnv
+from pipelines.export_llamafactory.source_run import TRAJECTORIES, WORKER_CACHE_BYTES, run_protocol
+from pipelines.synth_coldstart.patterns import tag_patterns
+
+from .entries import Entry, PageResult, Renderer, render_or_missing
+from .filters import Field
+from .markup import esc, facts
+from .search import SearchPictures
+from .site import SiteImages, page_rel, write_page
+from .trajectory_page import TrajectoryView, trajectory_page
+
+RUN_FIELDS = (
+    Field("id", "id", choices=False),
+    Field("item", "item", choices=False, column=False),
+    Field("status", "status"),
+    Field("verdict", "verdict"),
+    Field("pattern", "patterns", multi=True),
+    Field("difficulty", "difficulty"),
+    Field("source", "data source"),
+    Field("turns", "turns", numeric=True),
+    Field("teacher", "teacher"),
+    Field("kept", "kept"),
+    Field("cost", "cost $", numeric=True, choices=False),
+)
+STATS_JSON = "stats.json"
+STATS_PNG = "stats.png"
+
+
+def _dataset_dir(run_dir: Path, record: dict[str, Any]) -> Path:
+    return (run_dir / record["dataset"]).resolve()
+
+
+def _items(dataset_dir: Path, split: str) -> dict[str, ProbeItem]:
+    """The run's dataset rows by id, for target boxes and data sources; none when the dataset is gone (the
+    pages then say so, and their images are listed missing)."""
+    try:
+        return {it.id: it for it in read_items(dataset_dir / f"{split}.parquet")}
+    except BadInputError:
+        return {}
+
+
+def _kept_ids(run_dir: Path) -> frozenset[str]:
+    path = run_dir / TRAJECTORIES
+    if not path.is_file():
+        return frozenset()
+    try:
+        return frozenset(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+    except Exception:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+        raise BadInputError(
+            f"{path}: not a readable trajectories parquet; rerun the synthesis to rewrite it"
+        ) from None
+
+
+def index_values(t: Trajectory, item: ProbeItem | None, kept: bool) -> dict[str, Any]:
+    return {
+        "id": t.id, "item": t.item_id, "status": t.status, "verdict": t.verdict.label,
+        "pattern": t.patterns or tag_patterns(t), "difficulty": t.difficulty,
+        "source": item.source if item is not None else "", "turns": t.num_turns, "teacher": t.teacher,
+        "kept": "yes" if kept else "no", "cost": round(t.usage.cost_usd, 4),
+    }  # fmt: skip
+
+
+def _read_at(f: Any, offset: int) -> Trajectory:
+    """The attempt whose line starts at `offset`; the log is append-only, so only a rewrite (a resume that
+    moved damaged lines aside) since the site was started can put another line there."""
+    f.seek(offset)
+    try:
+        return Trajectory.from_dict(json.loads(f.readline()))
+    except (ValueError, RecursionError, *SHAPE_ERRORS):
+        raise BadInputError(f"{f.name}: rewritten while the site was built; build it again") from None
+
+
+@dataclass
+class TrajectoryRenderer:
+    """Renders the pages of a chunk of attempts (inside a worker: its cache is made there, never pickled)."""
+
+    log: Path
+    dataset_dir: Path
+    protocol: str
+    site: Path
+    items: dict[str, ProbeItem]
+    kept: frozenset[str]
+    cache: OriginalCache | None = field(default=None, repr=False)
+
+    def __call__(self, entries: list[Entry]) -> list[PageResult]:
+        if self.cache is None:
+            self.cache = OriginalCache(WORKER_CACHE_BYTES)
+        images = SiteImages(self.site)
+        with open(self.log, "rb") as f:
+            return [
+                render_or_missing(e.id, lambda e=e: self.render(_read_at(f, e.locator), images))
+                for e in entries
+            ]
+
+    def render(self, traj: Trajectory, images: SiteImages) -> PageResult:
+        traj.patterns = traj.patterns or tag_patterns(traj)
+        path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")
+        env = ZoomEnv(path, cache=self.cache, protocol=self.protocol)
+        problems: list[str] = []
+        try:
+            observations = env.replay(traj.turns)
+        except ImageError:
+            raise
+        except BadInputError as e:  # the record disagrees with a replay: show what was stored, and say so
+            problems.append(str(e))
+            observations = None
+        rel = page_rel(traj.id)
+        key = Path(rel).stem
+        item = self.items.get(traj.item_id)
+        if item is None:
+            problems.append(
+                f"item {traj.item_id} is not in the run's dataset split: no target box or data source"
+            )
+        view = TrajectoryView(
+            self.protocol,
+            SearchPictures(images, env, path),
+            key,
+            observations,
+            item,
+            traj.id in self.kept,
+            problems,
+        )
+        html, thumb = trajectory_page(traj, view)
+        return PageResult(traj.id, write_page(self.site, rel, html), thumb)
+
+
+class RunSource:
+    """A run dir (run.json + attempts.jsonl) read for the site."""
+
+    kind = "run"
+    fields = RUN_FIELDS
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.record = read_run_json(path)
+        self.identity = self.record.get("identity") if isinstance(self.record.get("identity"), dict) else {}
+        self.protocol = run_protocol(path)
+        self.dataset_dir = _dataset_dir(path, self.record)
+        self.split = str(self.identity.get("split") or "train")
+        self.items = _items(self.dataset_dir, self.split)
+        self.kept = _kept_ids(path)
+        self.log = path / ATTEMPTS
+        self.notes: list[str] = []
+        if not self.dataset_dir.is_dir():
+            self.notes.append(
+                f"{path / RUN_JSON}: dataset dir {self.dataset_dir} does not exist; no page can be made"
+            )
+
+    def entries(self) -> Iterator[Entry]:
+        """The last line of each (item, sample) in attempts.jsonl, ordered by item and sample; lines that do
+        not parse (a torn tail, damage) are skipped and counted in `notes`."""
+        latest: dict[tuple[str, int], Entry] = {}
+        bad = 0
+        if self.log.is_file():
+            with open(self.log, "rb") as f:
+                offset = 0
+                for line in f:
+                    start, offset = offset, offset + len(line)
+                    if not line.strip():
+                        continue
+                    try:
+                        t = Trajectory.from_dict(json.loads(line))
+                        key = (str(t.item_id), int(t.sample_index))
+                    except (ValueError, RecursionError, *SHAPE_ERRORS):
+                        bad += 1
+                        continue
+                    values = index_values(t, self.items.get(t.item_id), t.id in self.kept)
+                    latest[key] = Entry(t.id, values, start, t.image)
+        if bad:
+            self.notes.append(f"{self.log}: skipped {bad} line(s) that are not attempt records")
+        for key in sorted(latest):
+            yield latest[key]
+
+    def renderer(self, site: Path) -> Renderer:
+        return TrajectoryRenderer(self.log, self.dataset_dir, self.protocol, site, self.items, self.kept)
+
+    def header(self, images: SiteImages) -> str:
+        """Who made the run and how it went: run.json's identity, stats.json's totals and stats.png."""
+        ident = self.identity
+        rows = [
+            ("run", esc(self.path)),
+            (
+                "teacher",
+                esc(f"{ident.get('teacher')}" + (f" ({ident.get('model')})" if ident.get("model") else "")),
+            ),
+            ("protocol", esc(self.protocol)),
+            ("dataset", esc(f"{self.dataset_dir} ({self.split})")),
+            ("samples per item", esc(ident.get("samples_per_item", "?"))),
+            ("max turns", esc(ident.get("max_turns", "?"))),
+        ]
+        stats = _read_json(self.path / STATS_JSON)
+        if stats:
+            usage = stats.get("usage") or {}
+            rows.append((
+                "attempts", esc(f"{stats.get('attempts')} ({stats.get('kept')} kept, acceptance "
+                                f"{stats.get('acceptance', 0):.0%}, ${usage.get('cost_usd', 0):.2f})"),
+            ))  # fmt: skip
+        plot = ""
+        if (self.path / STATS_PNG).is_file():
+            src = images.put("stats.png", (self.path / STATS_PNG).read_bytes())
+            plot = (
+                f'<details><summary>stats.png</summary><img src="{esc(src)}" alt="run statistics"></details>'
+            )
+        return facts(rows) + plot
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A summary file the site shows if it can; a missing or damaged one only leaves its lines out."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

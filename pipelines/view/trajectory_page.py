@@ -1,0 +1,140 @@
+"""One trajectory as a page: the original with every zoom numbered by turn, then the conversation exactly as
+the model read it (the protocol's own texts, from render.conversation) with each observation's pixels,
+what the environment made of every turn, and the outcome: answer, ground truth, verdict, cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from minio3_data.records import ProbeItem, Trajectory, Turn
+from minio3_data.render import conversation
+from minio3_data.zoom import Observation
+
+from .draw import box_color, hex_color
+from .markup import (
+    Message,
+    conversation_html,
+    document,
+    esc,
+    facts,
+    label,
+    picture_html,
+    problems_html,
+    question_html,
+)
+from .search import SearchPictures, Step, steps_of
+from .site import INDEX, from_page
+
+
+@dataclass
+class TrajectoryView:
+    """What a page shows beside the record: the observations ZoomEnv re-derived (None when the replay
+    disagreed with the record), the dataset row it came from, and whether curation kept it."""
+
+    protocol: str
+    pictures: SearchPictures
+    key: str  # names the page's own pictures
+    observations: list[Observation] | None
+    item: ProbeItem | None
+    kept: bool
+    problems: list[str]
+
+
+def _turn_notes(turn: Turn, number: int, final_answer: str | None) -> list[str]:
+    """What the environment made of one assistant turn, in words."""
+    if turn.action == "zoom":
+        asked = f"zoom into <code>{esc(turn.source)}</code> at {esc(turn.bbox)}"
+        if turn.observation is not None:
+            chip = f'<b style="color:{hex_color(box_color(number))}">box {number}</b>'
+            return [
+                f"{chip}: {asked} &rarr; observation {turn.observation}, {esc(turn.box_px)} px of the original"
+            ]
+        if turn.error is not None:
+            return [f'<span class="err">{asked}: refused: {esc(turn.error)}</span>']
+        return [
+            f'<span class="err">{asked}: not executed (the turn or image budget ran out: over-turn)</span>'
+        ]
+    if turn.action == "answer":
+        counted = "final answer" if turn.answer == final_answer else "later answer (only the first counts)"
+        return [f"{counted}: <b>{esc(turn.answer)}</b>"]
+    return [
+        f'<span class="err">{esc(turn.action)}: {esc(turn.error or "no action; the trajectory ends")}</span>'
+    ]
+
+
+def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> list[Message]:
+    observations = view.observations
+    chat = conversation(traj.question, traj.options, traj.turns, protocol=view.protocol)
+    messages: list[Message] = []
+    turn_index = 0
+    for chat_turn in chat:
+        msg = Message(chat_turn.role, chat_turn.text)
+        if chat_turn.role == "assistant":
+            number = turn_index + 1
+            msg.heading = f"turn {number}"
+            msg.notes = _turn_notes(traj.turns[turn_index], number, traj.final_answer)
+            turn_index += 1
+        for index in chat_turn.images:
+            if observations is None or index >= len(observations):
+                continue
+            obs = observations[index]
+            w, h = obs.size
+            what = (
+                "the first view"
+                if index == 0
+                else f"observation {index}: box {list(obs.box)} of the original"
+            )
+            caption = f"{what}, sent at {w}&times;{h} px"
+            msg.pictures.append(view.pictures.observation(obs, steps, caption))
+        messages.append(msg)
+    return messages
+
+
+def _facts(traj: Trajectory, view: TrajectoryView) -> str:
+    usage = traj.usage
+    item = view.item
+    rows = [
+        ("question", question_html(traj.question, traj.options)),
+        ("final answer", esc(traj.final_answer if traj.final_answer is not None else "(none)")),
+        ("ground truth", esc(traj.ground_truth)),
+        ("verdict", f"{label(traj.verdict.label)} ({esc(traj.verdict.how)})"),
+        ("status", label(traj.status) + (f": {esc(traj.error)}" if traj.error else "")),
+        ("kept", "yes (in trajectories.parquet)" if view.kept else "no"),
+        ("teacher", esc(traj.teacher)),
+        ("exemplars used", esc(", ".join(traj.exemplar_ids) or "(none)")),
+        ("patterns", esc(", ".join(traj.patterns) or "(none)")),
+        ("turns", esc(traj.num_turns)),
+        (
+            "tokens",
+            esc(
+                f"{usage.prompt_tokens:,} prompt, {usage.completion_tokens:,} completion, "
+                f"{usage.thought_tokens:,} thinking; {usage.requests} request(s)"
+            ),
+        ),
+        ("cost", esc(f"${usage.cost_usd:.4f}")),
+        ("difficulty", esc(traj.difficulty)),
+        ("data source", esc(item.source if item else "(dataset row not found)")),
+        ("image", esc(f"{traj.image} ({traj.width}x{traj.height})")),
+        ("protocol", esc(view.protocol)),
+        ("seed", esc(traj.seed)),
+    ]
+    return facts(rows)
+
+
+def trajectory_page(traj: Trajectory, view: TrajectoryView) -> tuple[str, str]:
+    """The page's HTML and the site path of its thumbnail."""
+    steps = steps_of(traj.turns, view.observations)
+    target = view.item.target_bbox if view.item is not None else None
+    legend = "every executed zoom on the original, numbered by turn" + (
+        ", the target in yellow" if target else ""
+    )
+    overview, thumb = view.pictures.overview(view.key, steps, target, legend)
+    body = (
+        f'<p><a href="{from_page(INDEX)}">&larr; index</a></p><h1>{esc(traj.id)}</h1>'
+        f"{problems_html(view.problems)}{_facts(traj, view)}"
+        f"{picture_html(overview)}"
+        f"<h2>The conversation, as the model read it</h2>{conversation_html(_messages(traj, view, steps))}"
+    )
+    return document(f"{traj.id} - minio3 view", body), thumb
