@@ -9,8 +9,9 @@
 # MODEL_DIR: a local Qwen2.5-VL-style model dir (config, tokenizer, processor, weights): your SFT checkpoint,
 # or a small one such as Qwen2.5-VL-3B-Instruct (nothing is downloaded).
 # A synthetic dataset (16 train / 4 validation questions) is built next to OUT_DIR unless DATASET names one.
-# Expect: three training steps, each printing verl's step metrics (reward/score, response length, pg_loss,
-# the over-turn rate); exit code 0.
+# Expect: three training steps, each printing verl's step metrics (reward/score, response length, pg_loss);
+# exit code 0. The over-turn rate, turns and accuracy per source appear in the validation metrics only
+# (verl 0.9.1 aggregates the agent loop's extra fields at validation; see docs/rl.md, "Metrics").
 set -euo pipefail
 MODEL=${1:?usage: bench/rl_smoke.sh MODEL_DIR [OUT_DIR]}
 OUT=${2:-runs/rl_smoke}
