@@ -53,7 +53,7 @@ class EvalSummary:
         lines = []
         for g in self.groups:
             cells = ", ".join(f"{r.budget}: {100 * r.avg_at_k:.1f}" for r in g.rows)
-            lines.append(f"{g.name} ({g.questions} question{"" if g.questions == 1 else "s"}) Avg@{self.k} % by turn budget: {cells}")
+            lines.append(f"{g.name} ({g.questions} question{'' if g.questions == 1 else 's'}) Avg@{self.k} % by turn budget: {cells}")
         if self.groups:
             rows = self.groups[0].rows
             lines.append(
