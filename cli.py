@@ -56,6 +56,9 @@ PROTOCOL_HELP = (
 # options of the commands that talk to a model (synth-coldstart, eval), declared once
 BaseUrlOption = Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")]
 RpmOption = Annotated[Optional[int], typer.Option(help="Requests per minute limit.")]
+StopAtOption = Annotated[
+    str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers that fail on `stop`)")
+]
 TpmOption = Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")]
 TimeoutOption = Annotated[float, typer.Option(help="Seconds per request.")]
 MaxRetriesOption = Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")]
@@ -229,8 +232,7 @@ def synth_coldstart_cmd(
     rpm: RpmOption = TEACHER.rpm,
     tpm: TpmOption = TEACHER.tpm,
     timeout: TimeoutOption = TEACHER.timeout,
-    stop_at: Annotated[str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers "
-                                              "that fail on `stop`)")] = TEACHER.stop_at,
+    stop_at: StopAtOption = TEACHER.stop_at,
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
     judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint (default: the teacher's when of the same kind).")] = None,
     judge_api_key_env: JudgeKeyOption = None,
@@ -365,7 +367,7 @@ def eval_cmd(
     rpm: RpmOption = TEACHER.rpm,
     tpm: TpmOption = TEACHER.tpm,
     timeout: TimeoutOption = TEACHER.timeout,
-    stop_at: Annotated[str, typer.Option(help="server | client (for servers that fail on `stop`)")] = TEACHER.stop_at,
+    stop_at: StopAtOption = TEACHER.stop_at,
     max_retries: MaxRetriesOption = TEACHER.max_retries,
     max_cost: MaxCostOption = None,
     max_requests: Annotated[Optional[int], typer.Option(help="Stop before more requests.")] = None,

@@ -34,10 +34,9 @@ def conversation(
     turns: Sequence[Turn],
     *,
     protocol: ProtocolProfile | str = DEFAULT_PROFILE,
-    system: str | None = None,
 ) -> list[ChatTurn]:
     """System, question with the first view, then each assistant turn and what the environment answered,
-    in the words of `protocol` (its system prompt unless `system` is given).
+    in the words of `protocol`.
 
     After a zoom that produced observation k: the observation turn with image k. After a malformed turn
     or an invalid zoom: the error turn. Nothing after an answer, a void turn or an unexecuted (over-turn)
@@ -46,7 +45,7 @@ def conversation(
     profile = get_profile(protocol)
     asked = question_text(question.replace(IMAGE_PLACEHOLDER, "").strip(), list(options))
     chat = [
-        ChatTurn("system", profile.system_prompt if system is None else system),
+        ChatTurn("system", profile.system_prompt),
         ChatTurn("user", f"{IMAGE_PLACEHOLDER}\n{asked}", [0]),
     ]
     for i, turn in enumerate(turns):

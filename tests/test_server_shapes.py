@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from loopback_teacher import Fault, LoopbackTeacher, fast_teacher, loopback_fixture, zoom_then_answer  # noqa: F401
+from loopback_teacher import Fault, LoopbackTeacher, fast_teacher, loopback_fixture  # noqa: F401
 
 from minio3_data.judge import make_judge
 from minio3_data.records import read_items
@@ -165,4 +165,3 @@ def test_every_teacher_default_is_defined_once():
     for f in dataclasses.fields(TeacherOptions):
         if f.name in defaults and f.default is not dataclasses.MISSING:
             assert defaults[f.name] == f.default, f.name
-    assert zoom_then_answer  # the loopback default policy stays importable for the shapes above

@@ -105,7 +105,7 @@ def make_teacher(
         endpoints,
         retry=RetryPolicy(max_retries=o.max_retries, base_delay=o.backoff_base, max_delay=o.backoff_max),
         limiter=RateLimiter(o.rpm, o.tpm),
-        budget=budget or (None if share_with else Budget(o.max_cost, o.max_requests)),
+        budget=budget or Budget(o.max_cost, o.max_requests),
         price=price_for(o.model, o.price_input, o.price_output, local=_all_local(urls)),
         breaker=o.breaker,
         notify=notify,

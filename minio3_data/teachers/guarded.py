@@ -66,19 +66,19 @@ class GuardedTeacher:
         share_with: GuardedTeacher | None = None,
         stop_at: str = "server",
     ):
-        """`share_with`: another teacher on the same base URLs (a judge on the teacher's server) whose rate
-        limiter, budget and circuit breakers this one uses too, so both count against one server's limits."""
+        """`share_with`: the run's teacher, for a judge: its budget is always shared, and on the same base URLs
+        its rate limiter and circuit breakers too, so both count against one server's limits."""
         if not endpoints:
             raise ValueError("a teacher needs at least one endpoint")
         self.name = endpoints[0].name
         self.endpoints = endpoints
         self.retry = retry or RetryPolicy()
         self.price = price or Price()
+        self.budget = share_with.budget if share_with is not None else budget or Budget()
         if share_with is not None and [e.endpoint for e in share_with.endpoints] == [e.endpoint for e in endpoints]:
-            self.limiter, self.budget, self.breakers = share_with.limiter, share_with.budget, share_with.breakers
+            self.limiter, self.breakers = share_with.limiter, share_with.breakers
         else:
             self.limiter = limiter or RateLimiter()
-            self.budget = budget or (share_with.budget if share_with else Budget())
             self.breakers = [CircuitBreaker(e.endpoint, breaker or BreakerPolicy(), notify=notify) for e in endpoints]
         self.usage = Usage()  # everything this teacher consumed, for the run's stats
         self._rng = rng or random.Random()
