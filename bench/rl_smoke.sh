@@ -9,9 +9,9 @@
 # MODEL_DIR: a local Qwen2.5-VL-style model dir (config, tokenizer, processor, weights): your SFT checkpoint,
 # or a small one such as Qwen2.5-VL-3B-Instruct (nothing is downloaded).
 # A synthetic dataset (16 train / 4 validation questions) is built next to OUT_DIR unless DATASET names one.
-# Expect: three training steps, each printing verl's step metrics (reward/score, response length, pg_loss);
-# exit code 0. The over-turn rate, turns and accuracy per source appear in the validation metrics only
-# (verl 0.9.1 aggregates the agent loop's extra fields at validation; see docs/rl.md, "Metrics").
+# Expect: three training steps, each printing verl's step metrics (critic/score, response length, pg_loss)
+# and minio3's (minio3/overturn/rate and its reasons, minio3/turns, minio3/acc per data source; docs/rl.md,
+# "Metrics"); exit code 0.
 set -euo pipefail
 MODEL=${1:?usage: bench/rl_smoke.sh MODEL_DIR [OUT_DIR]}
 OUT=${2:-runs/rl_smoke}

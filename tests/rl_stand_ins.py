@@ -137,7 +137,10 @@ class ScriptedServer:
         turn = text.count("<|im_start|>assistant") - 1
         self.requests.append(Request(question, turn, list(image_data or [])))
         ids = self.turn_ids(self.policy(question, turn))
-        return TokenOutput(token_ids=ids, log_probs=None, stop_reason="completed", num_preempted=0)
+        # the weight version that made the turn, as verl's LLMServerClient records it (llm_server.py): the
+        # policy before the first update
+        version = {"global_steps": 0, "min_global_steps": 0, "max_global_steps": 0}
+        return TokenOutput(token_ids=ids, log_probs=None, stop_reason="completed", num_preempted=0, extra_fields=version)
 
     def images(self, question: str) -> list[Image.Image]:
         """The images the last request of `question`'s trajectory carried."""

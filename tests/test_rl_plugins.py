@@ -69,7 +69,7 @@ def test_the_entry_point_is_installed(registered: dict[str, tuple[str, ...]]) ->
 def test_an_unregistered_name_is_one_line_naming_it(registered: dict[str, tuple[str, ...]]) -> None:
     from train.rl.registries import resolve
 
-    for kind in ("adv_estimator", "policy_loss", "tool_parser", "agent_loop", "reward_manager"):
+    for kind in ("adv_estimator", "policy_loss", "tool_parser", "agent_loop", "reward_manager", "trainer"):
         with pytest.raises(BadInputError, match=f"{kind} 'nope' is not registered") as e:
             resolve(kind, "nope")
         assert "\n" not in str(e.value)

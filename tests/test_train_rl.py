@@ -76,6 +76,7 @@ def test_dry_run_writes_the_run_dir_and_checks_it_with_verl(
     assert actor["use_kl_loss"] is False and actor["entropy_coeff"] == 0
     assert (cfg["data"]["train_batch_size"], actor["ppo_mini_batch_size"]) == (256, 32)
     assert cfg["actor_rollout_ref"]["rollout"]["n"] == 16
+    assert cfg["trainer"]["v1"]["trainer_mode"] == "minio3_sync"  # verl's sync trainer with our step metrics
     assert cfg["trainer"]["default_local_dir"] == str((out / "checkpoints").resolve())
     rows = {s: pq.read_table(out / "data" / f"{s}.parquet").to_pylist() for s in ("train", "val")}
     assert (len(rows["train"]), len(rows["val"])) == (10, 3)
@@ -232,6 +233,10 @@ def test_unknown_or_invalid_overrides_get_verls_message_in_one_line(
             tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--", "algorithm.adv_estimator=nope"
         ),
         "adv_estimator 'nope' is not registered",
+    )
+    _one_line_error(
+        _train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--", "trainer.v1.trainer_mode=nope"),
+        "trainer 'nope' is not registered",
     )
 
 

@@ -106,6 +106,7 @@ def resolve_plugins(cfg: Any, registered: dict[str, tuple[str, ...]]) -> list[st
         ("policy_loss", str(cfg.actor_rollout_ref.actor.policy_loss.loss_mode)),
         ("tool_parser", str(rollout.multi_turn.format)),
         ("reward_manager", str(cfg.reward.reward_manager.name)),
+        ("trainer", str(cfg.trainer.v1.trainer_mode)),
     }
     used |= {(kind, name) for kind, names in registered.items() for name in names}
     yaml_loops = _agent_loop_yaml(cfg)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.profiles import get_profile
-from train.rl import agent_loop, chat_template, objective, parser
+from train.rl import agent_loop, chat_template, objective, parser, trainer
 
 # --- plug-in modules (each registers itself on import) ---------------------------------------------------
 # agent_loop registers the `minio3_zoom` loop and, through parser, one `<grounding>` tool parser per protocol
-# profile; its zoom tool (train/rl/tool.py) is brought by the loop itself, and the reward function is loaded by
+# profile; trainer registers verl's v1 trainers with minio3's step metrics (`minio3_<verl mode>`); the loop's
+# zoom tool (train/rl/tool.py) is brought by the loop itself, and the reward function is loaded by
 # verl from its file path (REWARD_FILE), so neither needs a registry.
 
 REGISTERED: dict[str, tuple[str, ...]] = {
@@ -30,6 +31,7 @@ REGISTERED: dict[str, tuple[str, ...]] = {
     "policy_loss": (objective.POLICY_LOSS,),
     "tool_parser": tuple(parser.parser_name(name) for name in parser.PARSERS),
     "agent_loop": (agent_loop.AGENT_LOOP,),
+    "trainer": trainer.TRAINERS,
 }
 REWARD_FILE = Path(__file__).with_name("reward.py")
 REWARD_FUNCTION = "compute_score"
@@ -38,9 +40,10 @@ REWARD_FUNCTION = "compute_score"
 def rollout_config(
     protocol: str, judge: str, *, judge_base_urls: Sequence[str] = (), judge_api_key_env: str | None = None
 ) -> dict[str, Any]:
-    """Config values (dotted verl key -> value) the agent-loop plug-ins need, laid over the launcher's own
+    """Config values (dotted verl key -> value) the plug-ins need, laid over the launcher's own
     (train/rl/config.py): the agent loop (`actor_rollout_ref.rollout.agent.default_agent_loop`, also each
-    data row's `agent_name`), the tool parser (`...multi_turn.format`), the chat template
+    data row's `agent_name`), the trainer with step metrics (`trainer.v1.trainer_mode`), the tool parser
+    (`...multi_turn.format`), the chat template
     (`actor_rollout_ref.model.custom_chat_template`), the reward function
     (`reward.custom_reward_function.*`, with the `judge` spec in its `reward_kwargs`), and any tool config.
     `protocol` is the profile every turn is rendered in (the parser's name carries it to the agent loop);
@@ -55,6 +58,7 @@ def rollout_config(
     return {
         "actor_rollout_ref.rollout.agent.default_agent_loop": agent_loop.AGENT_LOOP,
         "actor_rollout_ref.rollout.multi_turn.enable": True,
+        "trainer.v1.trainer_mode": trainer.TRAINER,
         "actor_rollout_ref.rollout.multi_turn.format": parser.parser_name(protocol),
         "actor_rollout_ref.model.custom_chat_template": chat_template.CHAT_TEMPLATE,
         "reward.custom_reward_function.path": str(REWARD_FILE),

@@ -41,6 +41,12 @@ def _agent_loop(name: str) -> object:
     return _agent_loop_registry[name]
 
 
+def _trainer(name: str) -> object:
+    from verl.trainer.ppo.v1 import get_trainer_cls
+
+    return get_trainer_cls(name)
+
+
 def _reward_manager(name: str) -> object:
     from verl.experimental.reward_loop.reward_manager.registry import get_reward_manager_cls
 
@@ -53,6 +59,7 @@ RESOLVERS: dict[str, Callable[[str], object]] = {
     "tool_parser": _tool_parser,
     "agent_loop": _agent_loop,
     "reward_manager": _reward_manager,
+    "trainer": _trainer,
 }
 
 
