@@ -59,11 +59,26 @@ def test_step_metrics_from_recorded_fields() -> None:
         "minio3/zoom_errors/mean": 1 / 4,
         "minio3/answered/rate": 2 / 4,  # the void turn (no answer) and the over-turn did not answer
         "minio3/acc/mean": 1 / 4,
+        "minio3/acc/generated": 1 / 4,  # no group was dropped before the step
         "minio3/overturn/rate/a/easy": 0.0,
         "minio3/acc/a/easy": 1 / 2,
         "minio3/overturn/rate/b/hard": 1 / 2,
         "minio3/acc/b/hard": 0.0,
     }
+
+
+def test_generated_accuracy_counts_the_groups_the_filter_dropped() -> None:
+    """Kept: 4 trajectories, 1 right. Dropped: 2 groups of 4 all right and 1 group of 4 all wrong."""
+    require_verl()
+    from train.rl.step_metrics import step_metrics
+
+    kept = [
+        trajectory("a/easy", overturn=False, assistant_turns=1, answer="B", reward_extra_info={"acc": acc})
+        for acc in (1.0, 0.0, 0.0, 0.0)
+    ]
+    metrics = step_metrics(kept, {1.0: 2, 0.0: 1}, group_size=4)
+    assert metrics["minio3/acc/mean"] == 1 / 4
+    assert metrics["minio3/acc/generated"] == (1 + 2 * 4) / (4 + 3 * 4)
 
 
 def test_rows_another_loop_made_give_no_metrics_and_no_error() -> None:
@@ -162,6 +177,7 @@ def test_one_training_step_logs_minio3_metrics(
     import verl.utils.tensordict_utils as tu
     from verl.trainer.ppo.v1 import get_trainer_cls
     from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+    from verl.trainer.ppo.v1.replay_buffer import DAPO_FILTERED_REWARD_COUNTS_KEY
     from verl.utils.dataset.rl_dataset import collate_fn
 
     questions = [ANSWER_FIRST, ZOOM_LAST, ANSWER_LAST, IMAGE_CAP_CASE]
@@ -192,7 +208,8 @@ def test_one_training_step_logs_minio3_metrics(
     assert trainer._submit_batch_to_rollout(batch) == len(questions)
     step_batch, _ = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=len(questions))
     assert len(step_batch.keys) == N * len(questions)
-    metrics: dict[str, Any] = {}
+    # what verl's replay buffer leaves when its group filter dropped groups before this step: {reward: groups}
+    metrics: dict[str, Any] = {DAPO_FILTERED_REWARD_COUNTS_KEY: {1.0: 1, 0.0: 2}}
     step_batch = trainer._compute_advantage(step_batch, metrics)
     trainer._compute_metrics(step_batch, metrics, {"step": 1.0, "gen": 0.5}, global_steps=1, epoch=0)
 
@@ -211,6 +228,7 @@ def test_one_training_step_logs_minio3_metrics(
         "minio3/zoom_errors/mean": 0.0,
         "minio3/answered/rate": 2 / 4,
         "minio3/acc/mean": 1 / 4,
+        "minio3/acc/generated": (2 + 1 * N) / (4 * N + 3 * N),  # answer-first's two, and one dropped group
         f"minio3/overturn/rate/{EASY}": 1 / 2,
         f"minio3/acc/{EASY}": 1 / 2,
         "minio3/overturn/rate/synthetic/hard": 1 / 2,

@@ -39,9 +39,16 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def step_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+def step_metrics(
+    trajectories: Sequence[Trajectory], dropped_groups: Mapping[float, int] | None = None, group_size: int = 0
+) -> dict[str, float]:
     """`minio3/...` metrics of one step batch; {} when it holds no trajectory the minio3_zoom loop made (e.g. a
-    run with another agent loop), so a trainer with these metrics never fails a run for them."""
+    run with another agent loop), so a trainer with these metrics never fails a run for them.
+
+    `dropped_groups` ({accuracy shared by the whole group: number of groups}) are the groups of `group_size`
+    trajectories the group filter dropped before the step: `minio3/acc/generated` counts them too, the
+    accuracy of every trajectory generated for the step, where `minio3/acc/mean` is that of the trained ones.
+    """
     ours = [t for t in trajectories if "overturn" in t.fields]
     if not ours:
         return {}
@@ -64,12 +71,15 @@ def step_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
     by_source: dict[str, list[Trajectory]] = defaultdict(list)
     for t in ours:
         by_source[t.data_source].append(t)
-    scored = [t.acc for t in ours if t.acc is not None]
+    scored = [acc for t in ours if (acc := t.acc) is not None]
     if scored:
         metrics[f"{PREFIX}/acc/mean"] = _mean(scored)
+        dropped = dropped_groups or {}
+        right = sum(scored) + sum(float(acc) * groups * group_size for acc, groups in dropped.items())
+        metrics[f"{PREFIX}/acc/generated"] = right / (len(scored) + sum(dropped.values()) * group_size)
     for source, group in sorted(by_source.items()):
         metrics[f"{PREFIX}/overturn/rate/{source}"] = _mean([float(bool(t.fields["overturn"])) for t in group])
-        accs = [t.acc for t in group if t.acc is not None]
+        accs = [acc for t in group if (acc := t.acc) is not None]
         if accs:
             metrics[f"{PREFIX}/acc/{source}"] = _mean(accs)
     return metrics

@@ -12,8 +12,9 @@ back into the config before verl's constructor reads it: `minio3_sync` runs exac
 logged config says `sync`.
 
 The metrics cover the trajectories the step trains on: with `algorithm.filter_groups` on (the released
-rejection sampling), groups whose rewards are all equal were dropped before the step, and verl reports those
-under `train/filter_groups/...`. Padding rows (added to make the batch divisible) are left out.
+rejection sampling), groups whose rewards are all equal were dropped before the step (verl counts them under
+`train/filter_groups/...`); only `minio3/acc/generated` counts them too, from the accuracy each dropped group
+shared. Padding rows (added to make the batch divisible) are left out.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ import transfer_queue as tq
 from omegaconf import DictConfig
 from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1 import PPOTrainerColocateAsync, PPOTrainerSeparateAsync, PPOTrainerSync, register_trainer
+from verl.trainer.ppo.v1.replay_buffer import DAPO_FILTERED_REWARD_COUNTS_KEY
 
 from .step_metrics import Trajectory, step_metrics
 
 TRAINER = "minio3_sync"  # the launcher's trainer.v1.trainer_mode
 FIELDS = ["data_source", "extra_fields"]
+ACCURACY_FILTERS = ("reward", "acc")  # filter_groups.metric values whose shared group value is the accuracy
 
 
 def batch_trajectories(batch: KVBatchMeta) -> list[Trajectory]:
@@ -59,7 +62,13 @@ class StepMetrics:
         self, batch: KVBatchMeta, metrics: dict[str, Any], timing_raw: dict[str, Any], global_steps: int, epoch: int
     ) -> None:
         super()._compute_metrics(batch, metrics, timing_raw, global_steps, epoch)  # type: ignore[misc]
-        metrics.update(step_metrics(batch_trajectories(batch)))
+        config: DictConfig = self.config  # type: ignore[attr-defined]
+        # verl's replay buffer leaves {shared filter value: groups} of the groups it dropped; with the filter on
+        # the reward (or acc), that value is the whole group's accuracy
+        dropped = metrics.get(DAPO_FILTERED_REWARD_COUNTS_KEY) or {}
+        if str(config.algorithm.filter_groups.get("metric")) not in ACCURACY_FILTERS:
+            dropped = {}
+        metrics.update(step_metrics(batch_trajectories(batch), dropped, int(config.actor_rollout_ref.rollout.n)))
 
 
 @register_trainer(TRAINER)
