@@ -513,8 +513,8 @@ def train_rl_cmd(
 
     def ready(launch: RlLaunch) -> None:
         typer.echo(f"data: {launch.rows['train']} train / {launch.rows['val']} validation questions in {launch.out}/data")
-        if launch.skipped:
-            typer.secho(launch.skipped, err=True, fg=typer.colors.YELLOW)
+        for note in filter(None, [launch.skipped, *launch.notes]):
+            typer.secho(note, err=True, fg=typer.colors.YELLOW)
         typer.echo(f"checked with verl in {time.monotonic() - started:.1f}s: {', '.join(launch.checked)}")
         typer.echo(f"config: {launch.out}/config.yaml; command: {launch.out}/command.sh")
         for line in launch.multinode_steps():

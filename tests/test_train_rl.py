@@ -240,6 +240,15 @@ def test_unknown_or_invalid_overrides_get_verls_message_in_one_line(
     )
 
 
+def test_a_verl_trainer_without_step_metrics_is_named(tiny_dataset: Path, rl_model: Path, tmp_path: Path) -> None:
+    res = _train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--", "trainer.v1.trainer_mode=colocate_async")
+    assert res.exit_code == 0, res.output
+    assert "trainer.v1.trainer_mode=colocate_async: verl's trainer without minio3's step metrics" in res.output
+    assert "minio3_colocate_async" in res.output
+    ours = _train_rl(tiny_dataset, rl_model, tmp_path / "ours", "--dry-run")
+    assert ours.exit_code == 0 and "without minio3's step metrics" not in ours.output
+
+
 def test_a_foreign_non_empty_out_dir_is_refused(tiny_dataset: Path, rl_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "home"
     out.mkdir()

@@ -65,6 +65,7 @@ class RlLaunch:
     rows: dict[str, int]
     skipped: str | None
     checked: list[str]
+    notes: list[str] = field(default_factory=list)  # settings that run but lose something minio3 adds
 
     def command(self) -> str:
         return shlex.join(self.argv)
@@ -160,6 +161,7 @@ def prepare(o: RlOptions, out: Path) -> RlLaunch:
     from train.rl import plugins
     from train.rl.compose import check_entry_point, compose_config, resolve_plugins, validate
     from train.rl.data import write_rl_data
+    from train.rl.trainer import TRAINERS
 
     extra = plugins.rollout_config(
         o.protocol, o.judge, judge_base_urls=o.judge_base_urls, judge_api_key_env=o.judge_api_key_env
@@ -179,12 +181,16 @@ def prepare(o: RlOptions, out: Path) -> RlLaunch:
     validate(cfg)
     check_entry_point()
     checked = resolve_plugins(cfg, plugins.REGISTERED)
+    notes = [] if cfg.trainer.v1.trainer_mode in TRAINERS else [
+        f"trainer.v1.trainer_mode={cfg.trainer.v1.trainer_mode}: verl's trainer without minio3's step metrics "
+        f"(over-turn rate, turns, accuracy per source at every step); {', '.join(TRAINERS)} keep them"
+    ]  # fmt: skip
     _write_yaml(out / FULL_CONFIG, cfg)
     argv = [
         sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={out}", f"--config-name={CONFIG_NAME}",
         *o.overrides,
     ]  # fmt: skip
-    launch = RlLaunch(out, argv, o.nnodes, data.rows, data.skipped_line(), checked)
+    launch = RlLaunch(out, argv, o.nnodes, data.rows, data.skipped_line(), checked, notes)
     script = out / COMMAND
     atomic_write_text(script, launch.script())
     script.chmod(0o755)
