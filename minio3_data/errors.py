@@ -22,19 +22,26 @@ class ImageError(BadInputError):
     """An image is missing, corrupt, too large or outside its allowed root."""
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(where: object) -> str:
+    return f"disk full{f' writing {where}' if where else ''}; free space and rerun"
+
+
 class StorageError(Minio3Error):
     """Writing an output failed (disk full, read-only, I/O error): the run stops, it is not the attempt's fault."""
 
     @classmethod
     def from_os(cls, path: str | os.PathLike, e: OSError) -> StorageError:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            return cls(f"disk full writing {path}; free space and rerun")
+        if e.errno in DISK_FULL:
+            return cls(_disk_full(path))
         return cls(f"cannot write {path}: {e.strerror or e}; fix it and rerun")
 
 
 def describe_os_error(e: OSError) -> str:
     """One line for a filesystem error that reached the CLI, naming the file(s) it names."""
     where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"disk full{f' writing {where}' if where else ''}; free space and rerun"
+    if e.errno in DISK_FULL:
+        return _disk_full(where)
     return f"{where}: {e.strerror or e}" if where else str(e.strerror or e)

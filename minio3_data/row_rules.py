@@ -11,9 +11,7 @@ from typing import Any
 
 from .display import first_view_size
 from .protocol import OPTION_LETTERS
-from .records import ProbeItem
-
-TEXT_FIELDS = ("id", "image", "question", "answer")
+from .records import REQUIRED_COLUMNS, ProbeItem
 
 
 def _is_number(v: Any) -> bool:
@@ -54,7 +52,7 @@ def _bbox_problem(box: Any, width: int, height: int) -> str | None:
 def row_problems(item: ProbeItem, image_size: tuple[int, int] | None = None) -> list[str]:
     """Why `item` cannot be used (empty: it can). `image_size`, the image file's (width, height), is given
     where the image is opened anyway; the row's own width and height must then agree with it."""
-    texts = {name: getattr(item, name) for name in TEXT_FIELDS}
+    texts = {name: getattr(item, name) for name in REQUIRED_COLUMNS}  # the columns a row must have, non-empty
     problems = [f"{name}: empty" for name, v in texts.items() if not (isinstance(v, str) and v.strip())]
     problems += _options_problems(item.options, item.answer)
     w, h = item.width, item.height

@@ -248,8 +248,8 @@ def test_budget_waits_for_requests_in_flight_before_refusing():
 
 
 def test_a_shared_budget_counts_teacher_and_judge(loopback: LoopbackTeacher):
-    budget = Budget(max_requests=3)
-    teacher, judge_teacher = (fast_teacher("openai", loopback, budget=budget) for _ in range(2))
+    teacher = fast_teacher("openai", loopback, max_requests=3)
+    judge_teacher = fast_teacher("openai", loopback, share_with=teacher)
     asyncio.run(_calls(teacher, 2))
     with pytest.raises(BudgetExhausted):
         asyncio.run(_calls(judge_teacher, 2))

@@ -60,7 +60,6 @@ def make_teacher(
     kind: str,
     options: TeacherOptions | None = None,
     *,
-    budget: Budget | None = None,
     notify: Callable[[str], None] = log.warning,
     image_dir: Path | None = None,
     share_with: GuardedTeacher | None = None,
@@ -69,7 +68,7 @@ def make_teacher(
     """An API teacher ('openai' or 'gemini'): one client per base URL, round robin, behind rate limits,
     a circuit breaker per URL and retries. `overrides` replace fields of `options` (TeacherOptions).
 
-    Spending is capped by `budget`, or else by a new Budget of `max_cost` USD / `max_requests`.
+    Spending is capped by a new Budget of `max_cost` USD / `max_requests`, or by the budget of
     `share_with`: the run's teacher, for a judge: the judge counts against its budget and, on the same
     base URLs, shares its rate limiter and circuit breakers."""
     o = replace(options or TeacherOptions(), **overrides)
@@ -105,7 +104,7 @@ def make_teacher(
         endpoints,
         retry=RetryPolicy(max_retries=o.max_retries, base_delay=o.backoff_base, max_delay=o.backoff_max),
         limiter=RateLimiter(o.rpm, o.tpm),
-        budget=budget or Budget(o.max_cost, o.max_requests),
+        budget=Budget(o.max_cost, o.max_requests),
         price=price_for(o.model, o.price_input, o.price_output, local=_all_local(urls)),
         breaker=o.breaker,
         notify=notify,
