@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
-from minio3_data.fsutil import content_hash, safe_relpath
+from minio3_data.fsutil import content_hash, file_hash, safe_relpath
 from minio3_data.images import OriginalCache
 from minio3_data.profiles import get_profile
 from minio3_data.protocol import IMAGE_PLACEHOLDER, Answer, Zoom
@@ -77,6 +77,10 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 ) from None
 
 
+def _suffix(name: str) -> str:
+    return Path(name).suffix.lower() or ".jpg"
+
+
 def _question(row: dict[str, Any]) -> str:
     """The question a row answers, from its id (`item#sample` for rows exported from a run)."""
     return str(row.get("id")).split("#")[0]
@@ -112,20 +116,22 @@ class RowRenderer:
         return self._group[1][offset]
 
     def _image(self, images: SiteImages, entry: Any, row_id: str) -> tuple[str, Path]:
-        """Copy one exported image into the site as is: its site path, and the file it now is."""
+        """Copy one exported image into the site as is: its site path, and a file holding its bytes (the
+        export's own file, whose hash is remembered, or the site's copy of embedded bytes). A file is named by
+        file_hash, the same digest content_hash gives its bytes, so an image many rows share is read and
+        hashed once per worker, and copied only while the site lacks it."""
         if isinstance(entry, dict):
             data = entry.get("bytes")
-            name = str(entry.get("path") or "image.jpg")
             if not isinstance(data, bytes):
                 raise BadInputError(f"row {row_id}: an embedded image without bytes")
-        else:
-            path = safe_relpath(self.export_dir, str(entry), f"row {row_id}: image")
-            if not path.is_file():
-                raise BadInputError(f"{path}: image not found")
-            data, name = path.read_bytes(), path.name
-        suffix = Path(name).suffix.lower() or ".jpg"
-        rel = images.put(f"export/{content_hash(data)}{suffix}", data)
-        return rel, self.site / rel
+            suffix = _suffix(str(entry.get("path") or "image.jpg"))
+            rel = images.put(f"export/{content_hash(data)}{suffix}", data)
+            return rel, self.site / rel
+        path = safe_relpath(self.export_dir, str(entry), f"row {row_id}: image")
+        if not path.is_file():
+            raise BadInputError(f"{path}: image not found")
+        rel = images.put(f"export/{file_hash(path)}{_suffix(path.name)}", make=path.read_bytes)
+        return rel, path
 
     def render(self, row_id: str, row: dict[str, Any], images: SiteImages) -> PageResult:
         files = [self._image(images, entry, row_id) for entry in row.get("images") or []]
