@@ -1,4 +1,4 @@
-"""Safe image decode, header sniffing of image bytes, and the shared cache of decoded originals.
+"""Safe image decode and the shared cache of decoded originals.
 
 One place decides how big an image may be (decompression-bomb guard), how EXIF orientation is applied,
 and how often an original is decoded (once, into OriginalCache); display.py says what size the model
@@ -81,32 +81,6 @@ def open_header(source: str | os.PathLike | IO[bytes], what: str | os.PathLike) 
         im.close()
         raise
     return im
-
-
-FORMAT_EXT = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
-# A file cut short keeps a valid header (LLaMA-Factory would crash on it mid-training); its missing end
-# marker is the cheap tell, where a full decode is the cost sniff avoids. JPEG scan data never
-# holds FF D9 (0xFF is byte-stuffed), so finding it near the end is a sound test.
-END_MARKERS = {"jpg": b"\xff\xd9", "png": b"IEND"}
-END_WINDOW = 1024
-
-
-def sniff(data: bytes, what: str) -> tuple[str, int, int]:
-    """File extension (FORMAT_EXT, no dot), width and height of image bytes from the header alone (no
-    decode), refusing bombs, non-images, other formats and JPEG/PNG data cut short (ImageError)."""
-    try:
-        with open_header(io.BytesIO(data), what) as im:
-            fmt, (w, h) = im.format or "", im.size
-    except ImageError:
-        raise
-    except Exception as e:  # PIL raises many types for non-images
-        raise ImageError(f"{what}: not a readable image ({e.__class__.__name__})") from None
-    if fmt not in FORMAT_EXT:
-        raise ImageError(f"{what}: unsupported image format {fmt or 'unknown'}")
-    ext = FORMAT_EXT[fmt]
-    if ext in END_MARKERS and END_MARKERS[ext] not in data[-END_WINDOW:]:
-        raise ImageError(f"{what}: truncated {fmt} data (no end marker)")
-    return ext, w, h
 
 
 def open_image(path: str | os.PathLike, *, draft_pixels: int | None = None) -> Image.Image:

@@ -8,14 +8,17 @@ steer it outside the dataset dir.
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from PIL import Image
+
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_write_bytes, content_hash, file_hash, safe_relpath
-from minio3_data.images import check_pixels, image_size, open_image, sniff
+from minio3_data.images import check_pixels, image_size, open_image
 
 from ..parallel import ordered_map
 
@@ -64,13 +67,19 @@ def import_images(root: Path, rels: Iterable[str], dataset: Path, *, workers: in
             for rel, size in zip(rels, checked)}
 
 
+IMAGE_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+
+
 def save_image_bytes(data: bytes, dataset: Path) -> str:
-    """Store embedded image bytes (a benchmark's base64 column) as dataset/images/<content hash>.<ext>, the
-    name `copy_image` gives the same bytes in a file of that extension; returns its dataset-relative path.
-    Bytes `sniff` refuses (not an image, another format, cut short, a decompression bomb) raise ImageError,
-    a BadInputError, before anything is written."""
-    ext, _, _ = sniff(data, "data")
-    rel = f"images/{content_hash(data)}.{ext}"
+    """Store embedded image bytes (a benchmark's base64 column) as dataset/images/<content hash><suffix>, the
+    name `copy_image` gives the same bytes; returns its dataset-relative path. Bytes that are not an image
+    are refused (BadInputError) before anything is written."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            kind = im.format
+    except Exception:  # PIL raises many types on data that is not an image
+        raise BadInputError("not an image (unreadable header)") from None
+    rel = f"images/{content_hash(data)}{IMAGE_SUFFIXES.get(kind or '', '')}"
     if not (dataset / rel).exists():
         atomic_write_bytes(dataset / rel, data, fsync=False)
     return rel
