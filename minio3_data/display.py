@@ -29,8 +29,9 @@ RESIZE_MODES: tuple[str, ...] = ("released", "minio3", "smart")
 Size = tuple[int, int]  # (width, height)
 
 
-def _scale_into(w: int, h: int, max_pixels: int, min_pixels: int) -> Size:
-    """The released loaders' first two steps: down by sqrt to max_pixels, up by sqrt to min_pixels, int()."""
+def scale_into(w: int, h: int, max_pixels: int, min_pixels: int) -> Size:
+    """The released loaders' (and LLaMA-Factory's) first two steps: down by sqrt to max_pixels, up by sqrt to
+    min_pixels, int(); ValueError where the first leaves a side of 0 px."""
     if w * h > max_pixels:
         s = math.sqrt(max_pixels / (w * h))
         w, h = int(w * s), int(h * s)
@@ -46,7 +47,7 @@ def released_first_view_size(
     width: int, height: int, max_pixels: int = FIRST_VIEW_MAX_PIXELS, min_pixels: int = CROP_MIN_PIXELS
 ) -> Size:
     """The released first view; ValueError where the released loader drops the row (a side under 28 px)."""
-    w, h = _scale_into(width, height, max_pixels, min_pixels)
+    w, h = scale_into(width, height, max_pixels, min_pixels)
     if w < MIN_SIDE or h < MIN_SIDE:
         raise ValueError(
             f"a {width}x{height} image is shown at {w}x{h}, a side under {MIN_SIDE} px: the released loader "
@@ -59,7 +60,7 @@ def released_crop_size(
     width: int, height: int, max_pixels: int = CROP_MAX_PIXELS, min_pixels: int = CROP_MIN_PIXELS
 ) -> Size:
     """The released crop display size: the two scalings, then the 28 px and aspect-ratio steps, in order."""
-    w, h = _scale_into(width, height, max_pixels, min_pixels)
+    w, h = scale_into(width, height, max_pixels, min_pixels)
     if w < MIN_SIDE or h < MIN_SIDE:
         s = MIN_SIDE / min(w, h)
         w, h = int(w * s + 1), int(h * s + 1)

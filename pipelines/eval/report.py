@@ -17,7 +17,7 @@ import pyarrow as pa
 from minio3_data import __version__
 from minio3_data.fsutil import atomic_path, atomic_write_text
 from minio3_data.records import Trajectory, Usage, write_parquet
-from pipelines.synth_coldstart import failure_reason
+from pipelines.synth_coldstart import failure_reasons
 from pipelines.synth_coldstart.report import total_usage
 
 from .config import EvalConfig
@@ -69,8 +69,7 @@ def results_record(
         "attempts": {"finished": len(finished), "failed": len(attempts) - len(finished),
                      "status": dict(Counter(t.status for t in finished)),
                      "verdict": dict(Counter(t.verdict.label for t in finished)),
-                     "failure_reasons": dict(Counter(failure_reason(t.error or "") for t in attempts
-                                                     if t.status == "failed"))},
+                     "failure_reasons": failure_reasons(attempts)},
         "usage": total_usage(attempts, superseded),
         **extra,
     }  # fmt: skip

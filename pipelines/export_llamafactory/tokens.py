@@ -8,11 +8,10 @@ text is counted with minio3_data.tokens, the estimate synthesis sizes its reques
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 
 from minio3_data import tokens as estimate
-from minio3_data.display import smart_resize
+from minio3_data.display import scale_into, smart_resize
 
 # The stock Qwen2.5-VL processor bounds (preprocessor_config.json); LLaMA-Factory's own caps come first.
 PROCESSOR_MIN_PIXELS = 56 * 56
@@ -21,13 +20,7 @@ PROCESSOR_MAX_PIXELS = 28 * 28 * 16384
 
 def lf_image_size(width: int, height: int, max_pixels: int, min_pixels: int) -> tuple[int, int]:
     """The size LLaMA-Factory's Qwen2VLPlugin hands to the image processor (its `_preprocess_image`)."""
-    w, h = width, height
-    if w * h > max_pixels:
-        f = math.sqrt(max_pixels / (w * h))
-        w, h = int(w * f), int(h * f)
-    if w * h < min_pixels:
-        f = math.sqrt(min_pixels / (w * h))
-        w, h = int(w * f), int(h * f)
+    w, h = scale_into(width, height, max_pixels, min_pixels)
     if min(w, h) < 28:
         w, h = max(w, 28), max(h, 28)
     if w / h > 200:

@@ -291,6 +291,11 @@ def failure_reason(error: str) -> str:
     return re.sub(r" \(gave up after \d+ tr(?:y|ies)\)", "", error)
 
 
+def failure_reasons(attempts: list[Trajectory]) -> dict[str, int]:
+    """How many failed attempts failed for each reason (stats.json's and results.json's `failure_reasons`)."""
+    return dict(Counter(failure_reason(t.error or "") for t in attempts if t.status == "failed"))
+
+
 def finalize(
     cfg: SynthConfig, items: list[ProbeItem], attempts: list[Trajectory], superseded: Usage, extra: dict
 ) -> dict:
@@ -300,8 +305,8 @@ def finalize(
     order = {it.id: k for k, it in enumerate(items)}
     result = curate(attempts, order, max_per_item=cfg.max_per_item, mix=cfg.mix or None, target=cfg.target)
     write_trajectories(out / "trajectories.parquet", result.kept)
-    failures = Counter(failure_reason(t.error or "") for t in attempts if t.status == "failed")
-    stats = run_stats(attempts, result.kept, result.candidates, superseded, {"failure_reasons": dict(failures), **extra})
+    stats = run_stats(attempts, result.kept, result.candidates, superseded,
+                      {"failure_reasons": failure_reasons(attempts), **extra})  # fmt: skip
     write_stats(out, stats)
     plot_stats(out, stats)
     return stats
