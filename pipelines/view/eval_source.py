@@ -11,12 +11,11 @@ from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from minio3_data.store import RUN_JSON
+from pipelines.eval.report import PLOT, RESULTS, TABLE
 
 from .markup import esc
-from .run_source import STATS_PNG, RunSource
+from .run_source import RunSource
 from .site import SiteImages
-
-RESULTS = "results.json"
 
 
 def markdown_html(text: str) -> str:
@@ -54,15 +53,10 @@ def markdown_html(text: str) -> str:
 
 
 def _run_dir(path: Path) -> Path:
-    """Where an eval keeps its trajectories: the eval dir itself, or the one subdir holding a run.json."""
-    if (path / RUN_JSON).is_file():
-        return path
-    found = sorted(p.parent for p in path.glob(f"*/{RUN_JSON}"))
-    if not found:
-        raise BadInputError(
-            f"{path}: has {RESULTS} but no run ({RUN_JSON}) of trajectories in it or a subdir"
-        )
-    return found[0]
+    """Where an eval keeps its trajectories: the eval dir itself, which `minio3 eval` samples its run into."""
+    if not (path / RUN_JSON).is_file():
+        raise BadInputError(f"{path}: has {RESULTS} but no run ({RUN_JSON}) of trajectories in it")
+    return path
 
 
 class EvalSource(RunSource):
@@ -76,11 +70,10 @@ class EvalSource(RunSource):
 
     def header(self, images: SiteImages) -> str:
         parts = [f"<p>results: {esc(self.eval_dir / RESULTS)}</p>"]
-        for md in sorted(self.eval_dir.glob("*.md")):
-            parts.append(markdown_html(md.read_text(encoding="utf-8", errors="replace")))
-        for png in sorted(self.eval_dir.glob("*.png")):
-            if png.name == STATS_PNG:
-                continue  # the run's own plot, shown by the run header
+        table, png = self.eval_dir / TABLE, self.eval_dir / PLOT
+        if table.is_file():
+            parts.append(markdown_html(table.read_text(encoding="utf-8", errors="replace")))
+        if png.is_file():  # eval writes no plot when no question has a finished sample
             src = images.put(f"eval/{png.name}", png.read_bytes())
             parts.append(
                 f'<figure><img src="{esc(src)}" alt="{esc(png.stem)}" style="max-width:100%">'

@@ -9,12 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from minio3_data.errors import BadInputError
+from minio3_data.store import ATTEMPTS, RUN_JSON
+from pipelines.eval.report import RESULTS
+from pipelines.export_llamafactory import SUMMARY_NAME
+
+from .dataset_source import MANIFEST
 
 KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("eval", ("results.json",)),
-    ("run", ("run.json", "attempts.jsonl")),
-    ("export", ("export.json",)),
-    ("dataset", ("manifest.json",)),
+    ("eval", (RESULTS,)),
+    ("run", (RUN_JSON, ATTEMPTS)),
+    ("export", (SUMMARY_NAME,)),
+    ("dataset", (MANIFEST,)),
 )
 
 
