@@ -81,7 +81,7 @@ class Rollout:
         _, calls = self.loop.run_until_complete(self.parser.extract_tool_calls(self.turns[t]))
         return from_arguments(json.loads(calls[0].arguments))
 
-    def render(self, builder: Any, t: int, crop: Image.Image, text: str) -> list[int]:
+    def render(self, builder: Any, crop: Image.Image, text: str) -> list[int]:
         assistant = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "zoom", "arguments": {}}}]}  # fmt: skip
         before = [*self.prompt, assistant]
         tool = {"role": "tool", "content": [{"type": "image", "image": crop}, {"type": "text", "text": text}]}
@@ -120,7 +120,7 @@ def call_times(rollout: Rollout, path: Path, trajectories: int, cache: OriginalC
             t1 = clock()
             step = session.step(t, action)
             t2 = clock()
-            ids = rollout.render(rollout.ours, t, step.image, step.text)
+            ids = rollout.render(rollout.ours, step.image, step.text)
             t3 = clock()
             out["parse"].append((t1 - t0) * 1e3)
             out["crop"].append((t2 - t1) * 1e3)
@@ -129,9 +129,9 @@ def call_times(rollout: Rollout, path: Path, trajectories: int, cache: OriginalC
             t0 = clock()
             rollout.parse(t)
             crop = naive_crop(path, session, t)
-            naive_ids = rollout.render(rollout.ours, t, crop, step.text)
+            naive_ids = rollout.render(rollout.ours, crop, step.text)
             t1 = clock()
-            rollout.render(rollout.stock, t, crop, step.text)
+            rollout.render(rollout.stock, crop, step.text)
             t2 = clock()
             assert naive_ids == ids
             out["naive"].append((t1 - t0) * 1e3)
