@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from minio3_data.errors import BadInputError
 
 Value = str | int | float | list[str] | None
-OPS = ("!=", ">=", "<=", "=", ">", "<")  # two-character operators first, so "!=" is never read as "!"
+OPS = ("!=", ">=", "<=", "=", ">", "<")  # two-character ones first, so ">=" is never read as ">" then "="
 ORDER_OPS = (">=", "<=", ">", "<")
-_CLAUSE_RE = re.compile(r"\s*([a-z_]+)\s*(!=|>=|<=|=|>|<)\s*(.*?)\s*")
+_CLAUSE_RE = re.compile(rf"\s*([a-z_]+)\s*({'|'.join(map(re.escape, OPS))})\s*(.*?)\s*")
 
 
 @dataclass(frozen=True)

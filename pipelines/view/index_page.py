@@ -13,14 +13,14 @@ from dataclasses import asdict
 
 from .entries import Entry, PageResult
 from .filters import Field, Value
-from .markup import document, esc
+from .markup import document, esc, label
 from .script import INDEX_SCRIPT
 
 
 def _cell(value: Value) -> str:
     if isinstance(value, list):
         return esc(", ".join(map(str, value)))
-    return f'<span class="{esc(value)}">{esc(value)}</span>' if isinstance(value, str) else esc(value)
+    return label(value) if isinstance(value, str) else esc(value)
 
 
 def _columns(fields: Sequence[Field]) -> list[Field]:

@@ -47,6 +47,7 @@ RUN_FIELDS = (
 )
 STATS_JSON = "stats.json"
 STATS_PNG = "stats.png"
+_LINE_ERRORS = (ValueError, RecursionError, *SHAPE_ERRORS)  # what _parse_line raises for a damaged line
 
 
 def _dataset_dir(run_dir: Path, record: dict[str, Any]) -> Path:
@@ -74,10 +75,20 @@ def _kept_ids(run_dir: Path) -> frozenset[str]:
         ) from None
 
 
+def _patterns(t: Trajectory) -> list[str]:
+    """The attempt's pattern tags: as recorded, or tagged now for a record from before tagging."""
+    return t.patterns or tag_patterns(t)
+
+
+def _parse_line(line: bytes) -> Trajectory:
+    """One attempts.jsonl line as its attempt; a line that is not one raises one of _LINE_ERRORS."""
+    return Trajectory.from_dict(json.loads(line))
+
+
 def index_values(t: Trajectory, item: ProbeItem | None, kept: bool) -> dict[str, Any]:
     return {
         "id": t.id, "item": t.item_id, "status": t.status, "verdict": t.verdict.label,
-        "pattern": t.patterns or tag_patterns(t), "difficulty": t.difficulty,
+        "pattern": _patterns(t), "difficulty": t.difficulty,
         "source": item.source if item is not None else "", "turns": t.num_turns, "teacher": t.teacher,
         "kept": "yes" if kept else "no", "cost": round(t.usage.cost_usd, 4),
     }  # fmt: skip
@@ -88,8 +99,8 @@ def _read_at(f: Any, offset: int) -> Trajectory:
     moved damaged lines aside) since the site was started can put another line there."""
     f.seek(offset)
     try:
-        return Trajectory.from_dict(json.loads(f.readline()))
-    except (ValueError, RecursionError, *SHAPE_ERRORS):
+        return _parse_line(f.readline())
+    except _LINE_ERRORS:
         raise BadInputError(f"{f.name}: rewritten while the site was built; build it again") from None
 
 
@@ -116,7 +127,7 @@ class TrajectoryRenderer:
             ]
 
     def render(self, traj: Trajectory, images: SiteImages) -> PageResult:
-        traj.patterns = traj.patterns or tag_patterns(traj)
+        traj.patterns = _patterns(traj)
         path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")
         env = ZoomEnv(path, cache=self.cache, protocol=self.protocol)
         problems: list[str] = []
@@ -182,9 +193,9 @@ class RunSource:
                     if not line.strip():
                         continue
                     try:
-                        t = Trajectory.from_dict(json.loads(line))
+                        t = _parse_line(line)
                         key = (str(t.item_id), int(t.sample_index))
-                    except (ValueError, RecursionError, *SHAPE_ERRORS):
+                    except _LINE_ERRORS:
                         bad += 1
                         continue
                     values = index_values(t, self.items.get(t.item_id), t.id in self.kept)
