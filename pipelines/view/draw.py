@@ -21,6 +21,8 @@ TARGET_COLOR: RGB = (255, 225, 25)
 OVERVIEW_WIDTH = 1100
 THUMB_WIDTH = 200  # index thumbnails: boxes drawn at this size stay visible, labels left out
 BOX_WIDTH = 3
+TARGET_PAD_PX = 5  # the target is drawn this far outside its box, so it hides none of it
+TARGET_RIM_PX = 1  # the black rim shown either side of the target's outline
 LABEL_SIZE = 18
 REDUCING_GAP = 2.0
 
@@ -69,10 +71,13 @@ def draw_boxes(
     draw = ImageDraw.Draw(image)
     if target is not None:
         tx0, ty0, tx1, ty1 = (v * scale for v in target)
+        rim, pad = TARGET_PAD_PX + TARGET_RIM_PX, TARGET_PAD_PX
         draw.rectangle(
-            (tx0 - 6, ty0 - 6, tx1 + 6, ty1 + 6), outline=(0, 0, 0), width=5
+            (tx0 - rim, ty0 - rim, tx1 + rim, ty1 + rim),
+            outline=(0, 0, 0),
+            width=BOX_WIDTH + 2 * TARGET_RIM_PX,
         )  # visible on any colour
-        draw.rectangle((tx0 - 5, ty0 - 5, tx1 + 5, ty1 + 5), outline=TARGET_COLOR, width=BOX_WIDTH)
+        draw.rectangle((tx0 - pad, ty0 - pad, tx1 + pad, ty1 + pad), outline=TARGET_COLOR, width=BOX_WIDTH)
     font = ImageFont.load_default(size=LABEL_SIZE)
     for drawn in boxes:
         x0, y0, x1, y1 = (v * scale for v in drawn.box)

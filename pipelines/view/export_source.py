@@ -26,10 +26,9 @@ from pipelines.export_llamafactory.source_run import WORKER_CACHE_BYTES
 from pipelines.export_llamafactory.stream import open_parquet
 from pipelines.export_llamafactory.writers import JSON_NAME, PARQUET_NAME
 
-from .draw import box_color, hex_color
 from .entries import Entry, PageResult, Renderer, render_or_missing, summary_json
 from .filters import Field
-from .markup import Message, Picture, conversation_html, document, esc, facts, picture_html
+from .markup import Message, Picture, chip, conversation_html, document, esc, facts, picture_html
 from .search import SearchPictures, Step, into
 from .site import INDEX, SiteImages, from_page, page_rel, write_page
 
@@ -195,9 +194,8 @@ class RowRenderer:
             return f'<span class="err">zoom refused: {esc(result.message)}</span>'
         source = profile.source_index(action.source, crops)
         steps.append(Step(number, result.index, result.box, source if isinstance(source, int) else 0))
-        chip = f'<b style="color:{hex_color(box_color(number))}">box {number}</b>'
         made = f"image {result.index}, {list(result.box)} px"
-        return f"{chip}: zoom into <code>{esc(action.source)}</code> &rarr; {made}"
+        return f"{chip(number)}: zoom into <code>{esc(action.source)}</code> &rarr; {made}"
 
 
 class ExportSource:

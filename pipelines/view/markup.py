@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 from minio3_data.protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS
 
-from .draw import RGB, hex_color
-
-TARGET_PAD_PX = 5  # as draw_boxes leaves around the target
+from .draw import RGB, TARGET_PAD_PX, box_color, hex_color
 
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
@@ -74,6 +72,11 @@ def facts(rows: Iterable[tuple[str, str]]) -> str:
 def question_html(question: str, options: Sequence[str]) -> str:
     lines = "".join(f"<br>{OPTION_LETTERS[i]}. {esc(o)}" for i, o in enumerate(options))
     return f"{esc(question)}{lines}"
+
+
+def chip(number: int) -> str:
+    """ "box N" in box N's colour: names a zoom in the text as its number names it on the pictures."""
+    return f'<b style="color:{hex_color(box_color(number))}">box {number}</b>'
 
 
 def label(value: object) -> str:

@@ -12,9 +12,9 @@ from minio3_data.records import ProbeItem, Trajectory, Turn
 from minio3_data.render import conversation
 from minio3_data.zoom import Observation
 
-from .draw import box_color, hex_color
 from .markup import (
     Message,
+    chip,
     conversation_html,
     document,
     esc,
@@ -47,10 +47,8 @@ def _turn_notes(turn: Turn, number: int, final_answer: str | None) -> list[str]:
     if turn.action == "zoom":
         asked = f"zoom into <code>{esc(turn.source)}</code> at {esc(turn.bbox)}"
         if turn.observation is not None:
-            chip = f'<b style="color:{hex_color(box_color(number))}">box {number}</b>'
-            return [
-                f"{chip}: {asked} &rarr; observation {turn.observation}, {esc(turn.box_px)} px of the original"
-            ]
+            made = f"observation {turn.observation}, {esc(turn.box_px)} px of the original"
+            return [f"{chip(number)}: {asked} &rarr; {made}"]
         if turn.error is not None:
             return [f'<span class="err">{asked}: refused: {esc(turn.error)}</span>']
         return [
