@@ -273,3 +273,28 @@ def test_the_one_gpu_smoke_script_passes_the_dry_run(
     assert "checked with verl" in proc.stdout
     cfg = yaml.safe_load((tmp_path / "smoke" / "config.yaml").read_text())
     assert (cfg["trainer"]["n_gpus_per_node"], cfg["actor_rollout_ref"]["rollout"]["n"]) == (1, 4)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `minio3` command in its own process, as a user runs it (verl imported fresh)."""
+    return subprocess.run([sys.executable, "-c", "from cli import app; app()", *args], capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_a_missing_model_is_one_line_that_says_how_to_get_one(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Right after the quickstart a newcomer has no model: the error, alone on stderr (no verl import noise
+    before it), says what --model must be and how to get one."""
+    require_verl()
+    res = _cli("train-rl", "--dataset", str(tiny_dataset), "--model", str(tmp_path / "none"),
+               "--out", str(tmp_path / "rl"), "--dry-run")  # fmt: skip
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: --model "), res.stderr
+    assert "hf download Qwen/Qwen2.5-VL-7B-Instruct" in res.stderr and "tests/tiny_qwen25vl.py" in res.stderr
+
+
+def test_verls_import_warnings_never_precede_our_lines(tiny_dataset: Path, rl_model: Path, tmp_path: Path) -> None:
+    """An error found with verl's own config (after importing it) is still the first and only stderr line."""
+    res = _cli("train-rl", "--dataset", str(tiny_dataset), "--model", str(rl_model), "--out", str(tmp_path / "rl"),
+               "--dry-run", "--", "trainer.no_such_key=1")  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr

@@ -145,26 +145,28 @@ def model_config(tokenizer):
 
 
 def build(out: Path) -> None:
+    """Model, tokenizer and processor. Without torchvision (the `rl` extra's environment) the video processor
+    cannot be built: the image processor's PIL backend is saved instead, which is all verl's rollout and
+    `train-rl --dry-run` read."""
     import torch
-    from transformers import (
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    from transformers import Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor, Qwen2VLImageProcessorPil
 
     tokenizer = build_tokenizer()
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**IMAGE_PIXELS),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(),
-        chat_template=CHAT_TEMPLATE,
-    )
-    torch.manual_seed(0)
-    model = Qwen2_5_VLForConditionalGeneration(model_config(tokenizer)).to(torch.float32)
+    tokenizer.chat_template = CHAT_TEMPLATE
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    try:
+        from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+        Qwen2_5_VLProcessor(
+            image_processor=Qwen2VLImageProcessor(**IMAGE_PIXELS),
+            tokenizer=tokenizer,
+            video_processor=Qwen2VLVideoProcessor(),
+            chat_template=CHAT_TEMPLATE,
+        ).save_pretrained(out)
+    except ImportError:
+        Qwen2VLImageProcessorPil(**IMAGE_PIXELS).save_pretrained(out)
+    torch.manual_seed(0)
+    Qwen2_5_VLForConditionalGeneration(model_config(tokenizer)).to(torch.float32).save_pretrained(out)
     tokenizer.save_pretrained(out)
 
 

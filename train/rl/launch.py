@@ -10,8 +10,10 @@ same command on the head node, or `ray job submit`); minio3 schedules nothing it
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import warnings
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,14 +117,23 @@ def check_options(o: RlOptions) -> None:
 
 
 def require_rl_extra() -> None:
-    """verl and Hydra come with the rl extra; without them, one line saying how to install it."""
-    try:
-        import hydra  # noqa: F401
-        import verl  # noqa: F401
-    except ImportError as e:
-        raise BadInputError(
-            f"train-rl needs the rl extra ({e.name or e} is missing): {INSTALL_HINT}"
-        ) from None
+    """verl and Hydra come with the rl extra; without them, one line saying how to install it.
+
+    verl warns at import about every optional engine it lacks (torchtitan, veomni, megatron, ...) and about
+    the missing accelerator: noise that would stand before our own lines, so it is silenced here (verl's
+    run itself, a separate process, still prints it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            import hydra  # noqa: F401
+            import verl  # noqa: F401
+        except ImportError as e:
+            raise BadInputError(
+                f"train-rl needs the rl extra ({e.name or e} is missing): {INSTALL_HINT}"
+            ) from None
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 def check_model(model: Path) -> None:
@@ -130,7 +141,8 @@ def check_model(model: Path) -> None:
     if not model.is_dir():
         raise BadInputError(
             f"--model {model}: not a local model directory; nothing is downloaded at run time, so download it "
-            "first (e.g. hf download Qwen/Qwen2.5-VL-7B-Instruct --local-dir models/qwen2.5-vl-7b)"
+            "first (e.g. hf download Qwen/Qwen2.5-VL-7B-Instruct --local-dir models/qwen2.5-vl-7b), or, to try "
+            "the dry run, build a tiny random one: python tests/tiny_qwen25vl.py models/tiny"
         )
     wanted = {
         "config.json": ("config.json",),
@@ -208,9 +220,9 @@ def train_rl(
 ) -> tuple[RlLaunch, int | None]:
     """Prepare the run (always) and, unless `dry_run`, run verl and return its exit code. `on_ready(launch)`
     is called between the two (the CLI prints the summary there, before verl's output starts)."""
-    require_rl_extra()
     check_options(o)
     check_model(o.model)
+    require_rl_extra()  # after the checks that need no verl: their one-line errors come first and fast
     inputs = [("--dataset", o.dataset), ("--model", o.model)]
     with claim_output(o.out, inputs) as out:
         _check_run_dir(out)
