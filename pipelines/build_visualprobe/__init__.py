@@ -6,7 +6,9 @@ manifest.json; see DESIGN.md) from one source:
   coco      - template questions over COCO-format detection boxes;
   official  - the released Mini-o3 JSON layout (no boxes): VisualProbe train and its Easy/Medium/Hard tests;
   vstar, hrbench, mmerw - the benchmarks the paper reports (V* Bench, HR-Bench 4K/8K, MME-RealWorld), into
-              the test split, for `minio3 eval`.
+              the test split, for `minio3 eval`;
+  o3bench, vtcbench - harder ones the field reports now (O3-Bench, VTC-Bench), likewise (docs/eval.md,
+              "Benchmarks", says which others are not public and why).
 The dir is built in a temporary sibling and renamed at the end, so a killed build leaves nothing at
 --out; --out is locked for the build and may never be, contain or sit inside an input (minio3_data.outputs).
 `emit_mini_o3_json=True` also writes the released layout next to the parquet files.
@@ -15,6 +17,7 @@ The dir is built in a temporary sibling and renamed at the end, so a killed buil
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +30,21 @@ from .coco import build_coco
 from .hrbench import import_hrbench
 from .image_files import DEFAULT_MAX_PIXELS
 from .mmerw import import_mmerw
+from .o3bench import import_o3bench
 from .official import emit_mini_o3_json, import_official
 from .result import Built, drop_bad_rows
 from .synthetic_source import build_synthetic
 from .vstar import import_vstar
+from .vtcbench import import_vtcbench
 from .writer import write_dataset
 
-SOURCES: tuple[str, ...] = ("synthetic", "coco", "official", "vstar", "hrbench", "mmerw")
+# benchmarks given as an annotation file (--annotations) and the folder its image paths start in (--images)
+WITH_IMAGE_FOLDER: dict[str, tuple[Callable[..., Built], str]] = {
+    "mmerw": (import_mmerw, "FILE.json"),
+    "o3bench": (import_o3bench, "metadata.jsonl"),
+    "vtcbench": (import_vtcbench, "VTC-Bench.tsv"),
+}
+SOURCES: tuple[str, ...] = ("synthetic", "coco", "official", "vstar", "hrbench", *WITH_IMAGE_FOLDER)
 DEFAULT_TRAIN = 4000
 DEFAULT_TEST = 500
 DEFAULT_LONG_SIDE = (2048, 8192)
@@ -96,9 +107,10 @@ def _build(
     if source == "hrbench":
         return import_hrbench(root, _need(annotations, "--annotations FILE.tsv", source), limit=test,
                               workers=workers, max_pixels=max_pixels)
-    if source == "mmerw":
-        return import_mmerw(root, _need(annotations, "--annotations FILE.json", source),
-                            _need(images, "--images DIR", source), limit=test, workers=workers, max_pixels=max_pixels)
+    if source in WITH_IMAGE_FOLDER:
+        importer, file = WITH_IMAGE_FOLDER[source]
+        return importer(root, _need(annotations, f"--annotations {file}", source), _need(images, "--images DIR", source),
+                        limit=test, workers=workers, max_pixels=max_pixels)
     return import_official(
         root,
         _need(from_dir, "--from DIR", source),
