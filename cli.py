@@ -6,18 +6,20 @@ Every command turns a `Minio3Error` into one line on stderr (exit code 2) instea
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
 from minio3_data import __version__
-from minio3_data.errors import Minio3Error, describe_os_error
+from minio3_data.errors import BadInputError, Minio3Error, describe_os_error
 from minio3_data.memory import tune_malloc
-from minio3_data.profiles import DEFAULT_PROFILE
+from minio3_data.profiles import DEFAULT_PROFILE, get_profile, help_text
 from minio3_data.teacher_options import DEFAULTS as TEACHER
+from train.rl.presets import preset_help
 
 app = typer.Typer(
     name="minio3",
@@ -47,39 +49,82 @@ def main(
     tune_malloc()  # before any stage imports its heavy libraries (see minio3_data/memory.py)
 
 
-PROTOCOL_HELP = (
-    "released (the released Mini-o3 rollout's prompts, pixels and parsing, byte for byte: drop-in for its "
-    "checkpoints) | minio3 (ours, cleaned up); see docs/protocol.md"
-)
+PROTOCOL_HELP = f"{help_text()}; see docs/protocol.md"
+
+
+def _refuse(message: str) -> NoReturn:
+    """The one line every refusal is: `error: ...` on stderr, exit code 2, no traceback."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+NumberCheck = Callable[[typer.Context, typer.CallbackParam, Any], Any]
+
+
+def _number_rule(rule: str, holds: Callable[[float], bool]) -> NumberCheck:
+    """An option callback refusing, as one line naming the option, a number that is not finite or breaks
+    `rule` (a NaN temperature would pin a run dir that can never be resumed; a negative --limit drops items)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+        if value is not None and not ctx.resilient_parsing and not (math.isfinite(value) and holds(value)):
+            _refuse(f"{param.opts[0]} {value}: {rule}")
+        return value
+
+    return check
+
+
+# the domains of numeric options, declared once; an option its pipeline checks with a message of its own
+# (--k, --max-turns, --cutoff-len, ...) is left to that check, and seeds take any integer
+POSITIVE = _number_rule("must be a finite number above 0", lambda v: v > 0)
+NON_NEGATIVE = _number_rule("must be a finite number, 0 or more", lambda v: v >= 0)
+SHARE = _number_rule("must be a share from 0 to 1", lambda v: 0 <= v <= 1)
 
 
 # options of the commands that talk to a model (synth-coldstart, eval), declared once
 BaseUrlOption = Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")]
-RpmOption = Annotated[Optional[int], typer.Option(help="Requests per minute limit.")]
+RpmOption = Annotated[Optional[int], typer.Option(help="Requests per minute limit.", callback=POSITIVE)]
 StopAtOption = Annotated[
     str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers that fail on `stop`)")
 ]
-TpmOption = Annotated[Optional[int], typer.Option(help="Tokens per minute limit.")]
-TimeoutOption = Annotated[float, typer.Option(help="Seconds per request.")]
-MaxRetriesOption = Annotated[int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.")]
-MaxCostOption = Annotated[Optional[float], typer.Option(help="Stop before spending more than USD.")]
+TpmOption = Annotated[Optional[int], typer.Option(help="Tokens per minute limit.", callback=POSITIVE)]
+TimeoutOption = Annotated[float, typer.Option(
+    help="Deadline per request in seconds: connecting, sending and every byte of the reply.", callback=POSITIVE)]
+MaxRetriesOption = Annotated[
+    int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.", callback=NON_NEGATIVE)
+]
+BackoffMaxOption = Annotated[float, typer.Option(
+    help="Longest wait before a retry, in seconds; a server asking to wait longer (Retry-After) fails that "
+         "request at once.", callback=POSITIVE)]
+JudgeUrlOption = Annotated[Optional[list[str]], typer.Option(
+    help="LLM judge endpoint; repeat to share load (default: the judge's provider API, never the teacher's server).")]
+MaxCostOption = Annotated[
+    Optional[float], typer.Option(help="Stop before spending more than USD.", callback=NON_NEGATIVE)
+]
 JudgeKeyOption = Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")]
+MaxPerItemOption = Annotated[
+    Optional[int], typer.Option(help="Keep at most N trajectories per item.", callback=NON_NEGATIVE)
+]
+
+
+SYMLINK_LOOP = "Symlink loop from "  # pathlib's RuntimeError text, before the path's repr
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Print a Minio3Error or an OSError (naming its file) as one line and exit 2; Ctrl-C exits 130 without a
-    traceback. Anything else is a bug and keeps its traceback."""
+    """Print a Minio3Error, an OSError or a symlink loop (naming its file) as one line and exit 2; Ctrl-C exits
+    130 without a traceback. Anything else is a bug and keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except Minio3Error as e:
-            typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(2) from None
+            _refuse(str(e))
         except OSError as e:
-            typer.secho(f"error: {describe_os_error(e)}", err=True, fg=typer.colors.RED)
-            raise typer.Exit(2) from None
+            _refuse(describe_os_error(e))
+        except RuntimeError as e:  # how Path.resolve() of Python < 3.13 reports a symlink loop (not an OSError)
+            if not str(e).startswith(SYMLINK_LOOP):
+                raise
+            _refuse(f"{str(e).removeprefix(SYMLINK_LOOP)}: a symlink loop; point the path at a real file or dir")
         except KeyboardInterrupt:
             typer.secho("interrupted", err=True)
             raise typer.Exit(130) from None
@@ -94,7 +139,7 @@ def _parse_long_side(value: str) -> tuple[int, int]:
     try:
         lo, hi = (int(v) for v in value.split(":"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: use LOW:HIGH in pixels, e.g. 2048:8192") from None
+        raise BadInputError(f"--long-side {value!r}: use LOW:HIGH in pixels, e.g. 2048:8192") from None
     return lo, hi
 
 
@@ -103,7 +148,8 @@ def _parse_long_side(value: str) -> tuple[int, int]:
 def build_visualprobe_cmd(
     out: Annotated[Path, typer.Option(help="Dataset dir to create (must be empty unless --overwrite).")],
     source: Annotated[
-        str, typer.Option(help="synthetic | coco | official (VisualProbe) | vstar | hrbench | mmerw")
+        str, typer.Option(help="synthetic | coco | official (VisualProbe) | vstar | hrbench | mmerw | o3bench | "
+                               "vtcbench")
     ] = "synthetic",
     train: Annotated[Optional[int], typer.Option(help="Train items (default 4000; official: all).")] = None,
     test: Annotated[
@@ -111,11 +157,14 @@ def build_visualprobe_cmd(
                                          "benchmarks: all, else the first N).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same rows and image bytes.")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).", callback=POSITIVE)] = None,
     long_side: Annotated[str, typer.Option(help="Synthetic: long side range LOW:HIGH in px.")] = "2048:8192",
-    images: Annotated[Optional[Path], typer.Option(help="COCO, mmerw: root of the annotations' image paths.")] = None,
+    images: Annotated[Optional[Path], typer.Option(
+        help="COCO, mmerw, o3bench, vtcbench: root of the annotations' image paths."
+    )] = None,
     annotations: Annotated[Optional[Path], typer.Option(
-        help="COCO: detection JSON; hrbench: hr_bench_4k.tsv / hr_bench_8k.tsv; mmerw: MME-RealWorld JSON."
+        help="COCO: detection JSON; hrbench: hr_bench_4k.tsv / hr_bench_8k.tsv; mmerw: MME-RealWorld JSON; "
+        "o3bench: test/metadata.jsonl; vtcbench: VTC-Bench.tsv."
     )] = None,
     from_dir: Annotated[
         Optional[Path], typer.Option("--from", help="official: released layout dir (BASE_IMAGE_DIR); vstar: the "
@@ -137,7 +186,8 @@ def build_visualprobe_cmd(
     --images coco/val2017 --annotations coco/annotations/instances_val2017.json. From the release:
     --source official --from $BASE_IMAGE_DIR. Benchmarks for `minio3 eval`: --source vstar --from vstar_bench,
     --source hrbench --annotations hr_bench_8k.tsv, --source mmerw --annotations MME-RealWorld.json --images
-    MME-RealWorld/.
+    MME-RealWorld/, --source o3bench --annotations O3-Bench/test/metadata.jsonl --images O3-Bench/test,
+    --source vtcbench --annotations VTC-Bench/VTC-Bench.tsv --images VTC-Bench/.
     """
     from pipelines.build_visualprobe import build_visualprobe
 
@@ -177,7 +227,7 @@ def exemplars_check_cmd(
     """
     from pipelines.exemplars_check import check_exemplars
 
-    result = check_exemplars(directory, out, protocol)
+    result = check_exemplars(directory, out, get_profile(protocol))
     for problem in result.problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
     typer.echo(f"{result.exemplars} exemplar(s), {len(result.problems)} problem(s); page: {result.html}")
@@ -194,7 +244,7 @@ def _parse_shard(value: str) -> tuple[int, int]:
         if not 0 <= i < n:
             raise ValueError
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: use i/N with 0 <= i < N, e.g. 0/4") from None
+        raise BadInputError(f"--shard {value!r}: use i/N with 0 <= i < N, e.g. 0/4") from None
     return i, n
 
 
@@ -202,9 +252,15 @@ def _parse_mix(value: str | None) -> dict[str, float]:
     if not value:
         return {}
     try:
-        return {k.strip(): float(v) for k, v in (part.split("=") for part in value.split(","))}
+        mix = {k.strip(): float(v) for k, v in (part.split("=") for part in value.split(","))}
+        if not all(math.isfinite(w) and w >= 0 for w in mix.values()) or not sum(mix.values()) > 0:
+            raise ValueError
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: use pattern=weight pairs, e.g. backtrack=0.3,depth_first=0.4") from None
+        raise BadInputError(
+            f"--mix {value!r}: use pattern=weight pairs, weights 0 or more and not all 0, e.g. "
+            "backtrack=0.3,depth_first=0.4"
+        ) from None
+    return mix
 
 
 @app.command("synth-coldstart")
@@ -219,37 +275,38 @@ def synth_coldstart_cmd(
     base_url: BaseUrlOption = None,
     api_key_env: Annotated[Optional[str], typer.Option(help="Name of the env var holding the API key.")] = None,
     exemplars: Annotated[Optional[Path], typer.Option(help="Exemplar dir (default: the six shipped).")] = None,
-    exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.")] = 2,
+    exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.", callback=NON_NEGATIVE)] = 2,
     exemplar_sampling: Annotated[str, typer.Option(help="patterns (one per search pattern first) | random | fixed")] = "patterns",
-    target: Annotated[Optional[int], typer.Option(help="Stop once this many trajectories are kept.")] = 6000,
+    target: Annotated[Optional[int], typer.Option(help="Stop once this many trajectories are kept.", callback=NON_NEGATIVE)] = 6000,
     samples_per_item: Annotated[int, typer.Option(help="Attempts per question (K).")] = 2,
     max_turns: Annotated[int, typer.Option(help="Assistant turns per attempt.")] = 12,
     max_images: Annotated[int, typer.Option(help="Images per attempt (first view + crops).")] = 12,
     context_tokens: Annotated[int, typer.Option(help="Estimated request budget in tokens.")] = 32768,
     max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.", callback=NON_NEGATIVE)] = 1.0,
     concurrency: Annotated[int, typer.Option(help="Concurrent attempts.")] = 32,
     rpm: RpmOption = TEACHER.rpm,
     tpm: TpmOption = TEACHER.tpm,
     timeout: TimeoutOption = TEACHER.timeout,
     stop_at: StopAtOption = TEACHER.stop_at,
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
-    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint (default: the teacher's when of the same kind).")] = None,
+    judge_base_url: JudgeUrlOption = None,
     judge_api_key_env: JudgeKeyOption = None,
     max_retries: MaxRetriesOption = TEACHER.max_retries,
-    price_input: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the table).")] = None,
-    price_output: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the table).")] = None,
+    backoff_max: BackoffMaxOption = TEACHER.backoff_max,
+    price_input: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the table).", callback=NON_NEGATIVE)] = None,
+    price_output: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the table).", callback=NON_NEGATIVE)] = None,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N items.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N items.", callback=NON_NEGATIVE)] = None,
     shard: Annotated[str, typer.Option(help="i/N: take every N-th item starting at i.")] = "0/1",
     max_cost: MaxCostOption = None,
-    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more teacher requests.")] = None,
-    max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
+    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more teacher requests.", callback=NON_NEGATIVE)] = None,
+    max_per_item: MaxPerItemOption = None,
     mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
     thinking_budget: Annotated[Optional[int], typer.Option(help="Gemini thinking budget in tokens.")] = None,
     image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media, "
                                                       "for a server sharing the filesystem)")] = "inline",
-    error_rate: Annotated[float, typer.Option(help="Scripted teacher: share of wrong answers.")] = 0.15,
+    error_rate: Annotated[float, typer.Option(help="Scripted teacher: share of wrong answers.", callback=SHARE)] = 0.15,
 ) -> None:
     """Synthesise cold-start trajectories with a teacher VLM and keep the correct ones.
 
@@ -264,12 +321,12 @@ def synth_coldstart_cmd(
 
     client = TeacherOptions(
         model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
-        max_retries=max_retries, thinking_budget=thinking_budget, price_input=price_input,
+        max_retries=max_retries, backoff_max=backoff_max, thinking_budget=thinking_budget, price_input=price_input,
         price_output=price_output, max_cost=max_cost, max_requests=max_requests, stop_at=stop_at,
     )  # fmt: skip
     summary = synth_coldstart(
         SynthConfig(
-            dataset=dataset, out=out, split=split, teacher=teacher, protocol=protocol, client=client,
+            dataset=dataset, out=out, split=split, teacher=teacher, protocol=get_profile(protocol), client=client,
             exemplars=exemplars,
             exemplars_in_context=exemplars_in_context, exemplar_sampling=exemplar_sampling,
             target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
@@ -320,8 +377,8 @@ def _run_ended(summary: Any) -> None:
 def merge_runs_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run dirs of one synthesis (e.g. its --shard i/N parts).")],
     out: Annotated[Path, typer.Option(help="Merged run dir to create.")],
-    target: Annotated[Optional[int], typer.Option(help="Keep at most this many trajectories.")] = None,
-    max_per_item: Annotated[Optional[int], typer.Option(help="Keep at most N trajectories per item.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Keep at most this many trajectories.", callback=NON_NEGATIVE)] = None,
+    max_per_item: MaxPerItemOption = None,
     mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
@@ -357,9 +414,9 @@ def eval_cmd(
     max_turns: Annotated[str, typer.Option(help="Turn budgets, comma-separated; one sampling pass at the largest "
                                                 "scores them all.")] = "4,8,12,16,24,32",
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL (open-ended answers)")] = "rule",
-    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint.")] = None,
+    judge_base_url: JudgeUrlOption = None,
     judge_api_key_env: JudgeKeyOption = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (the paper: 1.0).")] = 1.0,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (the paper: 1.0).", callback=NON_NEGATIVE)] = 1.0,
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
     max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
     context_tokens: Annotated[int, typer.Option(help="Context budget in tokens (the server's max model len).")] = 32768,
@@ -369,16 +426,19 @@ def eval_cmd(
     timeout: TimeoutOption = TEACHER.timeout,
     stop_at: StopAtOption = TEACHER.stop_at,
     max_retries: MaxRetriesOption = TEACHER.max_retries,
+    backoff_max: BackoffMaxOption = TEACHER.backoff_max,
     max_cost: MaxCostOption = None,
-    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more requests.")] = None,
+    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more requests.", callback=NON_NEGATIVE)] = None,
     image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media)")] = "inline",
     seed: Annotated[int, typer.Option(help="Run seed (attempt seeds, bootstrap).")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N rows.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N rows.", callback=NON_NEGATIVE)] = None,
 ) -> None:
     """Avg@k at growing turn budgets: k samples per question at the largest budget score every budget.
 
     Example: minio3 eval --dataset data/visualprobe --out evals/mini-o3 --teacher openai
     --model Mini-o3/Mini-o3-7B-v1 --base-url http://localhost:8000/v1 --api-key-env NONE --judge openai:gpt-4o
+    --judge-api-key-env OPENAI_API_KEY (the judge is OpenAI's gpt-4o: without --judge-base-url a judge asks its
+    provider's API, never the policy's server)
 
     Writes results.md (the table), results.json, accuracy.png, scores.parquet and trajectories.parquet;
     docs/eval.md reproduces the paper's table. Exits 1 when attempts failed; rerunning retries them.
@@ -388,10 +448,12 @@ def eval_cmd(
 
     client = TeacherOptions(
         model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
-        max_retries=max_retries, max_cost=max_cost, max_requests=max_requests, stop_at=stop_at,
+        max_retries=max_retries, backoff_max=backoff_max, max_cost=max_cost, max_requests=max_requests,
+        stop_at=stop_at,
     )  # fmt: skip
     summary = evaluate(eval_config(
-        dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher, protocol=protocol,
+        dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher,
+        protocol=get_profile(protocol),
         client=client, judge=judge, judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env,
         temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens, concurrency=concurrency,
         image_transport=image_transport, seed=seed, limit=limit,
@@ -417,7 +479,7 @@ def export_llamafactory_cmd(
     cutoff_len: Annotated[int, typer.Option(help="LLaMA-Factory cutoff_len; longer rows are excluded.")] = 32768,
     image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = 2_000_000,
     image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = 40_000,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all CPUs).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all CPUs).", callback=POSITIVE)] = None,
     protocol: Annotated[
         Optional[str], typer.Option(help=f"{PROTOCOL_HELP}. Default: the run's own; --official rows are released")
     ] = None,
@@ -436,12 +498,11 @@ def export_llamafactory_cmd(
         fmt=format, cutoff_len=cutoff_len, image_max_pixels=image_max_pixels,
         image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
     )  # fmt: skip
+    profile = get_profile(protocol) if protocol is not None else None
     if run is not None:
-        summary = export_run(run, out, protocol=protocol, **options)
-    elif protocol not in (None, "released"):
-        raise typer.BadParameter("--official rows speak the released protocol; drop --protocol")
+        summary = export_run(run, out, protocol=profile, **options)
     else:
-        summary = export_official(official, out, **options)
+        summary = export_official(official, out, protocol=profile, **options)
     typer.echo(summary.text())
 
 
@@ -483,11 +544,21 @@ def train_rl_cmd(
     dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe (train.parquet, test.parquet).")],
     model: Annotated[Path, typer.Option(help="Local model dir to start from (e.g. the SFT checkpoint).")],
     out: Annotated[Path, typer.Option(help="Run dir: data, config, command, checkpoints; rerun to resume.")],
-    nnodes: Annotated[int, typer.Option(help="Nodes (more than 1: start a Ray cluster first, see docs/rl.md).")] = 1,
-    gpus_per_node: Annotated[int, typer.Option(help="GPUs per node.")] = 8,
+    nnodes: Annotated[Optional[int], typer.Option(
+        help="Nodes (more than 1: start a Ray cluster first, see docs/rl.md). Default: the preset's, else 1."
+    )] = None,
+    gpus_per_node: Annotated[Optional[int], typer.Option(help="GPUs per node. Default: the preset's, else 8.")] = None,
     max_turns: Annotated[int, typer.Option(help="Assistant turns per training trajectory.")] = 6,
     val_max_turns: Annotated[int, typer.Option(help="Assistant turns per validation trajectory.")] = 12,
-    rollout_n: Annotated[int, typer.Option(help="Trajectories per question (the GRPO group, G).")] = 16,
+    rollout_n: Annotated[Optional[int], typer.Option(
+        help="Trajectories per question (the GRPO group, G). Default: the preset's, else 16."
+    )] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help=f"Single-node recipe: {preset_help()}; the dry run prints its per-GPU memory estimate."
+    )] = None,
+    on_collapse: Annotated[str, typer.Option(
+        help="When the policy stops zooming (tool-use collapse alarm, docs/rl.md): warn | stop (checkpoint, exit non-zero)."
+    )] = "warn",
     judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
     judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint; repeat to share load.")] = None,
     judge_api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")] = None,
@@ -517,7 +588,7 @@ def train_rl_cmd(
             typer.secho(note, err=True, fg=typer.colors.YELLOW)
         typer.echo(f"checked with verl in {time.monotonic() - started:.1f}s: {', '.join(launch.checked)}")
         typer.echo(f"config: {launch.out}/config.yaml; command: {launch.out}/command.sh")
-        for line in launch.multinode_steps():
+        for line in [*launch.memory, *launch.multinode_steps()]:
             typer.echo(line)
         if not dry_run:
             typer.echo(f"running: {launch.command()}", err=True)
@@ -525,7 +596,8 @@ def train_rl_cmd(
     options = RlOptions(
         dataset=dataset, model=model, out=out, nnodes=nnodes, gpus_per_node=gpus_per_node, max_turns=max_turns,
         val_max_turns=val_max_turns, rollout_n=rollout_n, judge=judge, judge_base_urls=judge_base_url or [],
-        judge_api_key_env=judge_api_key_env, loss_agg=loss_agg, protocol=protocol, overrides=extra or [],
+        judge_api_key_env=judge_api_key_env, loss_agg=loss_agg, protocol=get_profile(protocol), preset=preset,
+        on_collapse=on_collapse, overrides=extra or [],
     )  # fmt: skip
     _, code = train_rl(options, dry_run=dry_run, on_ready=ready)
     if code is not None:
@@ -547,7 +619,7 @@ def view_cmd(
         "id, item, status, verdict, pattern, difficulty, source, turns, teacher, kept, cost; datasets id, "
         "split, difficulty, source, kind, glance; exports id, turns, zooms, images."
     )] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: CPU count, at most 8).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: CPU count, at most 8).", callback=POSITIVE)] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Write a static site (no server, no network) to look at every trajectory, dataset item or exported row:
@@ -568,7 +640,7 @@ def view_cmd(
 @user_errors
 def quickstart_cmd(
     out: Annotated[Path, typer.Option(help="Where the dataset, run and SFT export go.")] = Path("quickstart"),
-    train: Annotated[int, typer.Option(help="Synthetic training questions.")] = 24,
+    train: Annotated[int, typer.Option(help="Synthetic training questions.", callback=POSITIVE)] = 24,
     test: Annotated[int, typer.Option(help="Synthetic test questions.")] = 6,
     samples_per_item: Annotated[int, typer.Option(help="Attempts per question.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for scenes and synthesis.")] = 0,

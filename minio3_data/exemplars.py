@@ -25,6 +25,7 @@ are one line each, naming the file and the field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,11 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadInputError, Minio3Error
-from .fsutil import safe_relpath
+from .fsutil import file_hash, safe_relpath
 from .images import OriginalCache, image_size
 from .judge import rule_judge
-from .profiles import DEFAULT_PROFILE, ProtocolProfile
-from .protocol import Answer, Malformed, Zoom, parse_turn, render_turn
+from .profiles import DEFAULT, ProtocolProfile
+from .profiles.minio3 import PROFILE as EXPLAINING  # an author gets the messages that say how to fix a box
+from .protocol import Answer, Malformed, Zoom, render_turn
 from .records import Turn
 from .zoom import Observation, PixelBox, ZoomEnv, crop_box
 
@@ -76,6 +78,24 @@ class Exemplar:
 def shipped_dir() -> Path:
     """The six exemplars that ship with minio3."""
     return Path(str(resources.files("exemplars")))
+
+
+BUILTIN = "builtin"  # how a run's identity names the shipped six
+
+
+def set_identity(directory: str | Path | None = None) -> str:
+    """Which exemplar set a dir holds, by content, for a run's identity: "builtin" for the shipped six however
+    they are named (default or by path), else a digest of every exemplar's JSON and image bytes. A copied or
+    moved set is the same set; an edited one is not."""
+    digest = _set_digest(directory)
+    return BUILTIN if digest == _set_digest(None) else digest
+
+
+def _set_digest(directory: str | Path | None) -> str:
+    h = hashlib.sha256()
+    for exemplar in load_exemplars(directory):
+        h.update(f"{exemplar.file.name}\0{file_hash(exemplar.file)}\0{file_hash(exemplar.image)}\0".encode())
+    return h.hexdigest()[:16]
 
 
 def exemplar_files(directory: str | Path | None = None) -> list[Path]:
@@ -150,7 +170,7 @@ def _step(turn: Any, where: str, problems: _Problems) -> Step | None:
     if "answer" in turn:
         answer = _text(turn, "answer", problems, f"{where}.")
         return Step(thought, Answer(answer)) if thought and answer else None
-    action = parse_turn(f"<grounding>{json.dumps(turn['zoom'])}</grounding>")
+    action = EXPLAINING.parse_turn(f"<grounding>{json.dumps(turn['zoom'])}</grounding>")
     if isinstance(action, Malformed):
         problems.add(f"{where}.zoom", action.reason)
         return None
@@ -184,13 +204,11 @@ def _replay_geometry(
             turns.append(Turn(text, "answer", answer=step.action.text))
             continue
         zoom = step.action
-        if zoom.source_index >= len(boxes):
-            problems.add(
-                f"turns[{i}].zoom.source",
-                f"{zoom.source} does not exist yet; {len(boxes) - 1} observation(s) so far",
-            )
+        index = EXPLAINING.source_index(zoom.source, len(boxes) - 1)
+        if isinstance(index, str):
+            problems.add(f"turns[{i}].zoom.source", index)
             return []
-        box = crop_box(boxes[zoom.source_index], zoom.bbox, "minio3")  # an author gets the explaining messages
+        box = crop_box(boxes[index], zoom.bbox, EXPLAINING)
         if isinstance(box, str):
             problems.add(f"turns[{i}].zoom.bbox_2d", box)
             return []
@@ -282,7 +300,7 @@ def load_exemplars(directory: str | Path | None = None) -> list[Exemplar]:
 
 
 def replay_exemplar(
-    exemplar: Exemplar, cache: OriginalCache | None = None, protocol: ProtocolProfile | str = DEFAULT_PROFILE
+    exemplar: Exemplar, cache: OriginalCache | None = None, protocol: ProtocolProfile = DEFAULT
 ) -> list[Observation]:
     """The observations the exemplar's turns see (index 0 = first view), through the real ZoomEnv, at the
     display sizes of `protocol`."""

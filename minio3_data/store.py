@@ -14,6 +14,7 @@ records after it are kept. A failed write (a full disk) is undone, so the log st
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import threading
@@ -24,11 +25,11 @@ from typing import Any, TypeVar
 
 from .errors import BadInputError, StorageError
 from .fsutil import atomic_write_bytes, atomic_write_text
+from .named_dirs import RUN_JSON
 from .records import Trajectory, Usage
 
 ATTEMPTS = "attempts.jsonl"
 REPLIES = "replies.jsonl"
-RUN_JSON = "run.json"  # {"identity": the options that shape the data, "dataset": its dir, "minio3": version}
 RETRY_STATUSES = frozenset({"failed"})
 SHOWN_LINES = 10  # line numbers listed in a damage report; the count is always whole
 
@@ -183,11 +184,14 @@ class JsonlLog:
                 self._fd = None
 
 
-def _attempt(row: Any) -> Trajectory:
-    """An attempts.jsonl record; its key must be an (item id, sample index) to be resumed by."""
+def _attempt(row: Any, samples: int | None = None) -> Trajectory:
+    """An attempts.jsonl record; its key must be an (item id, sample index) to be resumed by, the index one of
+    the run's `samples` per item when they are known (a line from elsewhere would count as an extra sample)."""
     t = Trajectory.from_dict(row)
     if not isinstance(t.item_id, str) or not isinstance(t.sample_index, int):
         raise TypeError("an attempt needs a string item_id and an integer sample_index")
+    if samples is not None and not 0 <= t.sample_index < samples:
+        raise ValueError(f"sample_index {t.sample_index} is not one of the run's {samples} samples per item")
     return t
 
 
@@ -240,10 +244,11 @@ class RunStore:
         self.attempts = JsonlLog(self.dir / ATTEMPTS, fsync=fsync)
         self.replies = JsonlLog(self.dir / REPLIES, fsync=fsync)
 
-    def load(self, repair: bool = True) -> RunState:
-        """What the run dir holds; `repair=False` only reads (e.g. runs being merged elsewhere)."""
+    def load(self, repair: bool = True, samples: int | None = None) -> RunState:
+        """What the run dir holds; `repair=False` only reads (e.g. runs being merged elsewhere). With the run's
+        `samples` per item (--samples-per-item), an attempt line of another sample index is a damaged line."""
         state = RunState()
-        attempts, damage = self.attempts.read(_attempt, repair)
+        attempts, damage = self.attempts.read(functools.partial(_attempt, samples=samples), repair)
         state.lines = len(attempts)
         for t in attempts:
             state.record(t)

@@ -258,3 +258,12 @@ def test_invalid_json_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "images").mkdir()
     with pytest.raises(BadInputError, match=r"broken.json: not valid JSON .* line 1"):
         build_visualprobe("coco", tmp_path / "vp", images=tmp_path / "images", annotations=ann, workers=1)
+
+
+def test_a_lone_surrogate_is_one_line_naming_the_field(tmp_path: Path) -> None:
+    ann = make_coco(tmp_path, [{"file_name": "a.jpg"}])
+    ann.write_text(ann.read_text().replace('"name": "truck"', '"name": "tr\\udfffuck"'))
+    res = CliRunner().invoke(app, ["build-visualprobe", "--source", "coco", "--images", str(tmp_path / "images"),
+                                   "--annotations", str(ann), "--out", str(tmp_path / "vp")])  # fmt: skip
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"error: {ann}: categories[1].name: holds a lone surrogate escape" in res.output

@@ -99,6 +99,44 @@ def test_vstar_wrong_format_is_one_line(tmp_path: Path) -> None:
         build_visualprobe("vstar", tmp_path / "v", from_dir=tmp_path / "empty", workers=1)
 
 
+def test_a_vstar_box_outside_its_image_is_reported_not_dropped_silently(tmp_path: Path) -> None:
+    """A box with no area in the 640x480 image leaves the union (it would stretch the target over the image)
+    and is listed like a skipped item; the item is kept with the boxes that are inside."""
+    src = vstar_layout(tmp_path / "vstar_bench")
+    sa_3 = src / "relative_position" / "sa_3.json"
+    sa_3.write_text(json.dumps(json.loads(sa_3.read_text()) | {"bbox": [[50, 60, 20, 10], [700, 500, 30, 30]]}))
+    sa_1 = src / "direct_attributes" / "sa_1.json"
+    sa_1.write_text(json.dumps(json.loads(sa_1.read_text()) | {"bbox": [[-90, 10, 40, 30]]}))
+    res = runner.invoke(app, ["build-visualprobe", "--source", "vstar", "--from", str(src), "--out",
+                              str(tmp_path / "v"), "--workers", "1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "test: 3 items" in res.output
+    assert (f"skipped vstar-relative_position-sa_3: {sa_3}: bbox[1] [700.0, 500.0, 30.0, 30.0] has no area "
+            "inside the 640x480 image; the item is kept without that box") in res.output  # fmt: skip
+    assert "skipped vstar-direct_attributes-sa_1: " in res.output
+    items = {it.id: it for it in read_items(tmp_path / "v" / "test.parquet")}
+    assert items["vstar-relative_position-sa_3"].target_bbox == [50.0, 60.0, 70.0, 70.0]
+    assert items["vstar-direct_attributes-sa_1"].target_bbox is None
+    skipped = json.loads((tmp_path / "v" / "manifest.json").read_text())["skipped"]
+    assert [s["item"] for s in skipped] == [
+        "vstar-relative_position-sa_4", "vstar-direct_attributes-sa_1", "vstar-relative_position-sa_3"
+    ]
+
+
+def test_a_lone_surrogate_in_vstar_json_is_one_line(tmp_path: Path) -> None:
+    """JSON can spell half a UTF-16 pair (\\ud800), which no UTF-8 file can hold: writing it crashed."""
+    src = vstar_layout(tmp_path / "vstar_bench")
+    ann = src / "direct_attributes" / "sa_2.json"
+    ann.write_text(ann.read_text().replace("the hat", "the \\ud800hat"))
+    res = runner.invoke(app, ["build-visualprobe", "--source", "vstar", "--from", str(src), "--out",
+                              str(tmp_path / "v"), "--workers", "1"])  # fmt: skip
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"error: {ann}: question: holds a lone surrogate escape" in res.output
+    assert not (tmp_path / "v").exists()
+    ann.write_text(ann.read_text().replace("\\ud800", "\\ud83d\\ude00"))  # a whole pair is a character
+    assert build_visualprobe("vstar", tmp_path / "v", from_dir=src, workers=1).counts["test"] == 3
+
+
 # --- HR-Bench ---------------------------------------------------------------------------------------------
 
 
@@ -163,6 +201,27 @@ def test_hrbench_first_n_rows_and_wrong_format(tmp_path: Path) -> None:
     assert len(res.output.strip().splitlines()) == 1
 
 
+def test_hrbench_repeated_index_is_one_line(tmp_path: Path) -> None:
+    """Two rows with one index would be two items with one id, a dataset eval refuses to read."""
+    tsv = hrbench_tsv(tmp_path / "hr_bench_4k.tsv")
+    lines = tsv.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[3] = "1" + lines[3][lines[3].index("\t"):]  # the third row (index 2) now says 1
+    tsv.write_text("".join(lines), encoding="utf-8")
+    res = runner.invoke(app, ["build-visualprobe", "--source", "hrbench", "--annotations", str(tsv),
+                              "--out", str(tmp_path / "hr")])  # fmt: skip
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert f"error: {tsv}: index '1' repeats (rows 2 and 3)" in res.output
+    assert not (tmp_path / "hr").exists()
+
+
+def test_hrbench_with_a_utf8_bom_imports(tmp_path: Path) -> None:
+    tsv = hrbench_tsv(tmp_path / "hr_bench_8k.tsv")
+    tsv.write_bytes(b"\xef\xbb\xbf" + tsv.read_bytes())
+    summary = build_visualprobe("hrbench", tmp_path / "hr", annotations=tsv, workers=1)
+    assert summary.counts["test"] == 8
+    assert {it.id for it in read_items(tmp_path / "hr" / "test.parquet")} == {f"hrbench-8k-{i}" for i in range(8)}
+
+
 # --- MME-RealWorld ----------------------------------------------------------------------------------------
 
 
@@ -206,6 +265,13 @@ def test_mmerw_wrong_format_is_one_line(tmp_path: Path, content: object, message
     ann, imgs = mmerw_files(tmp_path / "mme")
     ann.write_text(content if isinstance(content, str) else json.dumps(content))
     with pytest.raises(BadInputError, match=message):
+        build_visualprobe("mmerw", tmp_path / "m", annotations=ann, images=imgs, workers=1)
+
+
+def test_a_lone_surrogate_in_mmerw_json_names_the_record(tmp_path: Path) -> None:
+    ann, imgs = mmerw_files(tmp_path / "mme")
+    ann.write_text(ann.read_text().replace("number of buses", "number of \\udc80buses"))
+    with pytest.raises(BadInputError, match=r"MME-RealWorld.json: \[0\]\.Text: holds a lone surrogate escape"):
         build_visualprobe("mmerw", tmp_path / "m", annotations=ann, images=imgs, workers=1)
 
 

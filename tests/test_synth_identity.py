@@ -85,7 +85,7 @@ def test_resume_refuses_edited_exemplars_at_the_same_path(tiny_dataset: Path, tm
     exemplar = json.loads(path.read_text())
     exemplar["turns"][0]["thought"] += " Slowly."
     path.write_text(json.dumps(exemplar))
-    with pytest.raises(BadInputError, match="made with different prompts;"):
+    with pytest.raises(BadInputError, match="made with different exemplars, prompts;"):  # the set is its content
         synth_coldstart(_cfg(tiny_dataset, run, exemplars=exemplars))
 
 

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
 
 _MISSING = object()
+_SURROGATE_ESCAPE_RE = re.compile(r"\\u[dD][89a-fA-F]")  # \ud800-\udfff: half of a UTF-16 pair
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def load_json(path: Path) -> Any:
-    """Parse a JSON file; unreadable or invalid JSON is a one-line error naming it."""
+    """Parse a JSON file; unreadable or invalid JSON, or a string UTF-8 cannot hold, is a one-line error naming
+    it and the string."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text)
     except FileNotFoundError:
         raise BadInputError(f"{path}: no such annotation file") from None
     except json.JSONDecodeError as e:
@@ -24,6 +29,30 @@ def load_json(path: Path) -> Any:
         raise BadInputError(f"{path}: JSON nested too deeply to be annotations") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BadInputError(f"{path}: cannot read ({e.__class__.__name__})") from None
+    where = _SURROGATE_ESCAPE_RE.search(text) and _lone_surrogate(data)  # a cheap look first: files are large
+    if where:
+        raise BadInputError(
+            f"{path}: {where}: holds a lone surrogate escape (\\ud800-\\udfff without its pair), which is not "
+            "text and cannot be written; fix the string"
+        )
+    return data
+
+
+def _lone_surrogate(data: Any) -> str | None:
+    """Where the first string (or key) holding a lone UTF-16 surrogate is, e.g. "[3].Text"; None if none does.
+    JSON's escapes can spell one (a pair is decoded into its character); UTF-8 cannot encode it."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str) and _SURROGATE_RE.search(value):
+            return where or "top level"
+        if isinstance(value, dict):
+            if any(_SURROGATE_RE.search(k) for k in value):
+                return f"{where or 'top level'}: a key"
+            stack += reversed([(f"{where}.{k}" if where else k, v) for k, v in value.items()])
+        elif isinstance(value, list):
+            stack += reversed([(f"{where}[{i}]", v) for i, v in enumerate(value)])
+    return None
 
 
 def get(path: Path, where: str, obj: Any, key: str, kinds: tuple[type, ...], default: Any = _MISSING) -> Any:

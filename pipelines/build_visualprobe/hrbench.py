@@ -28,7 +28,7 @@ from minio3_data.protocol import OPTION_LETTERS
 from minio3_data.records import ProbeItem
 
 from ..parallel import ordered_map
-from .image_files import check_image, save_image_bytes
+from .image_files import check_image, image_task_name, save_image_bytes
 from .result import Built, skip
 
 REQUIRED = ("index", "question", "answer", "A", "B", "image")
@@ -45,7 +45,7 @@ def source_name(path: Path) -> str:
 def _open(path: Path) -> IO[str]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # an 8K image is tens of MB of base64 in one cell
     try:
-        return open(path, newline="", encoding="utf-8")
+        return open(path, newline="", encoding="utf-8-sig")  # a BOM some editors write is not a column name
     except FileNotFoundError:
         raise BadInputError(f"{path}: no such HR-Bench file") from None
 
@@ -86,11 +86,18 @@ def _store_images(out: Path, path: Path, limit: int | None) -> tuple[list[dict[s
     """Stream the TSV: each row without its image cell (kept as `ref` when it names another row), and the
     dataset image of each row that carried one, or why it cannot be used."""
     rows, images = [], {}
+    seen: dict[str, int] = {}  # index -> its row (1-based, after the header)
     with _open(path) as f:
         try:
             for n, row in enumerate(_reader(f, path)):
                 if limit is not None and n >= limit:
                     break
+                if row["index"] in seen:
+                    raise BadInputError(
+                        f"{path}: index {row['index']!r} repeats (rows {seen[row['index']]} and {n + 1}); each row "
+                        "needs its own index, which names its item"
+                    )
+                seen[row["index"]] = n + 1
                 cell = (row.pop("image") or "").strip()
                 if len(cell) > REFERENCE_CHARS:
                     try:
@@ -112,7 +119,7 @@ def import_hrbench(out: Path, path: Path, *, limit: int | None, workers: int, ma
     stored = sorted({v for v in images.values() if v.startswith("images/")})
     tasks = [(str(out), rel, max_pixels) for rel in stored]
     sizes: dict[str, tuple[int, int] | str] = dict(
-        zip(stored, ordered_map(check_image, tasks, workers, "images"))
+        zip(stored, ordered_map(check_image, tasks, workers, "images", name=image_task_name))
     )
     for row in rows:
         item_id = f"{source}-{row['index']}"

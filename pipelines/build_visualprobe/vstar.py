@@ -7,8 +7,9 @@
 The annotations always put the correct option first, so a model that favours "A" would look perfect: the
 options are shuffled with a seed (per item, so a subset or another file order gives the same order), and
 the manifest records each item's order (`option_order`: shown option i is the annotation's options[order[i]]).
-The union of the target boxes becomes `target_bbox` (the region a search must find; the scripted teacher
-can evaluate offline on it).
+The union of the target boxes, each clipped to the image, becomes `target_bbox` (the region a search must
+find; the scripted teacher can evaluate offline on it). A box with no area inside the image is left out of
+the union and listed in the manifest's skipped entries (the item itself is kept).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from minio3_data.records import ProbeItem
 
 from .fields import get, load_json, numbers
 from .image_files import import_images
+from .layout import ObjectBox, union
 from .result import Built, skip
 
 SOURCE = "vstar"
@@ -71,19 +73,22 @@ def _read(path: Path) -> dict[str, Any]:
             f"{path}: options: expected a list of two or more strings (the first is the answer)"
         )
     boxes = [numbers(path, f"bbox[{i}]", b, 4) for i, b in enumerate(get(path, "", ann, "bbox", (list,), []))]
-    return {"question": question, "options": options, "boxes": boxes}
+    return {"path": path, "question": question, "options": options, "boxes": boxes}
 
 
-def target_box(boxes: list[list[float]], size: tuple[int, int]) -> list[float] | None:
-    """The union of [x, y, w, h] boxes as xyxy, clipped to the image; None when it has no area."""
-    if not boxes:
-        return None
+def target_box(boxes: list[list[float]], size: tuple[int, int]) -> tuple[ObjectBox | None, list[int]]:
+    """The union of the [x, y, w, h] boxes as xyxy, each clipped to the image (None when none is left), and the
+    positions of the boxes with no area inside the image, left out of it."""
     w, h = size
-    x0 = max(0.0, min(b[0] for b in boxes))
-    y0 = max(0.0, min(b[1] for b in boxes))
-    x1 = min(float(w), max(b[0] + b[2] for b in boxes))
-    y1 = min(float(h), max(b[1] + b[3] for b in boxes))
-    return [x0, y0, x1, y1] if x0 < x1 and y0 < y1 else None
+    inside: list[ObjectBox] = []
+    outside: list[int] = []
+    for i, (x, y, bw, bh) in enumerate(boxes):
+        clipped = [max(0.0, x), max(0.0, y), min(float(w), x + bw), min(float(h), y + bh)]
+        if clipped[0] < clipped[2] and clipped[1] < clipped[3]:
+            inside.append(clipped)
+        else:
+            outside.append(i)
+    return (union(inside) if inside else None), outside
 
 
 def import_vstar(
@@ -113,10 +118,16 @@ def import_vstar(
             continue
         copy, size = image
         order = orders[item_id] = option_order(len(ann["options"]), seed, item_id)
+        target, outside = target_box(ann["boxes"], size)
+        built.skipped += [
+            skip(f"{ann['path']}: bbox[{i}] {ann['boxes'][i]} has no area inside the {size[0]}x{size[1]} image; "
+                 "the item is kept without that box", item=item_id)
+            for i in outside
+        ]  # fmt: skip
         built.splits["test"].append(ProbeItem(
             id=item_id, image=copy, question=ann["question"], answer=OPTION_LETTERS[order.index(0)],
             options=[ann["options"][i] for i in order], difficulty="unknown",
-            target_bbox=target_box(ann["boxes"], size), width=size[0], height=size[1], source=SOURCE,
+            target_bbox=target, width=size[0], height=size[1], source=SOURCE,
             kind=category,
         ))  # fmt: skip
     built.notes = {"option_order_rule": ORDER_RULE, "option_order": orders}

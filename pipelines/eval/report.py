@@ -6,6 +6,7 @@ exactly what an uninterrupted one would have written.
 
 from __future__ import annotations
 
+import html
 import json
 from collections import Counter
 from dataclasses import asdict
@@ -53,7 +54,7 @@ def results_record(
         "split": run.split,
         "teacher": run.teacher,
         "model": run.client.model,
-        "protocol": run.protocol,
+        "protocol": run.protocol.name,
         "judge": run.judge,
         "k": cfg.k,
         "temperature": run.temperature,
@@ -79,23 +80,33 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _md(value: Any) -> str:
+    """Text from the data (a group's source, a model or dataset name) as results.md shows it, whatever it
+    holds: HTML escaped (a Markdown renderer would run it), `|` escaped (it would split a table cell), newlines
+    as spaces (they would end the row)."""
+    text = html.escape(str(value), quote=False).replace("|", "\\|")
+    return " ".join(text.splitlines())
+
+
 def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
     """The table a paper prints: Avg@k [95% CI] per group and budget, then over-turn rate and mean turns."""
     budgets = record["budgets"]
     head = " | ".join(f"{b} turns" for b in budgets)
-    who = record["model"] or record["teacher"]
+    who, dataset, split = (
+        _md(v) for v in (record["model"] or record["teacher"], record["dataset"], record["split"])
+    )
     lines = [
-        f"# Avg@{record['k']} of {who} on {record['dataset']} ({record['split']})",
+        f"# Avg@{record['k']} of {who} on {dataset} ({split})",
         "",
-        (f"teacher {record['teacher']}, protocol {record['protocol']}, judge {record['judge']}, temperature "
-         f"{record['temperature']}; one sampling pass at {budgets[-1]} turns scored at every budget."),
+        (f"teacher {_md(record['teacher'])}, protocol {record['protocol']}, judge {_md(record['judge'])}, "
+         f"temperature {record['temperature']}; one sampling pass at {budgets[-1]} turns scored at every budget."),
         "",
         f"| group | questions | {head} |",
         "|---|---:|" + "---:|" * len(budgets),
     ]
     for g in groups:
         cells = " | ".join(f"{_pct(r.avg_at_k)} [{_pct(r.ci95[0])}, {_pct(r.ci95[1])}]" for r in g.rows)
-        lines.append(f"| {g.name} | {g.questions} | {cells} |")
+        lines.append(f"| {_md(g.name)} | {g.questions} | {cells} |")
     if groups:
         rows = groups[0].rows
         lines += [

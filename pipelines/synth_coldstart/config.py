@@ -8,7 +8,8 @@ from typing import Any
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
-from minio3_data.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from minio3_data.exemplars import BUILTIN, set_identity
+from minio3_data.profiles import DEFAULT, ProtocolProfile
 from minio3_data.teacher_options import TeacherOptions
 
 from .patterns import TRAJECTORY_TAGS
@@ -33,7 +34,7 @@ class SynthConfig:
     out: Path
     split: str = "train"
     teacher: str = "scripted"  # scripted | openai | gemini
-    protocol: str = DEFAULT_PROFILE  # the protocol profile the teacher is spoken to in (profiles.PROFILE_NAMES)
+    protocol: ProtocolProfile = DEFAULT  # the protocol profile the teacher is spoken to in; run.json records its name
     client: TeacherOptions = field(default_factory=TeacherOptions)  # how to reach an API teacher (and a judge)
     exemplars: Path | None = None  # None: the six shipped exemplars
     exemplars_in_context: int = 2
@@ -72,18 +73,17 @@ class SynthConfig:
             raise BadInputError(f"--image-transport {self.image_transport!r}: use inline or file")
         if self.teacher not in TEACHERS:
             raise BadInputError(f"--teacher {self.teacher!r}: use one of {', '.join(TEACHERS)}")
-        if self.protocol not in PROFILE_NAMES:
-            raise BadInputError(f"--protocol {self.protocol!r}: use one of {', '.join(PROFILE_NAMES)}")
 
     def identity(self, prompts: str) -> dict[str, Any]:
         """The data-shaping options as plain JSON (paths absolute, no secrets), with `prompts`, the digest of
         the rendered exemplar prompts (`ExemplarPrompts.digest`)."""
         d = asdict(self)
+        d["protocol"] = self.protocol.name
         d["model"] = self.client.model
         d["thinking_budget"] = self.client.thinking_budget
         d["error_rate"] = self.error_rate if self.teacher == "scripted" else None  # the scripted teacher's only
         d["prompts"] = prompts
         d["minio3"] = __version__
         d["dataset"] = str(Path(self.dataset).resolve())
-        d["exemplars"] = str(Path(self.exemplars).resolve()) if self.exemplars else "builtin"
+        d["exemplars"] = set_identity(self.exemplars) if self.exemplars else BUILTIN
         return {k: d[k] for k in IDENTITY_FIELDS}

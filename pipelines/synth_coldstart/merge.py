@@ -51,7 +51,7 @@ def merge_runs(
     duplicates = 0
     damaged: list[LogDamage] = []
     for run in runs:
-        state = RunStore(run).load(repair=False)
+        state = RunStore(run).load(repair=False, samples=identity.get("samples_per_item"))
         damaged += state.damaged
         replies.update(state.replies)
         paid.add(state.superseded)
@@ -67,8 +67,7 @@ def merge_runs(
                       max_per_item=max_per_item, mix=mix or {})
     cfg.validate()
     items, skipped = dataset_items(cfg.dataset, cfg.split)
-    inputs = [*(("(a run to merge)", run) for run in runs), ("(the runs' dataset)", cfg.dataset)]
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=[("RUNS", run) for run in runs]) as tmp:
         store = RunStore(tmp)
         for key in sorted(attempts):
             store.add_attempt(attempts[key])

@@ -12,6 +12,7 @@ both hide the same rows.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -76,10 +77,13 @@ def parse_filter(expr: str | None, fields: Sequence[Field]) -> list[Clause]:
 
 
 def _number(text: str) -> float | None:
+    """The number `text` spells, or None; "nan" is none (it compares false with every value, and the page's
+    script refuses it too)."""
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         return None
+    return None if math.isnan(number) else number
 
 
 def _equal(value: Value, wanted: str) -> bool:
