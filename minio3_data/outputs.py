@@ -5,6 +5,9 @@ refused when it overlaps an input (a `--overwrite` would delete the input) or li
 and locked with `flock` on a hidden file beside it (`.NAME.minio3-lock`, holding the writer's pid). The
 kernel drops the lock when its process dies, even by SIGKILL, so a lock is never stale; a second writer is
 refused at once, naming the holder's pid.
+
+The inputs are the dirs a command is given and every dir their records name (a run's dataset,
+an export's images: minio3_data.named_dirs), found here, so no command has to list them itself.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import fcntl
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import BadInputError
+from .named_dirs import named_dirs
 
 LOCK_SUFFIX = ".minio3-lock"
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
@@ -100,28 +105,60 @@ def resolve_output(out: str | os.PathLike) -> Path:
     return resolved
 
 
-def refuse_overlap(out: str | os.PathLike, inputs: Inputs) -> None:
-    """An output that is, contains or sits inside an input would overwrite or delete it: refuse it."""
+class ReadDir(NamedTuple):
+    path: Path  # resolved
+    name: str  # how an error names it: "--run runs/a", or "dataset /d, which --run runs/a names in run.json"
+
+
+def _named(d: ReadDir) -> Iterator[ReadDir]:
+    for n in named_dirs(d.path):
+        yield ReadDir(n.path, f"{n.what} {n.path}, which {d.name} names in {n.record}")
+
+
+def read_dirs(inputs: Inputs, resumed: ReadDir | None = None) -> list[ReadDir]:
+    """The inputs and, transitively, every dir their records name; with `resumed` (an output the command
+    continues, reading its records), every dir its records name too."""
+    found = [ReadDir(Path(p).resolve(), f"{option} {p}") for option, p in inputs if p is not None]
+    seen = {d.path for d in found}
+    pending = [*found, *([resumed] if resumed else [])]
+    while pending:
+        for named in _named(pending.pop()):
+            if named.path not in seen:
+                seen.add(named.path)
+                found.append(named)
+                pending.append(named)
+    return found
+
+
+def _relation(out: Path, read: Path) -> str:
+    if out == read:
+        return "is"
+    return "contains" if out in read.parents else "is inside" if read in out.parents else ""
+
+
+def refuse_overlap(
+    out: str | os.PathLike, inputs: Inputs, *, option: str = "--out", resumes: bool = False
+) -> None:
+    """An output that is, contains or sits inside an input would overwrite or delete it: refuse it. `option`
+    names the output; `resumes`: the command continues `out`, so what its records name is read too."""
     o = Path(out).resolve()
-    for option, given in inputs:
-        if given is None:
-            continue
-        i = Path(given).resolve()
-        relation = "is" if o == i else "contains" if o in i.parents else "is inside" if i in o.parents else ""
+    for read in read_dirs(inputs, ReadDir(o, f"{option} {out}") if resumes else None):
+        relation = _relation(o, read.path)
         if relation:
             raise BadInputError(
-                f"--out {out} {relation} the input {option} {given}; an output may never be, contain or sit "
+                f"{option} {out} {relation} the input {read.name}; an output may never be, contain or sit "
                 "inside an input"
             )
 
 
 @contextlib.contextmanager
-def claim_output(out: str | os.PathLike, inputs: Inputs = ()) -> Iterator[Path]:
-    """Check `out` against the inputs, then hold its lock for the block; yields the resolved path.
+def claim_output(out: str | os.PathLike, inputs: Inputs = (), resumes: bool = False) -> Iterator[Path]:
+    """Check `out` against the inputs (`resumes`: as refuse_overlap), then hold its lock for the block; yields
+    the resolved path.
 
     A write error that names no file (a disk filling up mid-write) is reported against `out`."""
     resolved = resolve_output(out)
-    refuse_overlap(out, inputs)
+    refuse_overlap(out, inputs, resumes=resumes)
     resolved.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(resolved):
         try:

@@ -6,19 +6,22 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from export_fixtures import make_run
+from export_fixtures import make_dataset, make_run, released_row, standard_trajectories, write_released
 from loopback_teacher import LoopbackTeacher
 from typer.testing import CliRunner
 
 from cli import app
 from minio3_data.errors import BadInputError
+from minio3_data.exemplars import shipped_dir
 from minio3_data.outputs import OutputBusyError, claim_output, lock_path
 from minio3_data.records import read_items
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart
@@ -37,12 +40,12 @@ def _tree(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def _refused(args: list[str], *named: Path) -> None:
-    """The command exits 2 with one line naming every path in `named`, and no traceback."""
+def _refused(args: list[str], *named: Path | str) -> None:
+    """The command exits 2 with one line naming every path (or option) in `named`, and no traceback."""
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
     line = res.output.strip()
-    assert "\n" not in line and "Traceback" not in line and "may never be, contain or sit inside" in line
+    assert "\n" not in line and "Traceback" not in line and "may never be, contain or sit inside" in line, line
     for path in named:
         assert str(path) in line, (path, line)
 
@@ -82,6 +85,153 @@ def test_merge_into_one_of_its_runs_is_refused(tiny_dataset: Path, tmp_path: Pat
     before = _tree(runs[0])
     _refused(["merge-runs", str(runs[0]), str(runs[1]), "--out", str(runs[0]), "--overwrite"], runs[0])
     assert _tree(runs[0]) == before
+
+
+# --- 3, through records: a dir an input's records name is an input too -------------------------------------
+# Each case: a command, the dir it reads through another dir's records (or is given), and the option that led
+# there. --out (or train-sft's output_dir=) is pointed at that dir, inside it and at its parent, directly and
+# through a symlink, with and without --overwrite where the command has it: refused in one line naming the
+# option and the dir, which is left byte for byte as it was.
+
+SYNTH = ["--limit", "2", "--samples-per-item", "1", "--target", "1000"]
+EVAL = ["--k", "1", "--max-turns", "4", "--limit", "1"]
+
+
+@pytest.fixture(scope="module")
+def world(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every kind of dir, each alone in its parent (so that --out at the parent contains only it): a dataset,
+    two shards of one synthesis on it, an eval, an export of a shard and one whose rows name images outside
+    it, the released parquet, a model dir and a copy of the shipped exemplars."""
+    root = tmp_path_factory.mktemp("world")
+    w = {name: root / name / "it" for name in ("dataset", "run", "run2", "eval", "export", "named", "pictures",
+                                               "official", "model", "exemplars")}  # fmt: skip
+    shutil.copytree(tiny_dataset, w["dataset"])
+    shutil.copytree(shipped_dir(), w["exemplars"])
+    made = [["eval", "--dataset", str(w["dataset"]), "--out", str(w["eval"]), *EVAL]]
+    for k, run in enumerate((w["run"], w["run2"])):
+        made.append(["synth-coldstart", "--dataset", str(w["dataset"]), "--out", str(run), "--shard", f"{k}/2",
+                     *SYNTH])
+    for args in made:
+        assert runner.invoke(app, args).exit_code == 0, args
+    export = ["export-llamafactory", "--run", str(w["run"]), "--out", str(w["export"]), "--workers", "1"]
+    assert runner.invoke(app, export).exit_code == 0
+    shutil.copytree(w["export"], w["named"])  # its rows name images in `pictures`, by absolute path
+    data = w["named"] / "minio3_coldstart.json"
+    rows = json.loads(data.read_text())
+    w["pictures"].mkdir(parents=True)
+    for row in rows:
+        for k, rel in enumerate(row["images"]):
+            row["images"][k] = str(shutil.copy(w["named"] / rel, w["pictures"]))
+    data.write_text("[\n" + ",\n".join(map(json.dumps, rows)) + "\n]\n")  # one row a line, as exported
+    shutil.rmtree(w["named"] / "images")
+    released = make_dataset(root / "released")
+    write_released(w["official"] / "data.parquet", [released_row(released, standard_trajectories(released)[0])])
+    w["model"].mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "preprocessor_config.json"):
+        (w["model"] / name).write_text("{}")
+    return w
+
+
+Command = Callable[[dict[str, Path], str], list[str]]  # (the dirs of `world`, --out) -> the command line
+SFT = ["--model", "m", "--dry-run", "--"]
+# id: (the dir it reads, the option that leads there, its argv, whether it has --overwrite)
+CASES: dict[str, tuple[str, str, Command, bool]] = {
+    "view run: its dataset": ("dataset", "SOURCE", lambda w, o: ["view", str(w["run"]), "--out", o], True),
+    "view eval: its dataset": ("dataset", "SOURCE", lambda w, o: ["view", str(w["eval"]), "--out", o], True),
+    "view export: its images": ("pictures", "SOURCE", lambda w, o: ["view", str(w["named"]), "--out", o], True),
+    "view dataset": ("dataset", "SOURCE", lambda w, o: ["view", str(w["dataset"]), "--out", o], True),
+    "export run: its dataset": (
+        "dataset", "--run", lambda w, o: ["export-llamafactory", "--run", str(w["run"]), "--out", o], True,
+    ),
+    "export official": (
+        "official", "--official",
+        lambda w, o: ["export-llamafactory", "--official", str(w["official"]), "--out", o], True,
+    ),
+    "merge runs: their dataset": (
+        "dataset", "RUNS", lambda w, o: ["merge-runs", str(w["run"]), str(w["run2"]), "--out", o], True,
+    ),
+    "synth: its exemplars": (
+        "exemplars", "--exemplars",
+        lambda w, o: ["synth-coldstart", "--dataset", str(w["dataset"]), "--exemplars", str(w["exemplars"]),
+                      "--out", o, *SYNTH],
+        False,
+    ),
+    "quickstart: the shipped exemplars": (
+        "exemplars", "(the shipped exemplars)",
+        lambda w, o: ["quickstart", "--out", o, "--train", "2", "--test", "1", "--samples-per-item", "1"], True,
+    ),
+    "train-rl: its dataset": (
+        "dataset", "--dataset",
+        lambda w, o: ["train-rl", "--dataset", str(w["dataset"]), "--model", str(w["model"]), "--out", o,
+                      "--dry-run"],
+        False,
+    ),
+    "train-sft: the export": (
+        "export", "--export", lambda w, o: ["train-sft", "--export", str(w["export"]), *SFT, f"output_dir={o}"],
+        False,
+    ),
+    "train-sft: the export's images": (
+        "pictures", "--export", lambda w, o: ["train-sft", "--export", str(w["named"]), *SFT, f"output_dir={o}"],
+        False,
+    ),
+}  # fmt: skip
+PLACES = ("is", "inside", "contains")
+
+
+def _out(target: Path, place: str, link: Path | None) -> Path:
+    """--out at `target`, inside it or at its parent; through `link` (made here) when given."""
+    at = target.parent if place == "contains" else target
+    if link is not None:
+        link.symlink_to(at)
+        at = link
+    return at / "site" if place == "inside" else at
+
+
+def _refused_and_kept(args: list[str], target: Path, option: str) -> None:
+    before = _tree(target)
+    _refused(args, target, option)
+    assert _tree(target) == before
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["direct", "symlink"])
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize(
+    "case, overwrite",
+    [(case, overwrite) for case, (*_, has) in CASES.items() for overwrite in (False, True)[: 1 + has]],
+    ids=lambda v: {True: "overwrite", False: "keep"}.get(v, v),
+)
+def test_an_output_over_a_dir_a_command_reads_is_refused(
+    world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str, overwrite: bool,
+    place: str, linked: bool,
+) -> None:
+    target_name, option, argv, _ = CASES[case]
+    for module in ("minio3_data.exemplars", "pipelines.synth_coldstart", "pipelines.quickstart"):
+        # a copy stands for the shipped exemplars, so that no check, passing or not, can touch the real ones
+        monkeypatch.setattr(f"{module}.shipped_dir", lambda: world["exemplars"], raising=False)
+    target = world[target_name]
+    out = _out(target, place, tmp_path / "link" if linked else None)
+    _refused_and_kept([*argv(world, str(out)), *(["--overwrite"] if overwrite else [])], target, option)
+
+
+@pytest.mark.parametrize("linked", [False, True], ids=["direct", "symlink"])
+@pytest.mark.parametrize("place", PLACES)
+@pytest.mark.parametrize("command", ["synth-coldstart", "eval"])
+def test_a_resumed_run_whose_record_names_a_dataset_around_it_is_refused(
+    world: dict[str, Path], tmp_path: Path, command: str, place: str, linked: bool
+) -> None:
+    """A resume reads its run dir's run.json: the dataset it names may not be, contain or sit inside --out."""
+    run = tmp_path / "runs" / "it"
+    shutil.copytree(world["run" if command == "synth-coldstart" else "eval"], run)
+    named = {"is": run, "inside": run.parent, "contains": run / "data"}[place]
+    named.mkdir(exist_ok=True)
+    if linked:
+        (tmp_path / "link").symlink_to(named)
+        named = tmp_path / "link"
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**record, "dataset": str(named)}))
+    as_made = {"synth-coldstart": [*SYNTH, "--shard", "0/2"], "eval": EVAL}[command]  # the options of `world`
+    args = [command, "--dataset", str(world["dataset"]), "--out", str(run), *as_made]
+    _refused_and_kept(args, named.resolve(), "--out")
 
 
 # --- 4: synth-coldstart writes only into a new, empty or run dir --------------------------------------------

@@ -15,7 +15,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from minio3_data.errors import BadInputError
+from minio3_data.outputs import refuse_overlap
 from pipelines.export_llamafactory.config import DATASET_INFO_NAME, YAML_NAME
 from train.stream import run_streaming
 
@@ -70,6 +73,20 @@ def overrides(extra: list[str]) -> list[str]:
     return out
 
 
+def output_dir(config: Path, extra: list[str]) -> str | None:
+    """Where LLaMA-Factory will write (relative to the current dir): the last output_dir= override, else the
+    YAML's (None: neither names one)."""
+    for arg in reversed(extra):
+        m = OVERRIDE_RE.match(arg)
+        if m and m[1] == "output_dir":
+            return m[2]
+    try:
+        value = yaml.safe_load(config.read_text(encoding="utf-8")).get("output_dir")
+    except (yaml.YAMLError, AttributeError):
+        raise BadInputError(f"{config}: not a YAML mapping of LLaMA-Factory options; re-export") from None
+    return value if isinstance(value, str) and value else None
+
+
 def sft_launch(
     export_dir: str | os.PathLike,
     model: str,
@@ -87,6 +104,9 @@ def sft_launch(
         raise BadInputError(
             f"{root}: no {YAML_NAME} / {DATASET_INFO_NAME}; run minio3 export-llamafactory first"
         )
+    writes = output_dir(config, extra or [])
+    if writes is not None:  # LLaMA-Factory's checkpoints may never land in the export or the images it names
+        refuse_overlap(writes, [("--export", export_dir)], option="output_dir")
     argv = [
         find_cli(cli) if check_cli else str(cli or shutil.which(CLI_NAME) or CLI_NAME), "train", str(config),
         f"model_name_or_path={model}", f"dataset_dir={root}", f"media_dir={root}",

@@ -25,11 +25,12 @@ from tqdm import tqdm
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 from minio3_data.outputs import Inputs
+from minio3_data.profiles import ProtocolProfile
 
 from ..parallel import default_workers, ordered_map
 from .config import config_files
 from .row import RowResult
-from .source_official import OfficialSource, official_files
+from .source_official import OFFICIAL_PROTOCOL, OfficialSource, official_files
 from .source_run import RunSource
 from .validate import Limits
 from .writers import open_writer
@@ -42,10 +43,11 @@ SUMMARY_NAME = "export.json"
 class Source(Protocol):
     """Rows in picklable chunks (rows, or where a worker finds them), and the converter a worker applies."""
 
-    protocol: str  # the protocol profile its rows speak
+    protocol: ProtocolProfile  # the protocol profile its rows speak
 
     def count(self) -> int: ...
     def chunks(self) -> Iterator[Any]: ...
+    def chunk_name(self, chunk: Any) -> str: ...  # what a dead worker's error names
     def converter(self, root: Path | None, limits: Limits) -> Callable[[Any], list[RowResult]]: ...
 
 
@@ -115,7 +117,7 @@ def export_llamafactory(
     _check_options(fmt, limits)
     started = time.monotonic()
     final = Path(out).resolve()
-    summary = ExportSummary(str(final), source_name, fmt, source.protocol)
+    summary = ExportSummary(str(final), source_name, fmt, source.protocol.name)
     excluded: Counter[str] = Counter()
     with atomic_dir(final, overwrite, inputs) as tmp:
         writer, data_file = open_writer(tmp, fmt)
@@ -124,7 +126,8 @@ def export_llamafactory(
             bar = tqdm(total=source.count(), unit="row", desc="export", disable=not progress)
             with bar:
                 # forked workers: an export of a few seconds would otherwise spend one re-importing
-                chunks = ordered_map(convert, source.chunks(), workers or default_workers(), start_method=None)
+                chunks = ordered_map(convert, source.chunks(), workers or default_workers(), start_method=None,
+                                     name=source.chunk_name)  # fmt: skip
                 for results in chunks:
                     for r in results:
                         _record(r, summary, excluded, writer, listing)
@@ -159,19 +162,23 @@ def _record(r: RowResult, summary: ExportSummary, excluded: Counter[str], writer
 
 
 def export_run(
-    run_dir: str | os.PathLike, out: str | os.PathLike, *, protocol: str | None = None, **options: Any
+    run_dir: str | os.PathLike, out: str | os.PathLike, *, protocol: ProtocolProfile | None = None, **options: Any
 ) -> ExportSummary:
     """Export a synth-coldstart run dir (its kept, correct trajectories) in `protocol` (default: the one the
     run was made in); options as export_llamafactory."""
     run = Path(run_dir)
     source = RunSource(run, protocol)
-    inputs = [("--run", run), ("(the run's dataset)", source.dataset_dir)]
-    return export_llamafactory(source, out, source_name=str(run), inputs=inputs, **options)
+    return export_llamafactory(source, out, source_name=str(run), inputs=[("--run", run)], **options)
 
 
-def export_official(path: str | os.PathLike, out: str | os.PathLike, **options: Any) -> ExportSummary:
-    """Export the released Mini-o3-Coldstart parquet (a file, or the folder of its shards)."""
+def export_official(
+    path: str | os.PathLike, out: str | os.PathLike, *, protocol: ProtocolProfile | None = None, **options: Any
+) -> ExportSummary:
+    """Export the released Mini-o3-Coldstart parquet (a file, or the folder of its shards); its rows speak the
+    released protocol, so another `protocol` is refused."""
     src = Path(path)
+    if protocol is not None and protocol != OFFICIAL_PROTOCOL:
+        raise BadInputError(f"--official rows speak the {OFFICIAL_PROTOCOL.name} protocol; drop --protocol")
     return export_llamafactory(
         OfficialSource(official_files(src)), out, source_name=str(src), inputs=[("--official", src)], **options
     )
