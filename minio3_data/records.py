@@ -52,6 +52,9 @@ class ProbeItem:
     # rows asking one question several ways (HR-Bench's option-cycled copies) share it, and evaluation scores
     # them as one question; "" (most rows): the row is a question of its own
     question_group: str = ""
+    # each target's box in original pixels (several for count and relative-position questions), whose union
+    # is target_bbox; the difficulty rule sizes the smallest. Empty where a source gives only the union
+    target_boxes: list[list[float]] = field(default_factory=list)
 
     def to_row(self) -> dict[str, Any]:
         return field_values(self)

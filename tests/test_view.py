@@ -13,7 +13,16 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
-from view_fixtures import attempts, image_sources, page_of, scripted_run
+from view_fixtures import (
+    EVAL_OUTCOMES,
+    attempts,
+    image_sources,
+    index_table,
+    page_of,
+    planned_eval_site,
+    scripted_run,
+    text_of,
+)
 
 from cli import app
 from minio3_data.errors import BadInputError
@@ -24,7 +33,8 @@ from minio3_data.zoom import ZoomEnv
 from pipelines.build_visualprobe.difficulty import view_px
 from pipelines.export_llamafactory import export_run
 from pipelines.export_llamafactory.source_run import run_protocol
-from pipelines.view import build_site
+from pipelines.view import build_site, open_source
+from pipelines.view.eval_source import EVAL_FIELDS
 from pipelines.view.filters import Field, matches, parse_filter
 from pipelines.view.run_source import RUN_FIELDS
 
@@ -157,20 +167,27 @@ def test_a_dir_of_no_known_kind_is_one_line(tmp_path: Path) -> None:
     assert bad.exit_code == 2
 
 
-def test_a_dataset_site_shows_each_item_with_its_first_glance_size(
+def test_a_dataset_site_sizes_each_item_by_its_smallest_target_as_the_difficulty_rule_does(
     tiny_dataset: Path, tmp_path: Path
 ) -> None:
     summary = build_site(tiny_dataset, tmp_path / "site", workers=1, progress=False)
-    items = read_items(tiny_dataset / "train.parquet") + read_items(tiny_dataset / "test.parquet")
+    splits = {split: read_items(tiny_dataset / f"{split}.parquet") for split in ("train", "test")}
+    items = [(split, item) for split, rows in splits.items() for item in rows]
     assert (summary.kind, summary.pages) == ("dataset", len(items))
-    item = items[0]
-    html = page_of(tmp_path / "site", f"train/{item.id}").read_text()
-    glance = round(view_px([tuple(item.target_bbox)], item.width, item.height), 1)
-    assert f"{glance:g} px" in html and item.difficulty in html and item.question in html
+    counted = 0
+    for split, item in items:
+        html = page_of(tmp_path / "site", f"{split}/{item.id}").read_text()
+        glance = round(view_px(item.target_boxes, item.width, item.height), 1)
+        assert f"{glance:g} px" in html and item.difficulty in html and item.question in html
+        points = int(re.search(r"size points (\d)", html).group(1))
+        assert item.difficulty != "hard" or points >= 1  # hard is 3-4 points, at most 2 from look-alikes
+        union = round(view_px([item.target_bbox], item.width, item.height), 1)
+        counted += item.kind == "count" and union > glance
+    assert counted  # a count question whose union of targets looks bigger than its smallest target
     hard = build_site(
         tiny_dataset, tmp_path / "hard", filter_expr="difficulty=hard", workers=1, progress=False
     )
-    assert hard.pages == sum(it.difficulty == "hard" for it in items)
+    assert hard.pages == sum(it.difficulty == "hard" for _, it in items)
 
 
 @pytest.mark.parametrize("fmt", ["json", "parquet"])
@@ -234,3 +251,109 @@ def test_worker_tasks_keep_the_samples_of_one_original_together() -> None:
             owners.setdefault(e.group, set()).add(i)
     assert all(len(tasks_of) == 1 for tasks_of in owners.values())  # no question split across tasks
     assert [len(t) for t in Chunked([Entry(str(i), {}, i, "one") for i in range(70)])] == [64, 6]  # bounded
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real eval (k = 5 at budgets 1, 2, 4 against a loopback policy playing a script) and its site."""
+    return planned_eval_site(tmp_path_factory.mktemp("eval"))
+
+
+def _planned(t) -> tuple[str | None, int]:
+    return t.final_answer, t.num_turns
+
+
+def test_an_eval_shows_each_trajectorys_outcome_at_every_budget_on_its_page_and_in_the_index(
+    evaluated: tuple[Path, Path],
+) -> None:
+    out, site = evaluated
+    trajs = attempts(out)
+    assert len(trajs) == len(EVAL_OUTCOMES) and {_planned(t) for t in trajs} == set(EVAL_OUTCOMES)
+    rows = index_table(site)
+    for t in trajs:
+        wanted = EVAL_OUTCOMES[_planned(t)]
+        assert f"<th>outcome by budget</th><td>{wanted}</td>" in page_of(site, t.id).read_text()
+        assert rows[t.id]["outcome by budget"] == wanted
+
+
+@pytest.mark.parametrize(
+    ("expr", "wanted"),
+    [
+        ("outcome=over-turn at 1-2; correct at 4", {("red", 3)}),
+        ("at=2:over-turn,at=4:correct", {("red", 3)}),  # right once it had more turns
+        ("at=1:over-turn", {("red", 3), ("blue", 2), (None, 4)}),
+        ("at=4:correct|4:wrong", {("red", 1), ("red", 3), ("blue", 2)}),
+        ("outcome=void at every budget|over-turn at every budget", {(None, 1), (None, 4)}),
+    ],
+)
+def test_the_outcome_at_a_budget_is_a_filter_field(
+    evaluated: tuple[Path, Path], expr: str, wanted: set[tuple[str | None, int]]
+) -> None:
+    out, _ = evaluated
+    by_id = {t.id: t for t in attempts(out)}
+    clauses = parse_filter(expr, EVAL_FIELDS)
+    chosen = {_planned(by_id[e.id]) for e in open_source(out).entries() if matches(e.values, clauses)}
+    assert chosen == wanted
+
+
+def test_view_filter_builds_the_pages_of_the_trajectories_more_turns_made_right(
+    evaluated: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out, _ = evaluated
+    result = CliRunner().invoke(
+        app, ["view", str(out), "--out", str(tmp_path / "site"), "--filter", "at=2:over-turn,at=4:correct"]
+    )
+    assert result.exit_code == 0, result.output
+    fixed = [t for t in attempts(out) if _planned(t) == ("red", 3)]
+    assert [p.name for p in (tmp_path / "site/pages").iterdir()] == [page_of(tmp_path, fixed[0].id).name]
+
+
+def test_the_verdict_stands_next_to_the_final_answer(evaluated: tuple[Path, Path]) -> None:
+    out, site = evaluated
+    for t in attempts(out):
+        html = page_of(site, t.id).read_text()
+        answer = t.final_answer if t.final_answer is not None else "(none)"
+        row = text_of(re.search(r"<th>final answer</th><td>(.*?)</td>", html).group(1))
+        assert row.startswith(f"{answer} \u2192 {t.verdict.label} (")
+        if t.final_answer is not None:  # and under the turn that gave it
+            note = re.search(r'<span class="note">final answer: (.*?)</span></div>', html).group(1)
+            assert text_of(note).startswith(f"{answer} \u2192 {t.verdict.label}")
+
+
+def test_answer_and_ground_truth_are_index_columns_and_kept_only_a_runs(
+    evaluated: tuple[Path, Path], run: Path, site: Path
+) -> None:
+    out, eval_site = evaluated
+    for source, built in ((out, eval_site), (run, site)):
+        rows = index_table(built)
+        for t in attempts(source):
+            row = rows[t.id]
+            assert (row["answer"], row["ground truth"]) == (t.final_answer or "", t.ground_truth)
+    assert all("kept" not in row for row in index_table(eval_site).values())
+    assert all(row["kept"] in ("yes", "no") for row in index_table(site).values())
+    assert "<th>kept</th>" in page_of(site, attempts(run)[0].id).read_text()
+    assert all("<th>kept</th>" not in page_of(eval_site, t.id).read_text() for t in attempts(out))
+    with pytest.raises(BadInputError, match="no field 'kept'"):
+        build_site(out, eval_site.parent / "kept", filter_expr="kept=no", progress=False)
+
+
+def test_every_observation_links_to_its_whole_picture(evaluated: tuple[Path, Path]) -> None:
+    out, site = evaluated
+    for t in attempts(out):
+        html = page_of(site, t.id).read_text()
+        shown = re.findall(r'<img src="([^"]+)" alt="observation \d+">', html)
+        linked = re.findall(r'<a href="([^"]+)" target="_blank"><img src="\1" alt="observation \d+">', html)
+        assert shown and linked == shown
+
+
+def test_an_eval_whose_results_lost_their_budgets_is_one_line(
+    evaluated: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out, _ = evaluated
+    copy = tmp_path / "eval"
+    shutil.copytree(out, copy)
+    record = json.loads((copy / "results.json").read_text())
+    (copy / "results.json").write_text(json.dumps(record | {"budgets": ["four"]}))
+    result = CliRunner().invoke(app, ["view", str(copy), "--out", str(tmp_path / "site")])
+    assert result.exit_code == 2 and "results.json: unreadable or without its budgets" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "site").exists()

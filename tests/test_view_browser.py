@@ -11,12 +11,15 @@ from pathlib import Path
 import pytest
 from browser import Browser, chromium_or_skip
 from PIL import Image
-from view_fixtures import attempts, page_of, scripted_run
+from view_fixtures import PORTRAIT, attempts, page_of, planned_eval_site, scripted_run
 
 from minio3_data.records import Trajectory
 from pipelines.view import build_site
+from pipelines.view import open_source
 from pipelines.view.draw import box_color
+from pipelines.view.eval_source import EVAL_FIELDS
 from pipelines.view.filters import matches, parse_filter
+from pipelines.view.markup import OBSERVATION_MAX_PX
 from pipelines.view.run_source import RUN_FIELDS, index_values
 
 TOLERANCE = 45  # per channel: JPEG and the browser's scaling move a drawn colour a little
@@ -149,3 +152,61 @@ def test_the_index_filter_hides_rows_as_the_filter_language_says(browser: Browse
         " b.dispatchEvent(new Event('input')); })()"
     )
     assert "no field colour" in browser.evaluate("document.getElementById('filter-error').textContent")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A real eval of a tall picture (k = 5 at budgets 1, 2, 4; a loopback policy plays a script)."""
+    return planned_eval_site(tmp_path_factory.mktemp("eval"))
+
+
+def test_observations_show_at_a_bounded_size_and_a_click_opens_the_whole_picture(
+    browser: Browser, evaluated: tuple[Path, Path]
+) -> None:
+    out, site = evaluated
+    longest = max(attempts(out), key=lambda t: t.num_turns)
+    browser.open(page_of(site, longest.id))
+    shown = browser.evaluate(
+        "Array.from(document.querySelectorAll('img[alt^=observation]')).map(i => {"
+        " i.scrollIntoView(); const r = i.getBoundingClientRect();"
+        " const x = r.left + r.width / 2, y = r.top + r.height / 2, hit = document.elementFromPoint(x, y);"
+        " const covered = Array.from(i.closest('.frame').querySelectorAll('.box')).some(b => {"
+        "   const q = b.getBoundingClientRect();"
+        "   return q.left < x && x < q.right && q.top < y && y < q.bottom; });"
+        " return {natural: [i.naturalWidth, i.naturalHeight], shown: [i.width, i.height], covered,"
+        " opens: hit && hit.closest('a') ? hit.closest('a').href : null, src: i.src}; })"
+    )
+    assert len(shown) == 1 + sum(turn.observation is not None for turn in longest.turns) >= 3
+    assert shown[0]["natural"] == list(PORTRAIT)  # the first view is the whole tall picture
+    for pic in shown:
+        (nw, nh), (w, h) = pic["natural"], pic["shown"]
+        assert w <= OBSERVATION_MAX_PX[0] and h <= OBSERVATION_MAX_PX[1], pic
+        assert abs(w / h - nw / nh) < 0.02, pic  # scaled, never stretched
+        assert pic["opens"] == pic["src"], pic  # a click on it opens the picture
+    assert any(pic["covered"] for pic in shown)  # ... also where a zoom's box lies over it
+    assert shown[0]["shown"][1] == OBSERVATION_MAX_PX[1] < PORTRAIT[1]
+
+
+def _python_eval_ids(out: Path, expr: str) -> list[str]:
+    clauses = parse_filter(expr, EVAL_FIELDS)
+    return sorted(e.id for e in open_source(out).entries() if matches(e.values, clauses))
+
+
+def test_the_eval_index_filters_by_the_outcome_at_a_budget(
+    browser: Browser, evaluated: tuple[Path, Path]
+) -> None:
+    out, site = evaluated
+    expr = "at=2:over-turn,at=4:correct"
+    browser.open(site / "index.html", expr)
+    wanted = _python_eval_ids(out, expr)
+    assert len(wanted) == 1 and sorted(_shown_ids(browser)) == wanted
+    summary = "over-turn at 1; wrong from 2"
+    browser.evaluate(
+        "(() => { const b = document.getElementById('filter'); b.value = '';"
+        " b.dispatchEvent(new Event('input'));"
+        " const s = document.querySelector('select[data-field=outcome]');"
+        f" s.value = {summary!r}; s.dispatchEvent(new Event('change')); }})()"
+    )
+    wanted = _python_eval_ids(out, f"outcome={summary}")
+    assert len(wanted) == 1 and sorted(_shown_ids(browser)) == wanted
+    assert browser.evaluate("document.getElementById('filter').value") == f"outcome={summary}"

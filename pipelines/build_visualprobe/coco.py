@@ -26,7 +26,7 @@ from minio3_data.records import ProbeItem
 from ..parallel import ordered_map
 from . import difficulty as rule
 from .fields import get, load_json, numbers
-from .image_files import check_image, copy_image
+from .image_files import check_image, copy_image, image_task_name
 from .layout import ObjectBox, union
 from .questions import NUM_OPTIONS, answer_for, choices, count_choices, position_question, relation
 from .result import Built, skip
@@ -282,6 +282,7 @@ def _item(pic: Picture, c: Candidate, image: str) -> ProbeItem:
         options=c.options,
         difficulty=_difficulty(pic, c),
         target_bbox=union(c.boxes),
+        target_boxes=c.boxes,
         width=pic.width,
         height=pic.height,
         source="coco",
@@ -343,7 +344,8 @@ def build_coco(
     usable = [(p, cs) for p in order if (cs := candidates(p, cats, seed))]
     need = rule.quotas(test)
     checked = ordered_map(
-        check_image, [(str(images), p.file_name, max_pixels) for p, _ in usable], workers, "coco images"
+        check_image, [(str(images), p.file_name, max_pixels) for p, _ in usable], workers, "coco images",
+        name=image_task_name,
     )
     with contextlib.closing(checked):  # stopping early ends the worker pool
         built = _fill(out, Path(images), usable, checked, need, train)

@@ -39,23 +39,27 @@ class _Task:
     difficulty: str | None  # required class (test quotas); None lets the rule decide (train)
     long_side: tuple[int, int]
 
+    @property
+    def item_id(self) -> str:
+        return f"synthetic-{self.split}-{self.index:06d}"
+
 
 def _make_item(task: _Task) -> tuple[ProbeItem, int]:
     """Generate, encode and write one item (runs in a worker process); also returns its attempts."""
     sample = make_sample(task.seed, difficulty=task.difficulty, kind=task.kind, long_side=task.long_side)
-    item_id = f"synthetic-{task.split}-{task.index:06d}"
-    rel = f"images/{task.split}/{item_id}.jpg"
+    rel = f"images/{task.split}/{task.item_id}.jpg"
     path = Path(task.root) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(encode_jpeg(sample.image, quality=JPEG_QUALITY))  # inside the temp dataset dir
     item = ProbeItem(
-        id=item_id,
+        id=task.item_id,
         image=rel,
         question=sample.question,
         answer=sample.answer,
         options=sample.options,
         difficulty=sample.difficulty,
         target_bbox=sample.target_bbox,
+        target_boxes=sample.target_boxes,
         width=sample.width,
         height=sample.height,
         source="synthetic",
@@ -82,7 +86,8 @@ def build_synthetic(
     tasks = _tasks(root, "train", train, seed, long_side) + _tasks(root, "test", test, seed, long_side)
     splits: dict[str, list[ProbeItem]] = {"train": [], "test": []}
     attempts = 0
-    for task, (item, tries) in zip(tasks, ordered_map(_make_item, tasks, workers, "synthetic items")):
+    made = ordered_map(_make_item, tasks, workers, "synthetic items", name=lambda t: t.item_id)
+    for task, (item, tries) in zip(tasks, made):
         splits[task.split].append(item)
         attempts += tries
     params = {

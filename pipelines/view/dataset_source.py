@@ -15,6 +15,7 @@ from pathlib import Path
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache
+from minio3_data.profiles import ProtocolProfile
 from minio3_data.protocol import OPTION_LETTERS, Zoom
 from minio3_data.records import ProbeItem, read_items
 from minio3_data.zoom import Observation, ZoomEnv, to_relative
@@ -40,11 +41,22 @@ DATASET_FIELDS = (
 
 
 def first_glance(item: ProbeItem) -> float | None:
-    """The target's shorter side in the first view (the difficulty rule's size measure), or None."""
-    box = item.target_bbox
-    if box is None or len(box) != 4 or item.width <= 0 or item.height <= 0:
+    """The smallest target's shorter side in the first view (the difficulty rule's size measure: a count is
+    as hard to see as its smallest object), or None. A row that records only the union of its targets
+    (older datasets, sources that give no more) is sized by the union."""
+    boxes = item.target_boxes or ([item.target_bbox] if item.target_bbox is not None else [])
+    if not boxes or any(len(b) != 4 for b in boxes) or item.width <= 0 or item.height <= 0:
         return None
-    return round(view_px([tuple(box)], item.width, item.height), 1)  # type: ignore[list-item]
+    return round(view_px(boxes, item.width, item.height), 1)
+
+
+def _target_html(item: ProbeItem) -> str:
+    if not item.target_bbox:
+        return "(none)"
+    several = len(item.target_boxes) > 1
+    return esc(item.target_bbox) + " px (yellow)" + (
+        f", the union of {len(item.target_boxes)} targets: {esc(item.target_boxes)}" if several else ""
+    )
 
 
 def _item_facts(item: ProbeItem, split: str, glance: float | None) -> str:
@@ -55,7 +67,8 @@ def _item_facts(item: ProbeItem, split: str, glance: float | None) -> str:
     size = "no target box"
     if glance is not None:
         size = (
-            f"{glance:g} px: the target's shorter side in the first view; size points {size_points(glance)} "
+            f"{glance:g} px: the (smallest) target's shorter side in the first view; "
+            f"size points {size_points(glance)} "
             f"(&ge; {SIZE_CUTS[0]:g} px: 0, {SIZE_CUTS[1]:g}-{SIZE_CUTS[0]:g}: 1, &lt; {SIZE_CUTS[1]:g}: 2)"
         )
     rows = [
@@ -66,7 +79,7 @@ def _item_facts(item: ProbeItem, split: str, glance: float | None) -> str:
         ("kind", esc(item.kind or "(none)")),
         ("data source", esc(item.source)),
         ("split", esc(split)),
-        ("target box", esc(item.target_bbox) + " px (yellow)" if item.target_bbox else "(none)"),
+        ("target box", _target_html(item)),
         ("image", esc(f"{item.image} ({item.width}x{item.height})")),
     ]
     return facts(rows)
@@ -75,7 +88,7 @@ def _item_facts(item: ProbeItem, split: str, glance: float | None) -> str:
 @dataclass
 class ItemRenderer:
     dataset_dir: Path
-    protocol: str
+    protocol: ProtocolProfile
     site: Path
     cache: OriginalCache | None = field(default=None, repr=False)
 
@@ -146,7 +159,7 @@ class DatasetSource:
         rows = [
             ("dataset", esc(self.path.resolve())),
             ("source", esc(self.manifest.get("source", "?"))),
-            ("protocol (first view)", esc(self.protocol)),
+            ("protocol (first view)", esc(self.protocol.name)),
         ]
         for split, c in counts.items():
             if isinstance(c, dict):

@@ -2,20 +2,31 @@
 the budget table and the accuracy-against-budget plot that `minio3 eval` wrote beside them.
 
 The table and plot are shown as eval wrote them (its markdown table and PNG files), not recomputed here, so
-the site can never disagree with results.json.
+the site can never disagree with results.json; each trajectory's outcome at every budget is the eval's own
+rule (budget_outcomes.py), at the budgets results.json records.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from minio3_data.store import RUN_JSON
+from pipelines.eval.config import check_budgets
 from pipelines.eval.report import PLOT, RESULTS, TABLE
 
+from .filters import Field
 from .markup import esc
-from .run_source import RunSource
+from .run_source import ATTEMPT_FIELDS, ID_FIELDS, RunSource
 from .site import SiteImages
+
+EVAL_FIELDS = (
+    *ID_FIELDS,
+    Field("outcome", "outcome by budget"),
+    Field("at", "outcome at a budget", multi=True, column=False),  # at=4:over-turn,at=8:correct
+    *ATTEMPT_FIELDS,
+)
 
 
 def markdown_html(text: str) -> str:
@@ -52,6 +63,18 @@ def markdown_html(text: str) -> str:
     return "".join(out)
 
 
+def scored_budgets(path: Path) -> list[int]:
+    """The turn budgets results.json was scored at; a file without them is a one-line error."""
+    where = path / RESULTS
+    try:
+        budgets = json.loads(where.read_text(encoding="utf-8"))["budgets"]
+        return check_budgets(budgets)
+    except (OSError, ValueError, TypeError, KeyError, BadInputError):
+        raise BadInputError(
+            f"{where}: unreadable or without its budgets; rerun minio3 eval to rewrite it"
+        ) from None
+
+
 def _run_dir(path: Path) -> Path:
     """Where an eval keeps its trajectories: the eval dir itself, which `minio3 eval` samples its run into."""
     if not (path / RUN_JSON).is_file():
@@ -63,10 +86,11 @@ class EvalSource(RunSource):
     """An eval dir: the run's trajectories, headed by the budget table and plot."""
 
     kind = "eval"
+    fields = EVAL_FIELDS
 
     def __init__(self, path: Path) -> None:
         self.eval_dir = path
-        super().__init__(_run_dir(path))
+        super().__init__(_run_dir(path), scored_budgets(path))
 
     def header(self, images: SiteImages) -> str:
         parts = [f"<p>results: {esc(self.eval_dir / RESULTS)}</p>"]

@@ -15,6 +15,9 @@ from minio3_data.protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS
 
 from .draw import RGB, TARGET_PAD_PX, box_color, hex_color
 
+# an observation is shown at most this wide and tall (CSS px), so a page of many turns stays short enough to
+# read through; a click on it opens the picture whole
+OBSERVATION_MAX_PX = (480, 360)
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 main { max-width: 1250px; }
@@ -26,10 +29,10 @@ table.facts td, table.facts th { text-align: left; padding: 0.15em 0.8em 0.15em 
 figure { margin: 0.5em 0; } figcaption { font-size: 0.85em; color: #555; }
 .overview { max-width: 100%; border: 1px solid #999; }
 .frame { position: relative; display: inline-block; line-height: 0; }
-.frame img { max-width: 560px; border: 1px solid #999; }
-.frame .box { position: absolute; border: 3px solid; box-sizing: border-box; }
+.frame img { border: 1px solid #999; }
+.frame .box { position: absolute; border: 3px solid; box-sizing: border-box; pointer-events: none; }
 .frame .box.target { outline: 2px solid #000; }
-.frame img.overview { max-width: 100%; }
+.frame img.overview { max-width: 100%; max-height: 85vh; }
 .frame img.overview ~ .box span { font-size: 16px; }
 .frame .box span { position: absolute; top: -1.4em; left: -3px; color: #fff; font: bold 12px/1.4 sans-serif;
   padding: 0 4px; }
@@ -47,7 +50,9 @@ table.index img { max-width: 160px; max-height: 110px; display: block; }
 .filters { display: flex; flex-wrap: wrap; gap: 0.6em 1.2em; align-items: center; margin: 0.8em 0; }
 .filters input[type=text] { width: 28em; }
 #filter-error { color: #c62828; }
-"""
+""" + (
+    f".frame img {{ max-width: {OBSERVATION_MAX_PX[0]}px; max-height: {OBSERVATION_MAX_PX[1]}px; }}\n"
+)
 
 
 def esc(value: object) -> str:
@@ -122,7 +127,8 @@ def picture_html(pic: Picture) -> str:
     boxes = "".join(_overlay_html(o) for o in pic.overlays)
     css = f' class="{esc(pic.css_class)}"' if pic.css_class else ""
     return (
-        f'<figure><div class="frame"><img{css} src="{esc(pic.src)}" alt="{esc(pic.alt)}">{boxes}</div>'
+        f'<figure><div class="frame"><a href="{esc(pic.src)}" target="_blank">'
+        f'<img{css} src="{esc(pic.src)}" alt="{esc(pic.alt)}"></a>{boxes}</div>'
         f"<figcaption>{pic.caption}</figcaption></figure>"
     )
 

@@ -9,7 +9,7 @@ row; a worker reads its lines again by offset. Pixels come from ZoomEnv under th
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,14 @@ import pyarrow.parquet as pq
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache
+from minio3_data.profiles import ProtocolProfile
 from minio3_data.records import ProbeItem, Trajectory, read_items
 from minio3_data.store import ATTEMPTS, RUN_JSON, SHAPE_ERRORS, read_run_json
 from minio3_data.zoom import ZoomEnv
 from pipelines.export_llamafactory.source_run import TRAJECTORIES, WORKER_CACHE_BYTES, run_protocol
 from pipelines.synth_coldstart.patterns import tag_patterns
 
+from .budget_outcomes import outcome_summary, outcome_tokens
 from .entries import Entry, PageResult, Renderer, render_or_missing
 from .filters import Field
 from .markup import esc, facts
@@ -32,19 +34,20 @@ from .search import SearchPictures
 from .site import SiteImages, page_rel, write_page
 from .trajectory_page import TrajectoryView, trajectory_page
 
-RUN_FIELDS = (
-    Field("id", "id", choices=False),
-    Field("item", "item", choices=False, column=False),
-    Field("status", "status"),
+ID_FIELDS = (Field("id", "id", choices=False), Field("item", "item", choices=False, column=False))
+ATTEMPT_FIELDS = (
+    Field("answer", "answer", choices=False),
+    Field("truth", "ground truth", choices=False),
     Field("verdict", "verdict"),
+    Field("status", "status"),
     Field("pattern", "patterns", multi=True),
     Field("difficulty", "difficulty"),
     Field("source", "data source"),
     Field("turns", "turns", numeric=True),
     Field("teacher", "teacher"),
-    Field("kept", "kept"),
     Field("cost", "cost $", numeric=True, choices=False),
 )
+RUN_FIELDS = (*ID_FIELDS, *ATTEMPT_FIELDS, Field("kept", "kept"))
 STATS_JSON = "stats.json"
 STATS_PNG = "stats.png"
 _LINE_ERRORS = (ValueError, RecursionError, *SHAPE_ERRORS)  # what _parse_line raises for a damaged line
@@ -75,6 +78,11 @@ def _kept_ids(run_dir: Path) -> frozenset[str]:
         ) from None
 
 
+def is_kept(kept: frozenset[str] | None, attempt_id: str) -> bool | None:
+    """Whether curation kept the attempt; None where nothing was curated (an eval)."""
+    return None if kept is None else attempt_id in kept
+
+
 def _patterns(t: Trajectory) -> list[str]:
     """The attempt's pattern tags: as recorded, or tagged now for a record from before tagging."""
     return t.patterns or tag_patterns(t)
@@ -85,13 +93,22 @@ def _parse_line(line: bytes) -> Trajectory:
     return Trajectory.from_dict(json.loads(line))
 
 
-def index_values(t: Trajectory, item: ProbeItem | None, kept: bool) -> dict[str, Any]:
-    return {
-        "id": t.id, "item": t.item_id, "status": t.status, "verdict": t.verdict.label,
-        "pattern": _patterns(t), "difficulty": t.difficulty,
+def index_values(
+    t: Trajectory, item: ProbeItem | None, kept: bool | None, budgets: Sequence[int] = ()
+) -> dict[str, Any]:
+    """An attempt's index row: a run's marks whether curation `kept` it (None: an eval, which keeps no
+    subset); an eval's gives its outcome at each of its `budgets`."""
+    values: dict[str, Any] = {
+        "id": t.id, "item": t.item_id, "answer": t.final_answer or "", "truth": t.ground_truth,
+        "verdict": t.verdict.label, "status": t.status, "pattern": _patterns(t), "difficulty": t.difficulty,
         "source": item.source if item is not None else "", "turns": t.num_turns, "teacher": t.teacher,
-        "kept": "yes" if kept else "no", "cost": round(t.usage.cost_usd, 4),
+        "cost": round(t.usage.cost_usd, 4),
     }  # fmt: skip
+    if kept is not None:
+        values["kept"] = "yes" if kept else "no"
+    if budgets:
+        values |= {"outcome": outcome_summary(t, budgets), "at": outcome_tokens(t, budgets)}
+    return values
 
 
 def _read_at(f: Any, offset: int) -> Trajectory:
@@ -110,10 +127,11 @@ class TrajectoryRenderer:
 
     log: Path
     dataset_dir: Path
-    protocol: str
+    protocol: ProtocolProfile
     site: Path
     items: dict[str, ProbeItem]
-    kept: frozenset[str]
+    kept: frozenset[str] | None  # None: an eval, which keeps no subset
+    budgets: tuple[int, ...]  # an eval's turn budgets; none for a run
     cache: OriginalCache | None = field(default=None, repr=False)
 
     def __call__(self, entries: list[Entry]) -> list[PageResult]:
@@ -151,7 +169,8 @@ class TrajectoryRenderer:
             key,
             observations,
             item,
-            traj.id in self.kept,
+            is_kept(self.kept, traj.id),
+            self.budgets,
             problems,
         )
         html, thumb = trajectory_page(traj, view)
@@ -164,15 +183,19 @@ class RunSource:
     kind = "run"
     fields = RUN_FIELDS
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, budgets: Sequence[int] = ()) -> None:
+        """`budgets`: an eval's turn budgets. An eval keeps every finished trajectory (it has no
+        keep-filter), so its entries show their outcome at each budget where a run's show whether they were
+        kept."""
         self.path = path
+        self.budgets = tuple(budgets)
         self.record = read_run_json(path)
         self.identity = self.record.get("identity") if isinstance(self.record.get("identity"), dict) else {}
         self.protocol = run_protocol(path)
         self.dataset_dir = _dataset_dir(path, self.record)
         self.split = str(self.identity.get("split") or "train")
         self.items = _items(self.dataset_dir, self.split)
-        self.kept = _kept_ids(path)
+        self.kept = None if self.budgets else _kept_ids(path)
         self.log = path / ATTEMPTS
         self.notes: list[str] = []
         if not self.dataset_dir.is_dir():
@@ -198,15 +221,17 @@ class RunSource:
                     except _LINE_ERRORS:
                         bad += 1
                         continue
-                    values = index_values(t, self.items.get(t.item_id), t.id in self.kept)
-                    latest[key] = Entry(t.id, values, start, t.image)
+                    item, kept = self.items.get(t.item_id), is_kept(self.kept, t.id)
+                    latest[key] = Entry(t.id, index_values(t, item, kept, self.budgets), start, t.image)
         if bad:
             self.notes.append(f"{self.log}: skipped {bad} line(s) that are not attempt records")
         for key in sorted(latest):
             yield latest[key]
 
     def renderer(self, site: Path) -> Renderer:
-        return TrajectoryRenderer(self.log, self.dataset_dir, self.protocol, site, self.items, self.kept)
+        return TrajectoryRenderer(
+            self.log, self.dataset_dir, self.protocol, site, self.items, self.kept, self.budgets
+        )
 
     def header(self, images: SiteImages) -> str:
         """Who made the run and how it went: run.json's identity, stats.json's totals and stats.png."""
@@ -217,7 +242,7 @@ class RunSource:
                 "teacher",
                 esc(f"{ident.get('teacher')}" + (f" ({ident.get('model')})" if ident.get("model") else "")),
             ),
-            ("protocol", esc(self.protocol)),
+            ("protocol", esc(self.protocol.name)),
             ("dataset", esc(f"{self.dataset_dir} ({self.split})")),
             ("samples per item", esc(ident.get("samples_per_item", "?"))),
             ("max turns", esc(ident.get("max_turns", "?"))),

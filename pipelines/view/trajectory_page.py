@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from minio3_data.profiles import ProtocolProfile
 from minio3_data.records import ProbeItem, Trajectory, Turn
 from minio3_data.render import conversation
 from minio3_data.zoom import Observation
 
+from .budget_outcomes import outcome_summary
 from .markup import (
     Message,
     chip,
@@ -31,19 +33,22 @@ from .site import INDEX, from_page
 @dataclass
 class TrajectoryView:
     """What a page shows beside the record: the observations ZoomEnv re-derived (None when the replay
-    disagreed with the record), the dataset row it came from, and whether curation kept it."""
+    disagreed with the record), the dataset row it came from, whether curation kept it (None: an eval,
+    which keeps no subset) and an eval's turn budgets (its outcome at each is shown)."""
 
-    protocol: str
+    protocol: ProtocolProfile
     pictures: SearchPictures
     key: str  # names the page's own pictures
     observations: list[Observation] | None
     item: ProbeItem | None
-    kept: bool
+    kept: bool | None
+    budgets: tuple[int, ...]
     problems: list[str]
 
 
-def _turn_notes(turn: Turn, number: int, final_answer: str | None) -> list[str]:
-    """What the environment made of one assistant turn, in words."""
+def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str) -> list[str]:
+    """What the environment made of one assistant turn, in words; `judged` is the final answer with its
+    verdict."""
     if turn.action == "zoom":
         asked = f"zoom into <code>{esc(turn.source)}</code> at {esc(turn.bbox)}"
         if turn.observation is not None:
@@ -55,8 +60,9 @@ def _turn_notes(turn: Turn, number: int, final_answer: str | None) -> list[str]:
             f'<span class="err">{asked}: not executed (the turn or image budget ran out: over-turn)</span>'
         ]
     if turn.action == "answer":
-        counted = "final answer" if turn.answer == final_answer else "later answer (only the first counts)"
-        return [f"{counted}: <b>{esc(turn.answer)}</b>"]
+        if turn.answer == final_answer:
+            return [f"final answer: {judged}"]
+        return [f"later answer (only the first counts): <b>{esc(turn.answer)}</b>"]
     return [
         f'<span class="err">{esc(turn.action)}: {esc(turn.error or "no action; the trajectory ends")}</span>'
     ]
@@ -72,7 +78,7 @@ def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> 
         if chat_turn.role == "assistant":
             number = turn_index + 1
             msg.heading = f"turn {number}"
-            msg.notes = _turn_notes(traj.turns[turn_index], number, traj.final_answer)
+            msg.notes = _turn_notes(traj.turns[turn_index], number, traj.final_answer, _judged(traj))
             turn_index += 1
         for index in chat_turn.images:
             if observations is None or index >= len(observations):
@@ -90,16 +96,26 @@ def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> 
     return messages
 
 
+def _judged(traj: Trajectory) -> str:
+    """The final answer with its verdict beside it, and how it was judged."""
+    answer = esc(traj.final_answer) if traj.final_answer is not None else "(none)"
+    return f"<b>{answer}</b> &rarr; {label(traj.verdict.label)} ({esc(traj.verdict.how)})"
+
+
 def _facts(traj: Trajectory, view: TrajectoryView) -> str:
     usage = traj.usage
     item = view.item
     rows = [
         ("question", question_html(traj.question, traj.options)),
-        ("final answer", esc(traj.final_answer if traj.final_answer is not None else "(none)")),
+        ("final answer", _judged(traj)),
         ("ground truth", esc(traj.ground_truth)),
-        ("verdict", f"{label(traj.verdict.label)} ({esc(traj.verdict.how)})"),
-        ("status", label(traj.status) + (f": {esc(traj.error)}" if traj.error else "")),
-        ("kept", "yes (in trajectories.parquet)" if view.kept else "no"),
+    ]
+    if view.budgets:
+        rows.append(("outcome by budget", esc(outcome_summary(traj, view.budgets))))
+    rows.append(("status", label(traj.status) + (f": {esc(traj.error)}" if traj.error else "")))
+    if view.kept is not None:
+        rows.append(("kept", "yes (in trajectories.parquet)" if view.kept else "no"))
+    rows += [
         ("teacher", esc(traj.teacher)),
         ("exemplars used", esc(", ".join(traj.exemplar_ids) or "(none)")),
         ("patterns", esc(", ".join(traj.patterns) or "(none)")),
@@ -115,7 +131,7 @@ def _facts(traj: Trajectory, view: TrajectoryView) -> str:
         ("difficulty", esc(traj.difficulty)),
         ("data source", esc(item.source if item else "(dataset row not found)")),
         ("image", esc(f"{traj.image} ({traj.width}x{traj.height})")),
-        ("protocol", esc(view.protocol)),
+        ("protocol", esc(view.protocol.name)),
         ("seed", esc(traj.seed)),
     ]
     return facts(rows)
