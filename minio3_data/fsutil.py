@@ -19,7 +19,8 @@ from pathlib import Path
 from .errors import BadInputError
 from .outputs import Inputs, OutputBusyError, claim_output, output_lock
 
-_TMP_RE = re.compile(r"\.(?P<name>.+)\.tmp-\d+-\w+")  # a temp dir of atomic_dir, named by its output
+# what atomic_dir makes beside its output, named by it: the temp dir, and the old output while it is replaced
+_TMP_RE = re.compile(r"\.(?P<name>.+)\.(?:tmp-\d+-\w+|old-\d+)")
 HASH_CHARS = 32
 
 
@@ -95,9 +96,10 @@ def _refuse_replacing_cwd(out: Path) -> None:
 
 
 def _remove_abandoned(out: Path) -> None:
-    """Delete the temp dirs that killed builds left beside `out` (whose lock the caller holds): its own, and
-    those of every other output in that dir that no process is building now."""
-    for tmp in out.parent.glob(".*.tmp-*"):
+    """Delete the temp dirs (and old outputs caught mid-replace) that killed builds left beside `out`, whose
+    lock the caller holds: its own, and those of every other output in that dir that no process is building
+    now."""
+    for tmp in out.parent.glob(".*.*-*"):
         m = _TMP_RE.fullmatch(tmp.name)
         if m is None or not tmp.is_dir():
             continue

@@ -123,12 +123,14 @@ def import_hrbench(out: Path, path: Path, *, limit: int | None, workers: int, ma
     )
     for row in rows:
         item_id = f"{source}-{row['index']}"
-        image = images.get(row["index"]) or images.get(
-            row["ref"], f"image: no row {row['ref'][:20]!r} holds it"
-        )
+        image = images.get(row["index"]) or images.get(row["ref"])
+        if image is None:
+            why = f"image: no row {row['ref'][:20]!r} holds it"
+            built.skipped.append(skip("missing image", why, item=item_id))
+            continue
         size = sizes.get(image, image)
         if isinstance(size, str):
-            built.skipped.append(skip(size, item=item_id))
+            built.skipped.append(skip("bad image", size, item=item_id))
             continue
         question = row["question"].strip()
         group = hashlib.sha256(f"{image}\0{question}".encode()).hexdigest()[:16]

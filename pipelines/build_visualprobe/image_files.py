@@ -1,7 +1,7 @@
 """Source images for the coco and official sources: validated in workers, copied into the dataset dir.
 
 A missing, corrupt, oversized (over --max-pixels, or a decompression bomb) or unsafe (absolute, escaping)
-image becomes a reason string, so the caller skips it and lists it in the manifest instead of failing the
+image becomes a reason string, so the caller skips it and lists it in excluded.jsonl instead of failing the
 whole build. A copy is named by its content, never by the path the annotations gave, so no file_name can
 steer it outside the dataset dir.
 """
@@ -40,6 +40,11 @@ def check_image(task: tuple[str, str, int]) -> tuple[int, int] | str:
     return size
 
 
+def image_task_name(task: tuple[str, str, int]) -> str:
+    """The image a `check_image` task reads, as its error names it."""
+    return f"image {task[1]}"
+
+
 def copy_image(root: Path, rel: str, dataset: Path) -> str:
     """Copy a checked image to dataset/images/<content hash><suffix>; returns its dataset-relative path.
 
@@ -62,7 +67,7 @@ def import_images(root: Path, rels: Iterable[str], dataset: Path, *, workers: in
     dataset dir; what a source's rows then point at, or the reason to skip them."""
     rels = sorted(set(rels))
     tasks = [(str(root), rel, max_pixels) for rel in rels]
-    checked = ordered_map(check_image, tasks, workers, "images")
+    checked = ordered_map(check_image, tasks, workers, "images", name=image_task_name)
     return {rel: size if isinstance(size, str) else (copy_image(root, rel, dataset), size)
             for rel, size in zip(rels, checked)}
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import content_hash
+from minio3_data.profiles import ProtocolProfile
+from minio3_data.profiles.released import PROFILE as OFFICIAL_PROTOCOL  # the released rows' own
 
 from .media import ImageSink, sniff
 from .row import PendingImage, RowResult, excluded, finish
@@ -81,7 +83,7 @@ class OfficialSource:
     """The released rows, handed out one parquet row group at a time; they speak the released protocol."""
 
     files: list[Path]
-    protocol: str = "released"
+    protocol: ProtocolProfile = OFFICIAL_PROTOCOL
 
     def count(self) -> int:
         return sum(open_parquet(f).metadata.num_rows for f in self.files)
@@ -93,6 +95,9 @@ class OfficialSource:
             for g in range(meta.num_row_groups):
                 yield RowGroup(f, g, index)
                 index += meta.row_group(g).num_rows
+
+    def chunk_name(self, chunk: RowGroup) -> str:
+        return f"{chunk.path} row group {chunk.group}"
 
     def converter(self, root: Path | None, limits: Limits) -> OfficialConverter:
         return OfficialConverter(root, limits)
@@ -127,16 +132,16 @@ class OfficialConverter:
         try:
             conversations = parse_conversations(row.get("conversations"))
         except (ValueError, TypeError) as e:
-            return excluded(rid, "bad_conversations", str(e))
+            return excluded(rid, "bad conversations", str(e))
         pending: list[PendingImage] = []
         for k, entry in enumerate(row.get("images") or []):
             data = _image_bytes(entry)
             if data is None:
-                return excluded(rid, "image_error", f"image {k} has no embedded bytes")
+                return excluded(rid, "bad image", f"image {k} has no embedded bytes")
             try:
                 ext, w, h = sniff(data, f"row {rid} image {k}")
             except ImageError as e:
-                return excluded(rid, "image_error", str(e))
+                return excluded(rid, "bad image", str(e))
             rel = f"{IMAGE_DIR}/{content_hash(data)}.{ext}"
             pending.append(PendingImage(rel, w, h, lambda data=data: data))
         return finish(rid, conversations, pending, sink, self.limits)

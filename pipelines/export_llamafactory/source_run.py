@@ -16,13 +16,14 @@ from typing import Any
 from minio3_data.errors import BadInputError, ImageError
 from minio3_data.fsutil import file_hash, safe_relpath
 from minio3_data.images import OriginalCache, open_header
-from minio3_data.profiles import PROFILE_NAMES, get_profile
+from minio3_data.profiles import ProtocolProfile, get_profile
 from minio3_data.records import ProbeItem, Trajectory
 from minio3_data.render import conversation, to_sharegpt
-from minio3_data.row_rules import row_problems
+from minio3_data.row_rules import row_problems, row_reason
 from minio3_data.store import RUN_JSON, SHAPE_ERRORS, read_run_json
 from minio3_data.zoom import Observation, ZoomEnv
 
+from ..parallel import span
 from .media import FORMAT_EXT, ImageSink
 from .row import PendingImage, RowResult, excluded, finish
 from .stream import iter_rows, open_parquet
@@ -35,12 +36,10 @@ AS_IS_FORMATS = ("JPEG", "PNG")
 WORKER_CACHE_BYTES = 384 << 20
 
 
-def run_protocol(run_dir: Path) -> str:
+def run_protocol(run_dir: Path) -> ProtocolProfile:
     """The protocol a run was made in; runs from before profiles existed spoke what is now `minio3`."""
     name = read_run_json(run_dir).get("identity", {}).get("protocol", "minio3")
-    if name not in PROFILE_NAMES:
-        raise BadInputError(f"{run_dir / RUN_JSON}: unknown protocol {name!r}; use one of {', '.join(PROFILE_NAMES)}")
-    return name
+    return get_profile(name, f"{run_dir / RUN_JSON}: protocol")
 
 
 def _dataset_dir(run_dir: Path) -> Path:
@@ -91,13 +90,12 @@ class RunSource:
     """Streams a run's kept trajectories in chunks, rendered in `protocol` (None: the run's own)."""
 
     run_dir: Path
-    protocol: str | None = None
+    protocol: ProtocolProfile | None = None
     chunk_rows: int = 16
 
     def __post_init__(self) -> None:
         self.dataset_dir = _dataset_dir(self.run_dir)
         self.protocol = self.protocol or run_protocol(self.run_dir)
-        get_profile(self.protocol)
         self.path = self.run_dir / TRAJECTORIES
         if not self.path.is_file():
             raise BadInputError(f"{self.path}: missing; run synth-coldstart to the end first")
@@ -108,6 +106,9 @@ class RunSource:
 
     def chunks(self) -> Iterator[list[dict[str, Any]]]:
         return iter_rows(self._file, self.chunk_rows)
+
+    def chunk_name(self, rows: list[dict[str, Any]]) -> str:
+        return span([row["id"] for row in rows])
 
     def converter(self, root: Path | None, limits: Limits) -> RunConverter:
         assert self.protocol is not None  # set in __post_init__
@@ -121,7 +122,7 @@ class RunConverter:
     dataset_dir: Path
     root: Path | None  # export dir for image files; None embeds bytes
     limits: Limits
-    protocol: str  # the profile the rows are rendered in: texts, observation numbering, display sizes
+    protocol: ProtocolProfile  # the profile the rows are rendered in: texts, observation numbering, display sizes
     cache: OriginalCache | None = field(default=None, repr=False)  # made lazily in each worker, never pickled
 
     def __call__(self, rows: list[dict[str, Any]]) -> list[RowResult]:
@@ -137,27 +138,27 @@ class RunConverter:
             traj = Trajectory.from_dict(row)
         except SHAPE_ERRORS as e:
             rid = row.get("id") if isinstance(row.get("id"), str) else "(no id)"
-            return excluded(rid, "bad_record", f"not a trajectory record ({e.__class__.__name__}: {e})")
+            return excluded(rid, "bad record", f"not a trajectory record ({e.__class__.__name__}: {e})")
         return self.convert(traj, sink)
 
     def convert(self, traj: Trajectory, sink: ImageSink) -> RowResult:
         if not traj.correct:
-            return excluded(traj.id, "not_correct", f"status {traj.status}, verdict {traj.verdict.label}")
+            return excluded(traj.id, "not correct", f"status {traj.status}, verdict {traj.verdict.label}")
         try:
             path = safe_relpath(self.dataset_dir, traj.image, f"trajectory {traj.id}: image")
             env = ZoomEnv(path, cache=self.cache, protocol=self.protocol)
             sha = file_hash(path)
         except BadInputError as e:  # ImageError included: missing, corrupt or too large
-            return excluded(traj.id, "image_error", str(e))
+            return excluded(traj.id, "bad image", str(e))
         problems = row_problems(_row_of(traj), (env.width, env.height))
         if problems:
-            return excluded(traj.id, "bad_row", "; ".join(problems))
+            return excluded(traj.id, row_reason(problems), "; ".join(problems))
         try:
             observations = env.replay(traj.turns)
         except ImageError as e:
-            return excluded(traj.id, "image_error", str(e))
+            return excluded(traj.id, "bad image", str(e))
         except BadInputError as e:
-            return excluded(traj.id, "replay_mismatch", str(e))
+            return excluded(traj.id, "replay mismatch", str(e))
         images = [first_image(path, sha, env, observations[0])]
         images += [PendingImage(image_rel(sha, obs), *obs.size, obs.jpeg) for obs in observations[1:]]
         by_rel = {im.rel: im for im in images}  # indexed by observation, as to_sharegpt wants

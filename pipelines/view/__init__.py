@@ -24,7 +24,7 @@ from tqdm import tqdm
 from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 
-from ..parallel import default_workers, ordered_map
+from ..parallel import default_workers, ordered_map, span
 from .dataset_source import DatasetSource
 from .entries import Chunked, Entry, PageResult, ViewSource
 from .eval_source import EvalSource
@@ -109,7 +109,8 @@ def _render(
     results: list[PageResult] = []
     with tqdm(total=len(selected), unit="page", desc="view", disable=not progress) as bar:
         # forked workers, as the export: a site of seconds would otherwise spend one re-importing
-        chunks = ordered_map(view.renderer(site), Chunked(selected), workers, start_method=None)
+        chunks = ordered_map(view.renderer(site), Chunked(selected), workers, start_method=None,
+                             name=lambda chunk: span([entry.id for entry in chunk]))
         with closing(chunks):
             for done in chunks:
                 results.extend(done)
