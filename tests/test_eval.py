@@ -59,10 +59,12 @@ def dataset(root: Path) -> Path:
     return root
 
 
-def run_eval(data: Path, out: Path, budgets: list[int], fault: Fault | None = None) -> tuple[object, int]:
-    """An evaluation against a fresh script server (`fault` on its first request, never retried);
+def run_eval(
+    data: Path, out: Path, budgets: list[int], fault: Fault | None = None, plans: dict[str, list[Plan]] = PLANS
+) -> tuple[object, int]:
+    """An evaluation against a fresh server playing `plans` (`fault` on its first request, never retried);
     (summary, requests the server answered)."""
-    with LoopbackTeacher(planned(PLANS)) as srv:
+    with LoopbackTeacher(planned(plans)) as srv:
         if fault is not None:
             srv.inject(fault)
         client = TeacherOptions(model="policy", base_urls=[srv.openai_url], api_key_env="NONE", timeout=5.0,

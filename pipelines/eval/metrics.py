@@ -12,8 +12,9 @@ Over-turn rate and mean turns are shares and means over all samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -119,18 +120,32 @@ def _ordered(values: set[str], first: tuple[str, ...] = ()) -> list[str]:
     return [v for v in first if v in values] + sorted(values - set(first))
 
 
-def group_results(qs: list[Question], budgets: list[int], resamples: int, seed: int) -> list[GroupResult]:
-    """All questions, then each difficulty and each data source when the dataset has more than one."""
+class Sliced(Protocol):
+    difficulty: str
+    source: str
+
+
+S = TypeVar("S", bound=Sliced)
+
+
+def slices(qs: Sequence[S]) -> list[tuple[str, list[S]]]:
+    """The groups a table shows: all questions, then each difficulty and each data source when the dataset
+    has more than one (eval's table and compare's share them)."""
     if not qs:
         return []
-    groups = [("all", qs)]
+    groups = [("all", list(qs))]
     for dim, first in (("difficulty", DIFFICULTIES), ("source", ())):
         values = {getattr(q, dim) for q in qs}
         if len(values) > 1:
             groups += [
                 (f"{dim}={v}", [q for q in qs if getattr(q, dim) == v]) for v in _ordered(values, first)
             ]
-    return [group_result(name, members, budgets, resamples, seed) for name, members in groups]
+    return groups
+
+
+def group_results(qs: list[Question], budgets: list[int], resamples: int, seed: int) -> list[GroupResult]:
+    """All questions, then each difficulty and each data source when the dataset has more than one."""
+    return [group_result(name, members, budgets, resamples, seed) for name, members in slices(qs)]
 
 
 __all__ = [
@@ -141,4 +156,5 @@ __all__ = [
     "group_results",
     "question_key",
     "questions",
+    "slices",
 ]

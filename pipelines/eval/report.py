@@ -16,11 +16,12 @@ from typing import Any
 import pyarrow as pa
 
 from minio3_data import __version__
-from minio3_data.fsutil import atomic_path, atomic_write_text
+from minio3_data.fsutil import atomic_write_text
 from minio3_data.records import Trajectory, Usage, write_parquet
 from pipelines.synth_coldstart import failure_reasons
 from pipelines.synth_coldstart.report import total_usage
 
+from .budget_plot import Series, budget_plot
 from .config import EvalConfig
 from .metrics import LEVEL, GroupResult, Question
 
@@ -76,11 +77,11 @@ def results_record(
     }  # fmt: skip
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-def _md(value: Any) -> str:
+def md_text(value: Any) -> str:
     """Text from the data (a group's source, a model or dataset name) as results.md shows it, whatever it
     holds: HTML escaped (a Markdown renderer would run it), `|` escaped (it would split a table cell), newlines
     as spaces (they would end the row)."""
@@ -93,20 +94,21 @@ def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
     budgets = record["budgets"]
     head = " | ".join(f"{b} turns" for b in budgets)
     who, dataset, split = (
-        _md(v) for v in (record["model"] or record["teacher"], record["dataset"], record["split"])
+        md_text(v) for v in (record["model"] or record["teacher"], record["dataset"], record["split"])
     )
     lines = [
         f"# Avg@{record['k']} of {who} on {dataset} ({split})",
         "",
-        (f"teacher {_md(record['teacher'])}, protocol {record['protocol']}, judge {_md(record['judge'])}, "
+        (f"teacher {md_text(record['teacher'])}, protocol {record['protocol']}, "
+         f"judge {md_text(record['judge'])}, "
          f"temperature {record['temperature']}; one sampling pass at {budgets[-1]} turns scored at every budget."),
         "",
         f"| group | questions | {head} |",
         "|---|---:|" + "---:|" * len(budgets),
     ]
     for g in groups:
-        cells = " | ".join(f"{_pct(r.avg_at_k)} [{_pct(r.ci95[0])}, {_pct(r.ci95[1])}]" for r in g.rows)
-        lines.append(f"| {_md(g.name)} | {g.questions} | {cells} |")
+        cells = " | ".join(f"{pct(r.avg_at_k)} [{pct(r.ci95[0])}, {pct(r.ci95[1])}]" for r in g.rows)
+        lines.append(f"| {md_text(g.name)} | {g.questions} | {cells} |")
     if groups:
         rows = groups[0].rows
         lines += [
@@ -115,7 +117,7 @@ def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
             "",
             f"| all questions | {head} |",
             "|---|" + "---:|" * len(budgets),
-            "| over-turn rate (%) | " + " | ".join(_pct(r.over_turn_rate) for r in rows) + " |",
+            "| over-turn rate (%) | " + " | ".join(pct(r.over_turn_rate) for r in rows) + " |",
             "| mean turns | " + " | ".join(f"{r.mean_turns:.2f}" for r in rows) + " |",
         ]
     return "\n".join(lines) + "\n"
@@ -123,38 +125,15 @@ def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
 
 def plot(out: Path, record: dict[str, Any], groups: list[GroupResult]) -> Path:
     """Accuracy against turn budget, one line (with its 95% band) per group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for g in groups:
-        xs = [r.budget for r in g.rows]
-        (line,) = ax.plot(
-            xs, [100 * r.avg_at_k for r in g.rows], marker="o", label=f"{g.name} ({g.questions} q)"
-        )
-        ax.fill_between(
-            xs,
-            [100 * r.ci95[0] for r in g.rows],
-            [100 * r.ci95[1] for r in g.rows],
-            color=line.get_color(),
-            alpha=0.12,
-        )
-    ax.set(
-        xlabel="turn budget",
-        ylabel=f"Avg@{record['k']} (%)",
-        xticks=record["budgets"],
+    series = [
+        Series(f"{g.name} ({g.questions} q)", [r.avg_at_k for r in g.rows],
+               ([r.ci95[0] for r in g.rows], [r.ci95[1] for r in g.rows]))
+        for g in groups
+    ]  # fmt: skip
+    return budget_plot(
+        out / PLOT, record["budgets"], series, ylabel=f"Avg@{record['k']} (%)",
         title=f"{record['model'] or record['teacher']}: accuracy against turn budget",
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path = out / PLOT
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    )  # fmt: skip
 
 
 def score_rows(qs: list[Question], budgets: list[int]) -> list[dict[str, Any]]:
@@ -175,4 +154,6 @@ def write_report(out: Path, record: dict[str, Any], groups: list[GroupResult], q
         plot(out, record, groups)
 
 
-__all__ = ["PLOT", "RESULTS", "SCORES", "TABLE", "markdown", "results_record", "write_report"]
+__all__ = [
+    "PLOT", "RESULTS", "SCORES", "TABLE", "markdown", "md_text", "pct", "results_record", "write_report",
+]  # fmt: skip

@@ -18,6 +18,7 @@ from pipelines.eval.report import PLOT, RESULTS, TABLE
 
 from .filters import Field
 from .markup import esc
+from .report_html import report_html
 from .run_source import ATTEMPT_FIELDS, ID_FIELDS, RunSource
 from .site import SiteImages
 
@@ -27,40 +28,6 @@ EVAL_FIELDS = (
     Field("at", "outcome at a budget", multi=True, column=False),  # at=4:over-turn,at=8:correct
     *ATTEMPT_FIELDS,
 )
-
-
-def markdown_html(text: str) -> str:
-    """The markdown eval writes (headings, pipe tables, paragraphs) as HTML; text is escaped, never run."""
-    out: list[str] = []
-    table: list[list[str]] = []
-
-    def flush() -> None:
-        if table:
-            head, *rest = table
-            out.append(
-                '<table class="index"><thead><tr>'
-                + "".join(f"<th>{esc(c)}</th>" for c in head)
-                + "</tr></thead><tbody>"
-                + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rest)
-                + "</tbody></table>"
-            )
-            table.clear()
-
-    for line in text.splitlines():
-        s = line.strip()
-        if s.startswith("|"):
-            cells = [c.strip() for c in s.strip("|").split("|")]
-            if not all(set(c) <= set(":- ") for c in cells):  # the |---|---| separator row
-                table.append(cells)
-            continue
-        flush()
-        if s.startswith("#"):
-            level = min(len(s) - len(s.lstrip("#")) + 1, 4)
-            out.append(f"<h{level}>{esc(s.lstrip('#').strip())}</h{level}>")
-        elif s:
-            out.append(f"<p>{esc(s)}</p>")
-    flush()
-    return "".join(out)
 
 
 def scored_budgets(path: Path) -> list[int]:
@@ -93,14 +60,8 @@ class EvalSource(RunSource):
         super().__init__(_run_dir(path), scored_budgets(path))
 
     def header(self, images: SiteImages) -> str:
-        parts = [f"<p>results: {esc(self.eval_dir / RESULTS)}</p>"]
-        table, png = self.eval_dir / TABLE, self.eval_dir / PLOT
-        if table.is_file():
-            parts.append(markdown_html(table.read_text(encoding="utf-8", errors="replace")))
-        if png.is_file():  # eval writes no plot when no question has a finished sample
-            src = images.put(f"eval/{png.name}", png.read_bytes())
-            parts.append(
-                f'<figure><img src="{esc(src)}" alt="{esc(png.stem)}" style="max-width:100%">'
-                f"<figcaption>{esc(png.name)}</figcaption></figure>"
-            )
-        return "".join(parts) + "<h2>The run</h2>" + super().header(images)
+        # eval writes no plot when no question has a finished sample
+        report = report_html(images, self.eval_dir / TABLE, self.eval_dir / PLOT, "eval")
+        return (
+            f"<p>results: {esc(self.eval_dir / RESULTS)}</p>{report}<h2>The run</h2>" + super().header(images)
+        )

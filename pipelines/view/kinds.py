@@ -10,12 +10,14 @@ from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from minio3_data.store import ATTEMPTS, RUN_JSON
+from pipelines.compare.report import RECORD as COMPARISON
 from pipelines.eval.report import RESULTS
 from pipelines.export_llamafactory import SUMMARY_NAME
 
 from .dataset_source import MANIFEST
 
 KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("compare", (COMPARISON,)),
     ("eval", (RESULTS,)),
     ("run", (RUN_JSON, ATTEMPTS)),
     ("export", (SUMMARY_NAME,)),
@@ -24,7 +26,7 @@ KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 
 def detect_kind(path: Path) -> str:
-    """ "eval", "run", "export" or "dataset"; anything else is a one-line error naming what was looked for."""
+    """The kind's name in KINDS; a dir of no kind is a one-line error naming what was looked for."""
     if not path.is_dir():
         raise BadInputError(f"{path}: no such directory; give a run, dataset, eval or export dir")
     for kind, marks in KINDS:
