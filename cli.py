@@ -16,6 +16,8 @@ import typer
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error, describe_os_error
+from minio3_data.families import DEFAULT_FAMILY, get_family
+from minio3_data.families import help_text as family_help
 from minio3_data.memory import tune_malloc
 from minio3_data.profiles import DEFAULT_PROFILE, get_profile, help_text
 from minio3_data.teacher_options import DEFAULTS as TEACHER
@@ -50,6 +52,8 @@ def main(
 
 
 PROTOCOL_HELP = f"{help_text()}; see docs/protocol.md"
+FAMILY_HELP = f"The model family the data is for (how its processor counts image tokens): {family_help()}; see docs/qwen3vl.md"
+ModelFamilyOption = Annotated[str, typer.Option(help=FAMILY_HELP)]
 
 
 def _refuse(message: str) -> NoReturn:
@@ -199,10 +203,9 @@ def build_visualprobe_cmd(
     for split, n in summary.counts.items():
         mix = ", ".join(f"{d} {k}" for d, k in summary.by_difficulty[split].items())
         typer.echo(f"{split}: {n} items ({mix})")
-    for entry in summary.skipped[:5]:
-        typer.echo(f"skipped {entry.get('item') or entry.get('image')}: {entry['reason']}", err=True)
-    if summary.skipped:
-        typer.echo(f"skipped {len(summary.skipped)} in all; every reason is in manifest.json", err=True)
+    excluded = summary.exclusion_line()
+    if excluded:
+        typer.echo(excluded, err=True)
     extra = f"; released layout: {', '.join(summary.mini_o3_json)}" if summary.mini_o3_json else ""
     typer.echo(f"wrote {summary.out} in {summary.seconds:.1f}s{extra}")
 
@@ -270,6 +273,7 @@ def synth_coldstart_cmd(
     out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume.")],
     teacher: Annotated[str, typer.Option(help="scripted | openai | gemini")] = "scripted",
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    model_family: ModelFamilyOption = DEFAULT_FAMILY,
     split: Annotated[str, typer.Option(help="Dataset split to read.")] = "train",
     model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
     base_url: BaseUrlOption = None,
@@ -327,6 +331,7 @@ def synth_coldstart_cmd(
     summary = synth_coldstart(
         SynthConfig(
             dataset=dataset, out=out, split=split, teacher=teacher, protocol=get_profile(protocol), client=client,
+            model_family=get_family(model_family),
             exemplars=exemplars,
             exemplars_in_context=exemplars_in_context, exemplar_sampling=exemplar_sampling,
             target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
@@ -350,9 +355,9 @@ def _run_started(summary: Any) -> None:
     rows."""
     for line in summary.damaged:
         typer.echo(f"resume: {line}")
-    skipped = summary.skipped_line()
-    if skipped:
-        typer.secho(skipped, err=True, fg=typer.colors.YELLOW)
+    excluded = summary.exclusion_line()
+    if excluded:
+        typer.secho(excluded, err=True, fg=typer.colors.YELLOW)
 
 
 def _run_ended(summary: Any) -> None:
@@ -391,6 +396,9 @@ def merge_runs_cmd(
     s = merge_runs(runs, out, target=target, max_per_item=max_per_item, mix=_parse_mix(mix), overwrite=overwrite)
     for line in s.damaged:
         typer.echo(f"merge: {line}")
+    excluded = s.exclusion_line()
+    if excluded:
+        typer.echo(excluded, err=True)
     typer.echo(f"{s.out}: {s.attempts} attempts from {s.runs} runs ({s.duplicates} duplicates dropped), "
                f"kept {s.kept}; export it with: minio3 export-llamafactory --run {s.out} --out sft/")
 
@@ -418,6 +426,7 @@ def eval_cmd(
     judge_api_key_env: JudgeKeyOption = None,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (the paper: 1.0).", callback=NON_NEGATIVE)] = 1.0,
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    model_family: ModelFamilyOption = DEFAULT_FAMILY,
     max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
     context_tokens: Annotated[int, typer.Option(help="Context budget in tokens (the server's max model len).")] = 32768,
     concurrency: Annotated[int, typer.Option(help="Trajectories in flight.")] = 64,
@@ -453,7 +462,7 @@ def eval_cmd(
     )  # fmt: skip
     summary = evaluate(eval_config(
         dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher,
-        protocol=get_profile(protocol),
+        protocol=get_profile(protocol), model_family=get_family(model_family),
         client=client, judge=judge, judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env,
         temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens, concurrency=concurrency,
         image_transport=image_transport, seed=seed, limit=limit,
@@ -462,6 +471,37 @@ def eval_cmd(
     for line in summary.lines():
         typer.echo(line)
     _run_ended(summary)
+
+
+# --- compare --------------------------------------------------------------------------------------------
+
+
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    evals: Annotated[list[Path], typer.Argument(
+        metavar="EVAL_DIR", help="Eval dirs of one benchmark; the first is the baseline.")],
+    out: Annotated[Path, typer.Option(help="Dir to write compare.md, compare.json and compare.png to.")],
+    intersection: Annotated[bool, typer.Option(
+        help="Compare the questions every eval has when their question sets differ (refused otherwise).")] = False,
+    bootstrap: Annotated[Optional[int], typer.Option(
+        help="Resamples of the shared questions per paired interval (default 2000, as eval's).", callback=POSITIVE)] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling: same seed, same intervals.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Compare evals of the same questions: Avg@k per budget, difficulty and data source, and each eval's
+    difference from the first with a 95% paired bootstrap interval; a turn-scaling plot of them all.
+
+    Example: minio3 compare evals/sft evals/rl --out compare/sft-vs-rl
+
+    Writes compare.md, compare.json and compare.png; see them with minio3 view compare/sft-vs-rl --out site/cmp
+    (docs/eval.md, "Compare").
+    """
+    from pipelines.compare import compare
+
+    summary = compare(evals, out, intersection=intersection, resamples=bootstrap, seed=seed, overwrite=overwrite)
+    for line in summary.lines():
+        typer.echo(line)
 
 
 # --- export-llamafactory / train-sft --------------------------------------------------------------------
@@ -483,6 +523,9 @@ def export_llamafactory_cmd(
     protocol: Annotated[
         Optional[str], typer.Option(help=f"{PROTOCOL_HELP}. Default: the run's own; --official rows are released")
     ] = None,
+    model_family: Annotated[
+        Optional[str], typer.Option(help=f"{FAMILY_HELP}. Default: the run's own; qwen2.5-vl for --official")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Write trajectories as LLaMA-Factory ShareGPT data, validated so that no row is dropped or cut.
@@ -499,10 +542,11 @@ def export_llamafactory_cmd(
         image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
     )  # fmt: skip
     profile = get_profile(protocol) if protocol is not None else None
+    family = get_family(model_family) if model_family is not None else None
     if run is not None:
-        summary = export_run(run, out, protocol=profile, **options)
+        summary = export_run(run, out, protocol=profile, family=family, **options)
     else:
-        summary = export_official(official, out, protocol=profile, **options)
+        summary = export_official(official, out, protocol=profile, family=family, **options)
     typer.echo(summary.text())
 
 
@@ -515,6 +559,8 @@ def train_sft_cmd(
         Optional[Path], typer.Option(help="llamafactory-cli of LLaMA-Factory's own venv (default: on PATH).")
     ] = None,
     nproc: Annotated[Optional[int], typer.Option(help="Processes per node (torchrun via LLaMA-Factory).")] = None,
+    variant: Annotated[Optional[str], typer.Option(
+        help="instruct | thinking (qwen3-vl): the SFT YAML of that variant. Default: the family's first, instruct")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the command and the config, run nothing.")] = False,
     extra: Annotated[
         Optional[list[str]], typer.Argument(help="LLaMA-Factory overrides after --, as key=value.")
@@ -527,10 +573,12 @@ def train_sft_cmd(
     """
     from train.sft import run_sft, sft_launch
 
-    launch = sft_launch(export, model, llamafactory_cli, nproc, extra or [], check_cli=not dry_run)
+    launch = sft_launch(export, model, llamafactory_cli, nproc, extra or [], check_cli=not dry_run, variant=variant)
     if dry_run:
         typer.echo(launch.dry_run())
         return
+    if launch.view is not None:
+        typer.echo(launch.view.note(), err=True)
     typer.echo(f"running: {launch.command()}", err=True)
     raise typer.Exit(run_sft(launch))
 
@@ -610,7 +658,7 @@ def train_rl_cmd(
 @app.command("view")
 @user_errors
 def view_cmd(
-    source: Annotated[Path, typer.Argument(help="A run, eval, dataset or export dir.")],
+    source: Annotated[Path, typer.Argument(help="A run, eval, dataset, export or compare dir.")],
     out: Annotated[Path, typer.Option(help="Site dir to write (open OUT/index.html in a browser).")],
     limit: Annotated[Optional[int], typer.Option(help="Make pages for the first N entries only.")] = None,
     filter: Annotated[Optional[str], typer.Option(

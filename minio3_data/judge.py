@@ -10,13 +10,23 @@ A judge that cannot decide returns "unjudged", never "correct".
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Protocol
 
 from .errors import BadInputError
 from .protocol import OPTION_LETTERS, question_text
-from .records import Verdict
-from .teachers import GenerationConfig, GuardedTeacher, Message, TeacherError, TeacherOptions, make_teacher
+from .records import Usage, Verdict
+from .teachers import (
+    GenerationConfig,
+    GuardedTeacher,
+    Message,
+    TeacherError,
+    TeacherFailure,
+    TeacherOptions,
+    TeacherUnavailable,
+    make_teacher,
+)
 
 ARTICLES = frozenset({"a", "an", "the"})
 NUMBER_WORDS = {
@@ -128,14 +138,21 @@ class LLMJudge:
     """Asks a model for "Score: 0|1" when the rule judge does not already find the answer correct.
 
     Unparsable replies are asked again (up to `attempts` replies); a request that fails for good gives
-    "unjudged". TeacherUnavailable and BudgetExhausted propagate: they stop the run.
+    "unjudged". TeacherUnavailable and BudgetExhausted propagate: they stop the run. Failures say they are
+    the judge's ("judge openai:gpt-4o: ..."), so a judge's server is never mistaken for the teacher's.
+    `on_usage` receives what each judgement consumed (every request sent, failed ones included), for the
+    run to count and price beside its teacher's.
     """
 
-    def __init__(self, teacher: GuardedTeacher, *, attempts: int = 3, max_tokens: int = 512):
+    def __init__(
+        self, teacher: GuardedTeacher, *, attempts: int = 3, max_tokens: int = 512,
+        on_usage: Callable[[Usage], None] | None = None,
+    ):
         self.teacher = teacher
         self.name = teacher.name
         self.attempts = max(1, attempts)
         self.config = GenerationConfig(max_tokens=max_tokens, temperature=0.0)
+        self.on_usage = on_usage
 
     def prompt(self, question: str, prediction: str, ground_truth: str, options: list[str]) -> str:
         truth = ground_truth
@@ -149,29 +166,42 @@ class LLMJudge:
         if by_rule.correct:
             return by_rule
         messages = [Message("user", [self.prompt(question, prediction, ground_truth, options)])]
-        for _ in range(self.attempts):
-            try:
-                reply = await self.teacher.generate(messages, self.config)
-            except TeacherError as e:
-                return Verdict("unjudged", f"{self.name}: {e}")
-            score = parse_score(reply.text)
-            if score is not None:
-                return Verdict("correct" if score else "wrong", self.name)
-        return Verdict("unjudged", f"{self.name}: no 'Score: 0|1' line in {self.attempts} replies")
+        used = Usage()
+        try:
+            for _ in range(self.attempts):
+                try:
+                    reply = await self.teacher.generate(messages, self.config)
+                except TeacherFailure as e:
+                    used.requests += e.requests
+                    if isinstance(e, TeacherError):
+                        return Verdict("unjudged", f"judge {self.name}: {e}")
+                    if isinstance(e, TeacherUnavailable):
+                        raise TeacherUnavailable(f"judge {self.name}: {e}") from None
+                    raise
+                used.add(reply.usage)
+                score = parse_score(reply.text)
+                if score is not None:
+                    return Verdict("correct" if score else "wrong", self.name)
+            return Verdict("unjudged", f"{self.name}: no 'Score: 0|1' line in {self.attempts} replies")
+        finally:
+            if used.requests and self.on_usage is not None:
+                self.on_usage(used)
 
     async def aclose(self) -> None:
         await self.teacher.aclose()
 
 
 def make_judge(
-    spec: str, options: TeacherOptions | None = None, *, share_with: GuardedTeacher | None = None, **overrides: Any
+    spec: str, options: TeacherOptions | None = None, *, share_with: GuardedTeacher | None = None,
+    on_usage: Callable[[Usage], None] | None = None, **overrides: Any,
 ) -> Judge:
     """"rule", "openai:MODEL" or "gemini:MODEL". `options` and `overrides` go to make_teacher (base URLs, key
     variable, timeout, ...); `share_with` is the run's teacher, whose budget (and, on the same server, rate
-    limiter and circuit breakers) the judge shares."""
+    limiter and circuit breakers) the judge shares; `on_usage` receives each judgement's usage (LLMJudge)."""
     if spec == "rule":
         return RuleJudge()
     kind, _, model = spec.partition(":")
     if kind not in ("openai", "gemini") or not model:
         raise BadInputError(f"--judge {spec!r}: use rule, openai:MODEL or gemini:MODEL")
-    return LLMJudge(make_teacher(kind, options, share_with=share_with, **(overrides | {"model": model})))
+    teacher = make_teacher(kind, options, share_with=share_with, **(overrides | {"model": model}))
+    return LLMJudge(teacher, on_usage=on_usage)

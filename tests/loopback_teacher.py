@@ -24,9 +24,11 @@ fixture (import `loopback_fixture`; tests ask for `loopback`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -40,8 +42,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 from typing_extensions import Self
 
-from minio3_data.protocol import ERROR_TEMPLATE, OBSERVATION_TEMPLATE
-from minio3_data.teachers import GuardedTeacher, make_teacher
+from minio3_data.profiles.minio3 import ERROR_TEMPLATE, OBSERVATION_TEMPLATE
+from minio3_data.teachers import GenerationConfig, GuardedTeacher, Message, Reply, make_teacher
 
 ZOOM_REPLY = (
     "<think>The detail is too small to read at this size; zoom into the centre.</think>\n"
@@ -49,6 +51,7 @@ ZOOM_REPLY = (
 )
 MALFORMED_REPLY = '<think>Zoom in.</think>\n<grounding>{"bbox_2d": [0.2, "left", 0.5'
 _NOT_QUESTIONS = (OBSERVATION_TEMPLATE.split("{")[0], ERROR_TEMPLATE.split("{")[0])
+DRIP_BYTES = 16
 _GEMINI_STATUS = {429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 400: "INVALID_ARGUMENT"}
 
 
@@ -63,6 +66,9 @@ class Fault:
     truncate: bool = False  # half the reply, finish_reason length / MAX_TOKENS
     body: bytes | None = None  # a raw body instead of JSON (a broken reply)
     message: str = "injected fault"
+    drip: float = 0.0  # send the body DRIP_BYTES at a time, this many seconds apart (headers at once)
+    pad: int = 0  # characters appended to the reply text (a reply far beyond max_tokens)
+    usage: Any = None  # sent instead of the usage object when not None (junk usage)
 
     @classmethod
     def rate_limited(cls, retry_after: float | None = 1.0) -> Fault:
@@ -91,6 +97,24 @@ class Fault:
     @classmethod
     def broken_body(cls) -> Fault:
         return cls(body=b'{"choices": [')
+
+    @classmethod
+    def not_json(cls) -> Fault:
+        """A 200 that is a web page, as a UI or a proxy on the wrong port answers."""
+        return cls(body=b"<!doctype html><html><body>Welcome</body></html>")
+
+    @classmethod
+    def dripping(cls, seconds_apart: float = 0.05) -> Fault:
+        """A whole reply sent DRIP_BYTES at a time: every read gets bytes long before a read timeout."""
+        return cls(drip=seconds_apart)
+
+    @classmethod
+    def oversize(cls, chars: int = 2_000_000) -> Fault:
+        return cls(pad=chars)
+
+    @classmethod
+    def junk_usage(cls, usage: Any) -> Fault:
+        return cls(usage=usage)
 
 
 @dataclass
@@ -267,15 +291,21 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         owner = self.server.owner
         try:
-            status, headers, data = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
+            status, headers, data, drip = owner.handle(self.path, {k.lower(): v for k, v in self.headers.items()}, raw)
             self.send_response(status)
             for k, v in headers.items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if not drip:
+                self.wfile.write(data)
+                return
+            for i in range(0, len(data), DRIP_BYTES):
+                self.wfile.write(data[i : i + DRIP_BYTES])
+                self.wfile.flush()
+                time.sleep(drip)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout): nothing to answer
+            pass  # the client gave up (timeout, a reply too large): nothing to answer
 
 
 class LoopbackTeacher:
@@ -343,8 +373,13 @@ class LoopbackTeacher:
                 return self._faults.popleft()
             return next((f for k, f in self._every if self.count % k == 0), None)
 
-    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes, float]:
+        """Status, headers, body, and the seconds between the body's pieces (0: all at once)."""
         fault = self._next_fault() or Fault()
+        status, reply_headers, data = self._answer(path, headers, raw, fault)
+        return status, reply_headers, data, fault.drip
+
+    def _answer(self, path: str, headers: dict[str, str], raw: bytes, fault: Fault) -> tuple[int, dict[str, str], bytes]:
         body = json.loads(raw or b"{}")
         if path.startswith("/v1/chat/completions"):
             view: RequestView | None = _openai_view(body)
@@ -372,8 +407,11 @@ class LoopbackTeacher:
         finish = "length" if fault.truncate else "stop"
         if fault.truncate:
             text = text[: len(text) // 2]
+        text += "x" * fault.pad
         prompt = sum(len(t) for t in view.texts) // 4 + 100 * view.num_images
         payload = (self._openai_reply if view.api == "openai" else self._gemini_reply)(view, text, finish, prompt)
+        if fault.usage is not None:
+            payload["usage" if view.api == "openai" else "usageMetadata"] = fault.usage
         return 200, {"Content-Type": "application/json"}, json.dumps(payload).encode()
 
     def _error(self, api: str, fault: Fault) -> tuple[int, dict[str, str], bytes]:
@@ -418,14 +456,40 @@ class LoopbackTeacher:
         }
 
 
-def fast_teacher(kind: str, *servers: LoopbackTeacher, model: str = "loopback-model", **options: Any) -> GuardedTeacher:
-    """Our `kind` teacher ("openai" | "gemini") round-robin over `servers`, with test-speed timeout and back-off.
+class NothingListening:
+    """A loopback address where no server listens: connections to it are refused at once."""
+
+    def __init__(self) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.openai_url = self.url + "/v1"
+
+
+def fast_teacher(
+    kind: str, *servers: LoopbackTeacher | NothingListening, model: str = "loopback-model", **options: Any
+) -> GuardedTeacher:
+    """Our `kind` teacher ("openai" | "gemini") round-robin over `servers`, with test-speed timeout and back-off
+    (a millisecond base, capped at 10 ms: also the longest Retry-After it waits; pass backoff_max to wait longer).
     `options` override make_teacher's (api_key_env defaults to NONE: no key needed)."""
     urls = [srv.openai_url if kind == "openai" else srv.url for srv in servers]
     settings: dict[str, Any] = {"api_key_env": "NONE", "timeout": 0.5, "backoff_base": 0.001, "backoff_max": 0.01}
     if kind == "gemini":
         settings["api_version"] = "v1beta"
     return make_teacher(kind, model=model, base_urls=urls, **(settings | options))
+
+
+async def ask(
+    teacher: GuardedTeacher, messages: list[Message], config: GenerationConfig, n: int = 1, concurrent: bool = False
+) -> list[Reply]:
+    """n generate calls (sequential or concurrent), then close the teacher (also when cancelled)."""
+    try:
+        if concurrent:
+            return list(await asyncio.gather(*(teacher.generate(messages, config) for _ in range(n))))
+        return [await teacher.generate(messages, config) for _ in range(n)]
+    finally:
+        await teacher.aclose()
 
 
 @pytest.fixture(name="loopback")

@@ -135,14 +135,15 @@ def test_llm_judge_failure_is_unjudged():
         srv.inject_every(2, Fault.server_error(500))  # the first request is served, then every second fails
         first, second = asyncio.run(_verdicts(_judge(srv, max_retries=0), "crimson", "crimson"))
         assert first.label == "correct"
-        assert second.label == "unjudged" and "HTTP 500" in second.how
+        assert second.label == "unjudged" and second.how.startswith("judge openai:loopback-model: ")
+        assert "HTTP 500" in second.how  # the judge's server failed, and says so: not the teacher's
 
 
 def test_llm_judge_refused_from_the_start_stops_the_run():
     """A judge whose server fails every request from the first one is misconfigured: not 'unjudged'."""
     with LoopbackTeacher(_grader, error_shape="fastapi") as srv:
         srv.inject_every(1, Fault.server_error(500))
-        with pytest.raises(TeacherUnavailable, match="on each of the first 3 requests"):
+        with pytest.raises(TeacherUnavailable, match="^judge openai:loopback-model: .*on each of the first 3 requests"):
             asyncio.run(_verdicts(_judge(srv, max_retries=5), "crimson"))
         assert srv.count == 3
 

@@ -8,7 +8,7 @@ import time
 from email.utils import formatdate
 
 import pytest
-from loopback_teacher import Fault, LoopbackTeacher, fast_teacher, loopback_fixture  # noqa: F401 (`loopback`)
+from loopback_teacher import Fault, LoopbackTeacher, ask, fast_teacher, loopback_fixture  # noqa: F401 (`loopback`)
 
 from minio3_data.teachers import (
     BreakerPolicy,
@@ -33,21 +33,16 @@ QUESTION = [Message("user", ["What colour is the car?"])]
 APIS = ["openai", "gemini"]
 
 
-async def _calls(teacher, n: int = 1, concurrent: bool = False):
-    """n generate calls (sequential or concurrent), then close the teacher."""
-    try:
-        if concurrent:
-            return await asyncio.gather(*(teacher.generate(QUESTION, CONFIG) for _ in range(n)))
-        return [await teacher.generate(QUESTION, CONFIG) for _ in range(n)]
-    finally:
-        await teacher.aclose()
+def _calls(teacher, n: int = 1, concurrent: bool = False):
+    """n generate calls of the one question (sequential or concurrent), then close the teacher."""
+    return ask(teacher, QUESTION, CONFIG, n, concurrent)
 
 
 @pytest.mark.parametrize("api", APIS)
 def test_429_waits_at_least_retry_after(loopback: LoopbackTeacher, api: str):
     loopback.inject(Fault.rate_limited(retry_after=0.4))
     start = time.monotonic()
-    (reply,) = asyncio.run(_calls(fast_teacher(api, loopback)))
+    (reply,) = asyncio.run(_calls(fast_teacher(api, loopback, backoff_max=1.0)))
     assert time.monotonic() - start >= 0.4  # the back-off base is 1 ms: only the header explains the wait
     assert loopback.count == 2 and reply.usage.requests == 2
 
@@ -176,9 +171,9 @@ def test_backoff_is_capped_full_jitter_with_retry_after_floor():
     async def sleep(s: float) -> None:
         waits.append(s)
 
-    policy = RetryPolicy(max_retries=6, base_delay=1.0, max_delay=4.0)
+    policy = RetryPolicy(max_retries=6, base_delay=1.0, max_delay=8.0)
     assert asyncio.run(call_with_retries(attempt, policy, rng=random.Random(0), sleep=sleep)) == "ok"
-    assert [w <= min(4.0, 2**k) for k, w in enumerate(waits[:5])] == [True] * 5
+    assert [w <= min(8.0, 2**k) for k, w in enumerate(waits[:5])] == [True] * 5
     assert len(set(waits)) == len(waits)  # jittered
     assert waits[5] == 7.0
 

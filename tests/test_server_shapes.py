@@ -155,13 +155,16 @@ def test_no_price_warning_for_a_local_server(loopback: LoopbackTeacher, caplog):
 
 
 def test_every_teacher_default_is_defined_once():
-    """The CLI's defaults are TeacherOptions' defaults (one definition)."""
+    """The CLI's defaults are TeacherOptions' defaults (one definition), and both commands that talk to a model
+    take the bounds on its waits (--timeout, the whole request's deadline, and --backoff-max)."""
     import typer.main
 
     import cli
 
-    command = typer.main.get_command(cli.app).commands["synth-coldstart"]  # type: ignore[attr-defined]
-    defaults = {p.name: p.default for p in command.params}
-    for f in dataclasses.fields(TeacherOptions):
-        if f.name in defaults and f.default is not dataclasses.MISSING:
-            assert defaults[f.name] == f.default, f.name
+    for name in ("synth-coldstart", "eval"):
+        command = typer.main.get_command(cli.app).commands[name]  # type: ignore[attr-defined]
+        defaults = {p.name: p.default for p in command.params}
+        assert {"timeout", "backoff_max", "max_retries"} <= set(defaults), name
+        for f in dataclasses.fields(TeacherOptions):
+            if f.name in defaults and f.default is not dataclasses.MISSING:
+                assert defaults[f.name] == f.default, f.name

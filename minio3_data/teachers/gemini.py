@@ -2,8 +2,10 @@
 
 One request per `generate`, SDK retries off (`retry_options` unset means exactly one attempt).
 The client is pinned to an httpx2 connection pool of our own, so the exceptions to translate do not
-depend on whether aiohttp happens to be installed. The model's reply parts (with any thought
-signatures) travel in `Reply.extra` and are echoed back verbatim when that turn is re-sent.
+depend on whether aiohttp happens to be installed, and so its replies are capped (bounds.py); `--timeout`
+is the whole request's deadline. The reply body is read here, not by the SDK, so that junk usage makes the
+usage unknown instead of failing the reply. The model's reply parts (with any thought signatures) travel
+in `Reply.extra` and are echoed back verbatim when that turn is re-sent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from google.genai import types
 from ..protocol import restore_stop
 from ..records import Usage
 from .base import GenerationConfig, ImageRef, Message, Reply
+from .bounds import bounded, cap_replies
 from .resilience import RequestError
+from .usage import read_usage, token_count
 
 PARTS_KEY = "gemini_parts"  # Message.extra / Reply.extra key holding the model's raw parts (JSON-ready)
 FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
@@ -65,7 +69,8 @@ class GeminiTeacher:
         self.endpoint = (base_url or "https://generativelanguage.googleapis.com").rstrip("/")
         self.timeout = timeout
         self.thinking_budget = thinking_budget
-        self._http = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100))
+        self._http = httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100),
+                                        event_hooks={"response": [cap_replies]})
         self._client = genai.Client(
             api_key=api_key,
             vertexai=False,
@@ -82,6 +87,7 @@ class GeminiTeacher:
 
     def _config(self, system: str, config: GenerationConfig) -> types.GenerateContentConfig:
         return types.GenerateContentConfig(
+            should_return_http_response=True,  # the raw body: read by `_reply`
             system_instruction=system or None,
             temperature=config.temperature,
             max_output_tokens=config.max_tokens,
@@ -97,37 +103,53 @@ class GeminiTeacher:
         system = "\n\n".join(m.text for m in messages if m.role == "system")
         contents = [gemini_content(m) for m in messages if m.role != "system"]
         try:
-            resp = await self._client.aio.models.generate_content(
-                model=self.model, contents=contents, config=self._config(system, config)
-            )
+            async with bounded(self.endpoint, self.timeout, config.max_tokens):
+                resp = await self._client.aio.models.generate_content(
+                    model=self.model, contents=contents, config=self._config(system, config)
+                )
         except genai_errors.APIError as e:
             headers = getattr(e.response, "headers", None) or {}
             raise RequestError.from_status(self.endpoint, int(e.code or 0), headers, e.message or "") from None
         except httpx2.TimeoutException:
             raise RequestError(self.endpoint, f"no reply within {self.timeout:g} s") from None
-        except httpx2.TransportError:
-            raise RequestError(self.endpoint, "connection failed") from None
-        except json.JSONDecodeError:  # a 200 whose body is not JSON
-            raise RequestError(self.endpoint, "unreadable reply (not JSON)") from None
-        if not resp.candidates:
-            return Reply(text="", usage=_usage(resp.usage_metadata), finish_reason="blocked")
-        cand = resp.candidates[0]
-        reason = cand.finish_reason.name if cand.finish_reason else "STOP"
-        finish = FINISH_REASONS.get(reason, reason.lower())
-        raw = [p.model_dump(mode="json", exclude_none=True) for p in (cand.content.parts or [])] if cand.content else []
-        text = _visible_text(raw)
-        if finish == "stop":
-            text = restore_stop(text)
-        return Reply(text=text, usage=_usage(resp.usage_metadata), finish_reason=finish,
-                     extra={PARTS_KEY: raw} if raw else {})
+        except httpx2.TransportError as e:
+            raise RequestError.connection(self.endpoint, e) from None
+        try:
+            return _reply(json.loads(resp.sdk_http_response.body or "{}"))
+        except (ValueError, TypeError, AttributeError) as e:  # not JSON or not a reply (pydantic raises ValueErrors)
+            raise RequestError(self.endpoint, f"unreadable reply ({e.__class__.__name__})") from None
 
     async def aclose(self) -> None:
         await self._client.aio.aclose()
         await self._http.aclose()
 
 
-def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
-    if meta is None:  # a server may omit usage metadata
-        return Usage()
-    return Usage(prompt_tokens=meta.prompt_token_count or 0, completion_tokens=meta.candidates_token_count or 0,
-                 thought_tokens=meta.thoughts_token_count or 0)
+def _reply(data: dict[str, Any]) -> Reply:
+    """A generateContent JSON reply, read as the SDK reads it (`_from_response`: its models, minus fields they do
+    not know) except for its usage, read apart so that junk there leaves the reply whole; ValueError or
+    TypeError when the body is no reply."""
+    if not isinstance(data, dict):
+        raise TypeError("not a JSON object")
+    extra: dict[str, Any] = {}
+    usage = read_usage(data.pop("usageMetadata", None), _usage, extra)
+    resp = types.GenerateContentResponse._from_response(response=data, kwargs={})
+    if not resp.candidates:
+        return Reply(text="", usage=usage, finish_reason="blocked", extra=extra)
+    cand = resp.candidates[0]
+    reason = cand.finish_reason.name if cand.finish_reason else "STOP"
+    finish = FINISH_REASONS.get(reason, reason.lower())
+    raw = [p.model_dump(mode="json", exclude_none=True) for p in (cand.content.parts or [])] if cand.content else []
+    text = _visible_text(raw)
+    if finish == "stop":
+        text = restore_stop(text)
+    if raw:
+        extra[PARTS_KEY] = raw
+    return Reply(text=text, usage=usage, finish_reason=finish, extra=extra)
+
+
+def _usage(raw: dict[str, Any]) -> Usage:
+    """usageMetadata read by the SDK's model (both spellings of its fields), each count checked."""
+    meta = types.GenerateContentResponseUsageMetadata._from_response(response=raw, kwargs={})
+    return Usage(prompt_tokens=token_count(meta.prompt_token_count),
+                 completion_tokens=token_count(meta.candidates_token_count),
+                 thought_tokens=token_count(meta.thoughts_token_count))

@@ -5,9 +5,14 @@ skipping endpoints whose circuit breaker is open), waits for the RPM/TPM buckets
 sends one request and prices its usage. Every request sent is counted in `Reply.usage.requests`, or
 in the `requests` of the TeacherFailure raised instead.
 
-Misconfiguration is not an outage: while no request has succeeded yet, STARTUP_REFUSALS answers in a
-row that refuse the request (a 400/422 for a wrong model or a rejected parameter, a deterministic 500)
-stop the run at once with the server's own message, instead of being retried item after item.
+Misconfiguration is not an outage: while no request has succeeded yet, a refused connection (nothing
+listens there) stops the run at once, and so do STARTUP_REFUSALS answers in a row that refuse the request
+(a 400/422 for a wrong model or a rejected parameter, a deterministic 500), with the server's own message,
+instead of being retried item after item. From then on every call fails at once with that message, so the
+attempts still in flight end within moments instead of waiting out pauses for a server that is not there.
+
+A reply whose usage is junk is kept (its text is what was paid for) with its usage unknown: counted as no
+tokens and no cost, announced once, and charged to the budget at its worst case so that --max-cost holds.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .resilience import (
     call_with_retries,
     log,
 )
+from .usage import USAGE_UNKNOWN
 
 PROBE_POLL = 0.05  # seconds between looks while a half-open endpoint's probe request is in flight
 STARTUP_REFUSALS = 3  # refusals in a row, before any success, that stop the run as a misconfiguration
@@ -81,11 +87,14 @@ class GuardedTeacher:
             self.limiter = limiter or RateLimiter()
             self.breakers = [CircuitBreaker(e.endpoint, breaker or BreakerPolicy(), notify=notify) for e in endpoints]
         self.usage = Usage()  # everything this teacher consumed, for the run's stats
+        self.notify = notify
+        self._junk_usage_told = False
         self._rng = rng or random.Random()
         self._next = 0
         self.stop_at = stop_at  # "client": stop strings are applied here, never sent (see TeacherOptions)
         self._served = False  # has any request succeeded?
         self._refusals = 0  # refusals in a row before the first success
+        self._unavailable: str | None = None  # why no request can succeed, found before any did
 
     def bind(self, item: ProbeItem, seed: int) -> GuardedTeacher:
         """An API teacher speaks the same way in every attempt."""
@@ -103,6 +112,8 @@ class GuardedTeacher:
         """The next endpoint in round-robin order whose breaker lets a request through; waits while none does."""
         n = len(self.endpoints)
         while True:
+            if self._unavailable is not None:
+                raise TeacherUnavailable(self._unavailable)
             order = [(self._next + k) % n for k in range(n)]
             live = [i for i in order if not self.breakers[i].dead]
             if not live:
@@ -142,22 +153,26 @@ class GuardedTeacher:
             except BaseException as e:
                 self.budget.settle(cost_estimate, 0.0)
                 self.limiter.correct(token_estimate, 0)
+                if isinstance(e, RequestError) and self._check_startup(e):
+                    breaker.record_other()  # a misconfiguration says nothing about the endpoint's health
+                    raise TeacherUnavailable(self._unavailable) from None
                 if isinstance(e, RequestError) and e.retryable:
                     breaker.record_failure(e)
                 else:
                     breaker.record_other()
-                if isinstance(e, RequestError):
-                    self._check_startup(e)
                 raise
             breaker.record_success()
             self._served = True
             reply.usage.cost_usd = self.price.cost(reply.usage)
-            self.budget.settle(cost_estimate, reply.usage.cost_usd)
+            unknown = reply.extra.get(USAGE_UNKNOWN)
+            if unknown:
+                self._tell_junk_usage(endpoint.endpoint, unknown)
+            self.budget.settle(cost_estimate, cost_estimate if unknown else reply.usage.cost_usd)
             self.limiter.correct(token_estimate, reply.usage.total_tokens)
             return reply
 
         try:
-            reply = await call_with_retries(attempt, self.retry, rng=self._rng)
+            reply = await call_with_retries(attempt, self.retry, rng=self._rng, notify=self.notify)
         except TeacherFailure as e:
             e.requests = sent
             raise
@@ -167,13 +182,25 @@ class GuardedTeacher:
         self.usage.add(replace(reply.usage, requests=0))  # requests were counted above, failed ones included
         return reply
 
-    def _check_startup(self, error: RequestError) -> None:
-        """Stop the run when the server has refused every request so far (see the module docstring)."""
+    def _check_startup(self, error: RequestError) -> bool:
+        """Is the teacher unavailable: nothing listens, or the server has refused every request so far (see the
+        module docstring)? Then `_unavailable` says why."""
         if self._served or error.fatal:
-            return
+            return False
+        if error.refused:
+            self._unavailable = f"connection refused at {error.endpoint}; is the server running?"
         self._refusals = self._refusals + 1 if error.refusal else 0
         if self._refusals >= STARTUP_REFUSALS:
-            raise TeacherUnavailable(f"{error} on each of the first {self._refusals} requests; {FIRST_REQUEST_HINT}")
+            self._unavailable = f"{error} on each of the first {self._refusals} requests; {FIRST_REQUEST_HINT}"
+        return self._unavailable is not None
+
+    def _tell_junk_usage(self, endpoint: str, why: str) -> None:
+        if not self._junk_usage_told:
+            self._junk_usage_told = True
+            self.notify(
+                f"{endpoint}: unreadable usage in a reply ({why}); the reply is kept, its tokens and cost count "
+                "as unknown (0) and --max-cost charges it at its worst case (told once)"
+            )
 
     async def aclose(self) -> None:
         await asyncio.gather(*(e.aclose() for e in self.endpoints))

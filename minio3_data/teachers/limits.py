@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from ..families import DEFAULT, ModelFamily
 from ..tokens import image_tokens, message_tokens
 from .base import Message
 from .resilience import TeacherFailure
@@ -22,13 +23,13 @@ class BudgetExhausted(TeacherFailure):
     """A --max-cost or --max-requests cap is reached: the run stops cleanly, finished work kept."""
 
 
-def estimate_prompt_tokens(messages: list[Message]) -> int:
-    """A prompt's size by the estimate export checks rows with (minio3_data.tokens)."""
+def estimate_prompt_tokens(messages: list[Message], family: ModelFamily = DEFAULT) -> int:
+    """A prompt's size for a model of `family`, by the estimate export checks rows with (minio3_data.tokens)."""
     total = 0
     for m in messages:
         total += message_tokens(m.text)
         for im in m.images:
-            total += image_tokens(im.width, im.height) if im.width and im.height else UNKNOWN_IMAGE_TOKENS
+            total += image_tokens(im.width, im.height, family) if im.width and im.height else UNKNOWN_IMAGE_TOKENS
     return total
 
 

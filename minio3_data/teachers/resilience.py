@@ -9,6 +9,7 @@ Backends translate their SDK's exceptions into `RequestError` so this module kno
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import random
 import re
@@ -29,6 +30,7 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 FATAL_STATUS = frozenset({401, 403, 404})  # bad key, no access, unknown model: no item can succeed
 # answers that say "busy" or "not ready yet" rather than "this request is wrong": never a misconfiguration
 TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
+LONG_WAIT = 10.0  # seconds: a wait before a retry longer than this is announced, not silent
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk)-[\w*.-]{6,}|\bAIza[\w-]{10,}|(?i:bearer)\s+\S+")
 
 
@@ -48,14 +50,25 @@ class TeacherUnavailable(TeacherFailure):
 
 
 class RequestError(Exception):
-    """One failed request, translated from the SDK's exception. Holds no request data, so never the key."""
+    """One failed request, translated from the SDK's exception. Holds no request data, so never the key.
+    `refused`: nothing listens at the endpoint (the connection was refused)."""
 
-    def __init__(self, endpoint: str, reason: str, *, status: int | None = None, retry_after: float | None = None):
+    def __init__(
+        self, endpoint: str, reason: str, *, status: int | None = None, retry_after: float | None = None,
+        refused: bool = False,
+    ):
         super().__init__(f"{endpoint}: {reason}")
         self.endpoint = endpoint
         self.reason = reason
         self.status = status
         self.retry_after = retry_after
+        self.refused = refused
+
+    @classmethod
+    def connection(cls, endpoint: str, error: BaseException) -> RequestError:
+        """From a transport error: "connection refused" when nothing listens, else "connection failed"."""
+        refused = connection_refused(error)
+        return cls(endpoint, "connection refused" if refused else "connection failed", refused=refused)
 
     @classmethod
     def from_status(
@@ -80,6 +93,17 @@ class RequestError(Exception):
         """The server answered and said no for a reason other than load: repeated before any success,
         it is a misconfiguration (wrong model name, a parameter it rejects), not an outage."""
         return self.status is not None and self.status not in TRANSIENT_STATUS
+
+
+def connection_refused(error: BaseException) -> bool:
+    """Does `error`, or an error it was raised from, say the connection was refused? SDKs wrap the OS error in
+    their own (aiohttp even maps it to a connect *timeout*), so the chain is searched."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or getattr(seen, "errno", None) == errno.ECONNREFUSED:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def server_message(body: Any) -> str:
@@ -134,7 +158,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential back-off with full jitter; a server's Retry-After is a lower bound on the wait."""
+    """Exponential back-off with full jitter, at most `max_delay` seconds; a server's Retry-After is a lower bound
+    on the wait, and one beyond `max_delay` is not waited for (see `call_with_retries`)."""
 
     max_retries: int = DEFAULT_MAX_RETRIES
     base_delay: float = 1.0
@@ -151,11 +176,14 @@ async def call_with_retries(
     *,
     rng: random.Random | None = None,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    notify: Callable[[str], None] = log.warning,
 ) -> T:
     """Run `attempt` until it succeeds, retrying retryable `RequestError`s.
 
-    Raises TeacherError when a request is refused or retries run out, TeacherUnavailable when the
-    endpoint rejects the key or the model (401/403/404). Other exceptions pass through untouched.
+    Raises TeacherError when a request is refused, retries run out or the server asks for a wait longer than
+    `policy.max_delay` (--backoff-max), TeacherUnavailable when the endpoint rejects the key or the model
+    (401/403/404). A wait over LONG_WAIT seconds is announced through `notify`. Other exceptions pass
+    through untouched.
     """
     rng = rng or random.Random()
     for retry in range(policy.max_retries + 1):
@@ -169,8 +197,16 @@ async def call_with_retries(
             if retry == policy.max_retries:
                 tries = retry + 1
                 raise TeacherError(f"{e} (gave up after {tries} {'try' if tries == 1 else 'tries'})") from None
+            if e.retry_after is not None and e.retry_after > policy.max_delay:
+                raise TeacherError(
+                    f"{e}: the server asks to wait {e.retry_after:g} s, longer than --backoff-max "
+                    f"{policy.max_delay:g} s; not waiting"
+                ) from None
             wait = policy.delay(retry, e.retry_after, rng)
-            log.info("%s; retry %d/%d in %.2f s", e, retry + 1, policy.max_retries, wait)
+            if wait > LONG_WAIT:
+                notify(f"{e}; waiting {wait:.0f} s before retry {retry + 1}/{policy.max_retries}")
+            else:
+                log.info("%s; retry %d/%d in %.2f s", e, retry + 1, policy.max_retries, wait)
             await sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises
 

@@ -21,10 +21,17 @@ from tqdm import tqdm
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error, StorageError
+from minio3_data.exclusions import (
+    EXCLUDED_NAME,
+    Exclusion,
+    exclusion_line,
+    exclusion_summary,
+    write_exclusions,
+)
 from minio3_data.images import OriginalCache
 from minio3_data.judge import make_judge
-from minio3_data.outputs import claim_output
-from minio3_data.profiles import get_profile
+from minio3_data.exemplars import shipped_dir
+from minio3_data.outputs import Inputs, claim_output
 from minio3_data.records import ProbeItem, Trajectory, Usage, read_items, write_trajectories
 from minio3_data.row_rules import usable_items
 from minio3_data.store import (
@@ -40,11 +47,11 @@ from minio3_data.teachers import BudgetExhausted, GuardedTeacher, Teacher, Teach
 from minio3_data.teachers.base import GenerationConfig
 from minio3_data.teachers.scripted import ScriptedTeacher
 
-from .attempt import STOP, AttemptContext, AttemptState, failed_attempt, run_attempt
+from .attempt import AttemptContext, AttemptState, failed_attempt, run_attempt
 from .config import SynthConfig
 from .curate import curate
 from .prompt import ExemplarPrompts
-from .report import plot_stats, run_stats, write_stats
+from .report import judge_reply, judge_usage, plot_stats, run_stats, unknown_usage, write_stats
 
 __all__ = ["Sampled", "SynthConfig", "SynthSummary", "sample", "synth_coldstart"]
 
@@ -64,13 +71,13 @@ class SynthSummary:
     cache_hits: int = 0
     failures: dict[str, int] = field(default_factory=dict)  # why this run's failed attempts failed: reason -> count
     crashed: str | None = None  # an unexpected error (a bug) that stopped the run, naming the item
-    skipped: list[str] = field(default_factory=list)  # dataset rows that break the row rules, with why
+    skipped: list[Exclusion] = field(default_factory=list)  # dataset rows and damaged log lines left out
 
     def failure_line(self) -> str | None:
         return failure_line(self.failures, self.attempted_now)
 
-    def skipped_line(self) -> str | None:
-        return skipped_line(self.skipped)
+    def exclusion_line(self) -> str | None:
+        return exclusion_line(self.skipped, self.run_dir / EXCLUDED_NAME)
 
 
 def failure_line(failures: dict[str, int], attempted: int, where: str = "stats.json") -> str | None:
@@ -83,27 +90,18 @@ def failure_line(failures: dict[str, int], attempted: int, where: str = "stats.j
     return f"{failed} of {attempted} attempts failed: {why}; rerun the same command to retry them"
 
 
-def skipped_line(skipped: list[str], where: str = "stats.json") -> str | None:
-    """One line for the console when dataset rows were skipped: how many, and the first one's reasons."""
-    if not skipped:
-        return None
-    n = len(skipped)
-    more = f" (and {n - 1} more; every one is in {where})" if n > 1 else ""
-    return f"skipped {n} dataset row(s) that cannot be used: {skipped[0]}{more}"
+def dataset_items(dataset: Path, split: str, stage: str) -> tuple[list[ProbeItem], list[Exclusion]]:
+    """A split's usable rows, and an exclusion of `stage` for each row skipped because it breaks the row rules.
 
-
-def dataset_items(dataset: Path, split: str) -> tuple[list[ProbeItem], list[str]]:
-    """A split's usable rows, and a line for each row skipped because it breaks the row rules.
-
-    A bad row is skipped and reported (console and stats.json), not a reason to refuse the dataset: one
+    A bad row is skipped and reported (console and excluded.jsonl), not a reason to refuse the dataset: one
     broken row of thousands in a dataset made elsewhere should not stop a paid run, and which rows are
     skipped depends only on the dataset and minio3's version, both in the run's identity, so a resume or
     a shard skips the same ones. A repeated id or a column of the wrong type still refuses the file."""
-    return usable_items(read_items(Path(dataset) / f"{split}.parquet"))
+    return usable_items(read_items(Path(dataset) / f"{split}.parquet"), stage)
 
 
-def _load_items(cfg: SynthConfig) -> tuple[list[ProbeItem], list[str]]:
-    items, skipped = dataset_items(cfg.dataset, cfg.split)
+def _load_items(cfg: SynthConfig, stage: str) -> tuple[list[ProbeItem], list[Exclusion]]:
+    items, skipped = dataset_items(cfg.dataset, cfg.split, stage)
     i, n = cfg.shard
     items = [it for k, it in enumerate(items) if k % n == i]
     return (items[: cfg.limit] if cfg.limit is not None else items), skipped
@@ -143,18 +141,32 @@ def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]) -> Teacher:
     return make_teacher(cfg.teacher, cfg.client, notify=notify, image_dir=image_dir)
 
 
-def _make_judge(cfg: SynthConfig, teacher: Teacher):
-    """The judge shares the teacher's spending cap, and its endpoint (rate limiter and breakers too) when of
-    the same kind and not given endpoints of its own."""
+def _make_judge(cfg: SynthConfig, teacher: Teacher, store: RunStore, replies: dict[str, dict]):
+    """The judge goes to --judge-base-url, else to its provider's API (OpenAI's, Google's): never to the
+    teacher's server unless named, where a judge model would be asked of a server that may not have it. It
+    takes the teacher's key variable only on the teacher's endpoints and the teacher's prices only for the
+    teacher's model there. It shares the teacher's spending cap (and, on the same endpoints, its rate limiter
+    and breakers); each judgement's usage is logged (`judge_reply`) for stats to count and price."""
     if cfg.judge == "rule":
         return make_judge("rule")
-    same_kind = cfg.judge.partition(":")[0] == cfg.teacher
+    kind, _, model = cfg.judge.partition(":")
+    teachers_server = kind == cfg.teacher and cfg.judge_base_urls == cfg.client.base_urls
+    teachers_model = teachers_server and model == cfg.client.model
+
+    def record(usage: Usage) -> None:
+        line = judge_reply(usage, cfg.judge)
+        store.add_reply(line)
+        replies[line["key"]] = line
+
     return make_judge(
         cfg.judge,
         cfg.client,
         share_with=teacher if isinstance(teacher, GuardedTeacher) else None,
-        base_urls=cfg.judge_base_urls or (cfg.client.base_urls if same_kind else []),
-        api_key_env=cfg.judge_api_key_env or (cfg.client.api_key_env if same_kind else None),
+        on_usage=record,
+        base_urls=cfg.judge_base_urls,
+        api_key_env=cfg.judge_api_key_env or (cfg.client.api_key_env if teachers_server else None),
+        price_input=cfg.client.price_input if teachers_model else None,
+        price_output=cfg.client.price_output if teachers_model else None,
         notify=tqdm.write,
     )
 
@@ -206,9 +218,9 @@ async def _run(
     ctx = AttemptContext(
         dataset_dir=Path(cfg.dataset),
         teacher=teacher,
-        judge=_make_judge(cfg, teacher),
+        judge=_make_judge(cfg, teacher, store, state.replies),
         prompts=prompts,
-        profile=get_profile(cfg.protocol),
+        profile=cfg.protocol,
         cache=cache,
         store=store,
         replies=state.replies,
@@ -216,7 +228,8 @@ async def _run(
         max_turns=cfg.max_turns,
         max_images=cfg.max_images,
         context_tokens=cfg.context_tokens,
-        gen=GenerationConfig(stop=STOP, max_tokens=cfg.max_tokens, temperature=cfg.temperature),
+        family=cfg.model_family,
+        gen=GenerationConfig(stop=list(cfg.protocol.stop_strings), max_tokens=cfg.max_tokens, temperature=cfg.temperature),
         cache_replies=cfg.teacher != "scripted",  # the scripted teacher is free and replays itself
     )
     _write_run_json(cfg, prompts)  # before anything else is written into the run dir (file transport's media/)
@@ -312,10 +325,18 @@ def finalize(
     return stats
 
 
+def read_inputs(cfg: SynthConfig) -> Inputs:
+    """The dirs a synthesis (or an evaluation) reads besides its run dir: the dataset, and the exemplars it
+    puts in context (--exemplars, or the shipped six)."""
+    exemplars = (cfg.exemplars or shipped_dir()) if cfg.exemplars_in_context > 0 else None
+    return [("--dataset", cfg.dataset), ("--exemplars", exemplars)]
+
+
 def synth_coldstart(cfg: SynthConfig) -> SynthSummary:
-    """Run or resume the synthesis of `cfg`; the run dir is locked for the whole run (one writer)."""
-    with claim_output(cfg.out, [("--dataset", cfg.dataset)]):
-        return _synth_coldstart(cfg)
+    """Run or resume the synthesis of `cfg`; the run dir is locked for the whole run (one writer). Teachers are
+    read as the profile reads teachers (`ProtocolProfile.for_teachers`); evaluation reads its policy strictly."""
+    with claim_output(cfg.out, read_inputs(cfg), resumes=True):
+        return _synth_coldstart(dataclasses.replace(cfg, protocol=cfg.protocol.for_teachers()))
 
 
 @dataclass
@@ -324,7 +345,7 @@ class Sampled:
     sample, in key order), and how this invocation went. Synthesis curates it; evaluation scores it."""
 
     items: list[ProbeItem]
-    skipped: list[str]  # dataset rows that break the row rules, with why
+    skipped: list[Exclusion]  # dataset rows that break the row rules, damaged log lines
     attempts: list[Trajectory]
     state: RunState
     attempted_now: int
@@ -334,19 +355,24 @@ class Sampled:
     crashed: str | None
 
     def report(self) -> dict:
-        """The facts about the pass that stats.json (and an evaluation's results.json) record."""
+        """The facts about the pass that stats.json (and an evaluation's results.json) record; the LLM judge's
+        usage and the replies whose usage was junk come from the whole reply log, every invocation's."""
+        replies = self.state.replies.values()
         return {"stopped": self.stopped, "damaged_lines": [dataclasses.asdict(d) for d in self.state.damaged],
-                "replayed_turns": self.cache_hits, "skipped_rows": self.skipped}
+                "replayed_turns": self.cache_hits, "excluded": exclusion_summary(self.skipped),
+                "judge_usage": judge_usage(replies), "usage_unknown": unknown_usage(replies)}
 
 
-def sample(cfg: SynthConfig, desc: str = "synth", counted: str = "kept") -> Sampled:
-    """Play every attempt of `cfg` its run dir does not hold yet (resuming it), without curating.
+def sample(cfg: SynthConfig, desc: str = "synth", counted: str = "kept", stage: str = "synth-coldstart") -> Sampled:
+    """Play every attempt of `cfg` its run dir does not hold yet (resuming it), without curating; what was left
+    out (dataset rows, damaged log lines) is listed as `stage`'s in the run dir's excluded.jsonl.
 
     The caller holds the run dir's claim (`claim_output`). `desc` and `counted` label the progress bar."""
     cfg.validate()
-    items, skipped = _load_items(cfg)
+    items, skipped = _load_items(cfg, stage)
     if not items:
-        why = f"every row is skipped, e.g. {skipped[0]}" if skipped else "check --limit/--shard"
+        first = skipped[0] if skipped else None
+        why = f"every row is skipped, e.g. {first.id}: {first.detail}" if first else "check --limit/--shard"
         raise BadInputError(f"{cfg.dataset}/{cfg.split}.parquet: no items to synthesise from ({why})")
     # rendered before the run dir is checked, its identity holds their digest; their decoded originals are
     # not needed again, so they go to a cache of their own that is dropped after rendering
@@ -355,7 +381,7 @@ def sample(cfg: SynthConfig, desc: str = "synth", counted: str = "kept") -> Samp
     )
     _check_run_json(cfg, prompts)
     store = RunStore(cfg.out)
-    state = store.load()
+    state = store.load(samples=cfg.samples_per_item)
     known = {it.id for it in items}
     already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.correct)
     todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
@@ -368,6 +394,8 @@ def sample(cfg: SynthConfig, desc: str = "synth", counted: str = "kept") -> Samp
         progress.close()
         store.close()
     attempts = [t for (iid, _), t in sorted(state.attempts.items()) if iid in known]
+    skipped += [e for damage in state.damaged for e in damage.exclusions(stage)]
+    write_exclusions(cfg.out, skipped)
     return Sampled(items, skipped, attempts, state, progress.done, dict(progress.failures), stopped, hits, crashed)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import polars as pl
 
 from minio3_data.fsutil import atomic_path, atomic_write_text
 from minio3_data.records import DIFFICULTIES, Trajectory, Usage, field_values
+from minio3_data.teachers.usage import USAGE_UNKNOWN
 
 from .curate import primary_pattern
 
@@ -61,9 +64,33 @@ def run_stats(
 def total_usage(attempts: list[Trajectory], superseded: Usage) -> dict[str, Any]:
     """Every request a run made, as plain JSON: its attempts' usage plus what earlier, failed lines of retried
     attempts paid (`superseded`)."""
-    total = Usage(**field_values(superseded))
-    for t in attempts:
-        total.add(t.usage)
+    return _usage_json([superseded, *(t.usage for t in attempts)])
+
+
+JUDGE = "judge"  # the `extra` field that marks a replies.jsonl line as the LLM judge's usage (its name)
+
+
+def judge_reply(usage: Usage, judge: str) -> dict[str, Any]:
+    """A replies.jsonl line for one judgement's usage: the log a resume, a merge and the stats already read,
+    under a key no teacher request has, so the judge is counted and priced once across kills and resumes."""
+    key = f"{JUDGE}:{uuid.uuid4().hex}"
+    return {"key": key, "text": "", "usage": field_values(usage), "finish_reason": JUDGE, "extra": {JUDGE: judge}}
+
+
+def judge_usage(replies: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """What the LLM judge consumed over the whole run (stats.json's `judge_usage`, beside the teacher's `usage`)."""
+    return _usage_json(Usage(**r["usage"]) for r in replies if JUDGE in (r.get("extra") or {}))
+
+
+def unknown_usage(replies: Iterable[dict[str, Any]]) -> int:
+    """How many of the teacher's replies came with usage it could not read (their tokens count as 0)."""
+    return sum(USAGE_UNKNOWN in (r.get("extra") or {}) for r in replies)
+
+
+def _usage_json(usages: Iterable[Usage]) -> dict[str, Any]:
+    total = Usage()
+    for u in usages:
+        total.add(u)
     return field_values(total) | {"cost_usd": round(total.cost_usd, 6)}
 
 
