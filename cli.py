@@ -5,22 +5,30 @@ Every command turns a `Minio3Error` into one line on stderr (exit code 2) instea
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, Optional
+from types import SimpleNamespace
+from typing import Annotated, Any, NoReturn, Optional, TypedDict
 
 import typer
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError, Minio3Error, describe_os_error
-from minio3_data.families import DEFAULT_FAMILY, get_family
+from minio3_data.families import get_family
 from minio3_data.families import help_text as family_help
 from minio3_data.memory import tune_malloc
 from minio3_data.profiles import DEFAULT_PROFILE, get_profile, help_text
-from minio3_data.teacher_options import DEFAULTS as TEACHER
+from minio3_data.teacher_options import TeacherOptions
+from pipelines.eval.config import eval_config
+from pipelines.parallel import MAX_DEFAULT_WORKERS
+from pipelines.sampling.config import SynthConfig
+from pipelines.sampling.outcome import SamplingOutcome
+from train.rl.launch import RlOptions
 from train.rl.presets import preset_help
 
 app = typer.Typer(
@@ -52,6 +60,7 @@ def main(
 
 
 PROTOCOL_HELP = f"{help_text()}; see docs/protocol.md"
+ProtocolOption = Annotated[str, typer.Option(help=PROTOCOL_HELP)]
 FAMILY_HELP = f"The model family the data is for (how its processor counts image tokens): {family_help()}; see docs/qwen3vl.md"
 ModelFamilyOption = Annotated[str, typer.Option(help=FAMILY_HELP)]
 
@@ -84,30 +93,145 @@ NON_NEGATIVE = _number_rule("must be a finite number, 0 or more", lambda v: v >=
 SHARE = _number_rule("must be a share from 0 to 1", lambda v: 0 <= v <= 1)
 
 
-# options of the commands that talk to a model (synth-coldstart, eval), declared once
-BaseUrlOption = Annotated[Optional[list[str]], typer.Option(help="Endpoint; repeat to share load across servers.")]
-RpmOption = Annotated[Optional[int], typer.Option(help="Requests per minute limit.", callback=POSITIVE)]
-StopAtOption = Annotated[
-    str, typer.Option(help="server (send stop strings) | client (cut turns here, for servers that fail on `stop`)")
-]
-TpmOption = Annotated[Optional[int], typer.Option(help="Tokens per minute limit.", callback=POSITIVE)]
-TimeoutOption = Annotated[float, typer.Option(
-    help="Deadline per request in seconds: connecting, sending and every byte of the reply.", callback=POSITIVE)]
-MaxRetriesOption = Annotated[
-    int, typer.Option(help="Retries per request on 408/429/5xx/timeouts.", callback=NON_NEGATIVE)
-]
-BackoffMaxOption = Annotated[float, typer.Option(
-    help="Longest wait before a retry, in seconds; a server asking to wait longer (Retry-After) fails that "
-         "request at once.", callback=POSITIVE)]
-JudgeUrlOption = Annotated[Optional[list[str]], typer.Option(
-    help="LLM judge endpoint; repeat to share load (default: the judge's provider API, never the teacher's server).")]
-MaxCostOption = Annotated[
-    Optional[float], typer.Option(help="Stop before spending more than USD.", callback=NON_NEGATIVE)
-]
-JudgeKeyOption = Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")]
+def defaults(source: Callable[..., Any]) -> SimpleNamespace:
+    """The defaults of a dataclass's fields (or a function's parameters) by name, so that an option's default is
+    the one its pipeline declares."""
+    if dataclasses.is_dataclass(source):
+        found = {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+                 for f in dataclasses.fields(source)}  # fmt: skip
+    else:
+        found = {p.name: p.default for p in inspect.signature(source).parameters.values()}
+    return SimpleNamespace(**{name: value for name, value in found.items() if value is not dataclasses.MISSING
+                              and value is not inspect.Parameter.empty})  # fmt: skip
+
+
+TEACHER = defaults(TeacherOptions)
+SYNTH = defaults(SynthConfig)
+EVAL = defaults(eval_config)
+RL = defaults(RlOptions)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionGroup:
+    """Options several commands share, declared once: each option's annotation (its help, its check) and
+    default; a command taking the group gets the one value `build` makes of them."""
+
+    options: dict[str, tuple[Any, Any]]
+    build: Callable[..., Any]
+
+
+def with_groups(**groups: OptionGroup) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command the options of `groups` in place of its parameter of the same name, which receives what
+    the group builds of them. Typer reads a command's options from its signature, so the signature is rewritten."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn, eval_str=True)
+        params = []
+        for p in signature.parameters.values():
+            shared = groups[p.name].options.items() if p.name in groups else ()
+            params += [inspect.Parameter(n, p.KEYWORD_ONLY, annotation=a, default=d) for n, (a, d) in shared]
+            params += [] if p.name in groups else [p.replace(kind=p.KEYWORD_ONLY)]
+
+        @functools.wraps(fn)
+        def command(**values: Any) -> Any:
+            for name, group in groups.items():
+                values[name] = group.build(**{option: values.pop(option) for option in group.options})
+            return fn(**values)
+
+        command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
+
+
+# single options of the commands that sample a model (synth-coldstart, eval), declared once
+TeacherKindOption = Annotated[str, typer.Option(
+    help="The API of the model sampled: scripted (offline, ground-truth guided) | openai (OpenAI, vLLM, SGLang, "
+         "...) | gemini")]
+SplitOption = Annotated[str, typer.Option(help="Dataset split to read.")]
+TemperatureOption = Annotated[float, typer.Option(help="Sampling temperature.", callback=NON_NEGATIVE)]
+ConcurrencyOption = Annotated[int, typer.Option(help="Attempts (trajectories) in flight.", callback=POSITIVE)]
+RunSeedOption = Annotated[int, typer.Option(
+    help="Run seed: every attempt's seed derives from it (and eval's bootstrap).")]
+LimitOption = Annotated[Optional[int], typer.Option(
+    help="Use only the first N items of the split.", callback=NON_NEGATIVE)]
+ImageTransportOption = Annotated[str, typer.Option(
+    help="inline (base64) | file (file:// URLs under OUT/media, for a server sharing the filesystem)")]
+MixOption = Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")]
+
+
+TEACHER_OPTIONS = OptionGroup(
+    {
+        "model": (Annotated[Optional[str], typer.Option(
+            help="Model name, as the server serves it (the teacher's; for eval, the policy's).")], TEACHER.model),
+        "base_url": (Annotated[Optional[list[str]], typer.Option(
+            help="Endpoint; repeat to share load across servers.")], None),
+        "api_key_env": (Annotated[Optional[str], typer.Option(
+            help="Name of the env var holding the API key (NONE: a local server that wants no key).")],
+            TEACHER.api_key_env),
+        "timeout": (Annotated[float, typer.Option(
+            help="Deadline per request in seconds: connecting, sending and every byte of the reply.",
+            callback=POSITIVE)], TEACHER.timeout),
+        "rpm": (Annotated[Optional[int], typer.Option(help="Requests per minute limit.", callback=POSITIVE)],
+                TEACHER.rpm),
+        "tpm": (Annotated[Optional[int], typer.Option(help="Tokens per minute limit.", callback=POSITIVE)],
+                TEACHER.tpm),
+        "max_retries": (Annotated[int, typer.Option(
+            help="Retries per request on 408/429/5xx/timeouts.", callback=NON_NEGATIVE)], TEACHER.max_retries),
+        "backoff_max": (Annotated[float, typer.Option(
+            help="Longest wait before a retry, in seconds; a server asking to wait longer (Retry-After) fails that "
+                 "request at once.", callback=POSITIVE)], TEACHER.backoff_max),
+        "stop_at": (Annotated[str, typer.Option(
+            help="server (send stop strings) | client (cut turns here, for servers that fail on `stop`)")],
+            TEACHER.stop_at),
+        "thinking_budget": (Annotated[Optional[int], typer.Option(help="Gemini thinking budget in tokens.")],
+                            TEACHER.thinking_budget),
+        "price_input": (Annotated[Optional[float], typer.Option(
+            help="USD per 1M input tokens (overrides the table).", callback=NON_NEGATIVE)], TEACHER.price_input),
+        "price_output": (Annotated[Optional[float], typer.Option(
+            help="USD per 1M output tokens (overrides the table).", callback=NON_NEGATIVE)], TEACHER.price_output),
+        "max_cost": (Annotated[Optional[float], typer.Option(
+            help="Stop before spending more than USD (an LLM judge's requests included).", callback=NON_NEGATIVE)],
+            TEACHER.max_cost),
+        "max_requests": (Annotated[Optional[int], typer.Option(
+            help="Stop before more requests (an LLM judge's included).", callback=NON_NEGATIVE)],
+            TEACHER.max_requests),
+    },
+    lambda base_url, **options: TeacherOptions(base_urls=base_url or [], **options),
+)
+
+
+class JudgeChoice(TypedDict):
+    """The judge options of SynthConfig and RlOptions, by their field names."""
+
+    judge: str
+    judge_base_urls: list[str]
+    judge_api_key_env: str | None
+
+
+JUDGE_OPTIONS = OptionGroup(
+    {
+        "judge": (Annotated[str, typer.Option(
+            help="rule | openai:MODEL | gemini:MODEL (an LLM judge, for open-ended answers)")], SYNTH.judge),
+        "judge_base_url": (Annotated[Optional[list[str]], typer.Option(
+            help="LLM judge endpoint; repeat to share load (default: the judge's provider API, never the "
+                 "teacher's or the policy's server).")], None),
+        "judge_api_key_env": (Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")],
+                              SYNTH.judge_api_key_env),
+    },
+    lambda judge, judge_base_url, judge_api_key_env: JudgeChoice(
+        judge=judge, judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env),
+)
+
+
 MaxPerItemOption = Annotated[
     Optional[int], typer.Option(help="Keep at most N trajectories per item.", callback=NON_NEGATIVE)
 ]
+WorkersOption = Annotated[Optional[int], typer.Option(
+    help=f"Worker processes (default: the CPUs this process may use, at most {MAX_DEFAULT_WORKERS}).",
+    callback=POSITIVE)]
+OverwriteOption = Annotated[bool, typer.Option(help="Replace a non-empty --out.")]
 
 
 SYMLINK_LOOP = "Symlink loop from "  # pathlib's RuntimeError text, before the path's repr
@@ -161,7 +285,7 @@ def build_visualprobe_cmd(
                                          "benchmarks: all, else the first N).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Same seed, same rows and image bytes.")] = 0,
-    workers: Annotated[Optional[int], typer.Option(help="Processes (default: CPU count, at most 8).", callback=POSITIVE)] = None,
+    workers: WorkersOption = None,
     long_side: Annotated[str, typer.Option(help="Synthetic: long side range LOW:HIGH in px.")] = "2048:8192",
     images: Annotated[Optional[Path], typer.Option(
         help="COCO, mmerw, o3bench, vtcbench: root of the annotations' image paths."
@@ -175,7 +299,7 @@ def build_visualprobe_cmd(
                                                     "V* Bench folder.")
     ] = None,
     emit_mini_o3_json: Annotated[bool, typer.Option(help="Also write the released layout to --out.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: OverwriteOption = False,
     max_pixels: Annotated[Optional[int], typer.Option(
         help="coco/official: skip (and list) images above this many pixels (default 100,000,000; a 240 MP "
         "image costs 1.5 GB per worker to decode)."
@@ -220,7 +344,7 @@ def exemplars_check_cmd(
     out: Annotated[
         Optional[Path], typer.Option(help="HTML page to write (default: DIR/check.html, or ./exemplars_check.html).")
     ] = None,
-    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    protocol: ProtocolOption = DEFAULT_PROFILE,
 ) -> None:
     """Replay every exemplar through ZoomEnv, check boxes, target and answer, and draw them on an HTML page.
 
@@ -268,49 +392,41 @@ def _parse_mix(value: str | None) -> dict[str, float]:
 
 @app.command("synth-coldstart")
 @user_errors
+@with_groups(client=TEACHER_OPTIONS, judge=JUDGE_OPTIONS)
 def synth_coldstart_cmd(
     dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe.")],
     out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume.")],
-    teacher: Annotated[str, typer.Option(help="scripted | openai | gemini")] = "scripted",
-    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
-    model_family: ModelFamilyOption = DEFAULT_FAMILY,
-    split: Annotated[str, typer.Option(help="Dataset split to read.")] = "train",
-    model: Annotated[Optional[str], typer.Option(help="Teacher model name.")] = None,
-    base_url: BaseUrlOption = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="Name of the env var holding the API key.")] = None,
-    exemplars: Annotated[Optional[Path], typer.Option(help="Exemplar dir (default: the six shipped).")] = None,
-    exemplars_in_context: Annotated[int, typer.Option(help="Exemplars sampled into each attempt's prompt.", callback=NON_NEGATIVE)] = 2,
-    exemplar_sampling: Annotated[str, typer.Option(help="patterns (one per search pattern first) | random | fixed")] = "patterns",
-    target: Annotated[Optional[int], typer.Option(help="Stop once this many trajectories are kept.", callback=NON_NEGATIVE)] = 6000,
-    samples_per_item: Annotated[int, typer.Option(help="Attempts per question (K).")] = 2,
-    max_turns: Annotated[int, typer.Option(help="Assistant turns per attempt.")] = 12,
-    max_images: Annotated[int, typer.Option(help="Images per attempt (first view + crops).")] = 12,
-    context_tokens: Annotated[int, typer.Option(help="Estimated request budget in tokens.")] = 32768,
-    max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.", callback=NON_NEGATIVE)] = 1.0,
-    concurrency: Annotated[int, typer.Option(help="Concurrent attempts.")] = 32,
-    rpm: RpmOption = TEACHER.rpm,
-    tpm: TpmOption = TEACHER.tpm,
-    timeout: TimeoutOption = TEACHER.timeout,
-    stop_at: StopAtOption = TEACHER.stop_at,
-    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
-    judge_base_url: JudgeUrlOption = None,
-    judge_api_key_env: JudgeKeyOption = None,
-    max_retries: MaxRetriesOption = TEACHER.max_retries,
-    backoff_max: BackoffMaxOption = TEACHER.backoff_max,
-    price_input: Annotated[Optional[float], typer.Option(help="USD per 1M input tokens (overrides the table).", callback=NON_NEGATIVE)] = None,
-    price_output: Annotated[Optional[float], typer.Option(help="USD per 1M output tokens (overrides the table).", callback=NON_NEGATIVE)] = None,
-    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N items.", callback=NON_NEGATIVE)] = None,
+    teacher: TeacherKindOption = SYNTH.teacher,
+    protocol: ProtocolOption = SYNTH.protocol.name,
+    model_family: ModelFamilyOption = SYNTH.model_family.name,
+    split: SplitOption = SYNTH.split,
+    *,
+    client: TeacherOptions,
+    exemplars: Annotated[Optional[Path], typer.Option(
+        help="Exemplar dir (default: the six shipped).")] = SYNTH.exemplars,
+    exemplars_in_context: Annotated[int, typer.Option(
+        help="Exemplars sampled into each attempt's prompt.", callback=NON_NEGATIVE)] = SYNTH.exemplars_in_context,
+    exemplar_sampling: Annotated[str, typer.Option(
+        help="patterns (one per search pattern first) | random | fixed")] = SYNTH.exemplar_sampling,
+    target: Annotated[Optional[int], typer.Option(
+        help="Stop once this many trajectories are kept.", callback=NON_NEGATIVE)] = SYNTH.target,
+    samples_per_item: Annotated[int, typer.Option(help="Attempts per question (K).")] = SYNTH.samples_per_item,
+    max_turns: Annotated[int, typer.Option(help="Assistant turns per attempt.")] = SYNTH.max_turns,
+    max_images: Annotated[int, typer.Option(help="Images per attempt (first view + crops).")] = SYNTH.max_images,
+    context_tokens: Annotated[int, typer.Option(
+        help="Estimated request budget in tokens.")] = SYNTH.context_tokens,
+    max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = SYNTH.max_tokens,
+    temperature: TemperatureOption = SYNTH.temperature,
+    concurrency: ConcurrencyOption = SYNTH.concurrency,
+    judge: JudgeChoice,
+    seed: RunSeedOption = SYNTH.seed,
+    limit: LimitOption = SYNTH.limit,
     shard: Annotated[str, typer.Option(help="i/N: take every N-th item starting at i.")] = "0/1",
-    max_cost: MaxCostOption = None,
-    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more teacher requests.", callback=NON_NEGATIVE)] = None,
-    max_per_item: MaxPerItemOption = None,
-    mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
-    thinking_budget: Annotated[Optional[int], typer.Option(help="Gemini thinking budget in tokens.")] = None,
-    image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media, "
-                                                      "for a server sharing the filesystem)")] = "inline",
-    error_rate: Annotated[float, typer.Option(help="Scripted teacher: share of wrong answers.", callback=SHARE)] = 0.15,
+    max_per_item: MaxPerItemOption = SYNTH.max_per_item,
+    mix: MixOption = None,
+    image_transport: ImageTransportOption = SYNTH.image_transport,
+    error_rate: Annotated[float, typer.Option(
+        help="Scripted teacher: share of wrong answers.", callback=SHARE)] = SYNTH.error_rate,
 ) -> None:
     """Synthesise cold-start trajectories with a teacher VLM and keep the correct ones.
 
@@ -320,61 +436,53 @@ def synth_coldstart_cmd(
     Exits 0 when every attempt finished; 1 when attempts failed (the line says how many and why) or the
     run stopped early; rerunning the same command retries and continues, replaying paid turns for free.
     """
-    from minio3_data.teacher_options import TeacherOptions
-    from pipelines.synth_coldstart import SynthConfig, synth_coldstart
+    from pipelines.synth_coldstart import synth_coldstart
 
-    client = TeacherOptions(
-        model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
-        max_retries=max_retries, backoff_max=backoff_max, thinking_budget=thinking_budget, price_input=price_input,
-        price_output=price_output, max_cost=max_cost, max_requests=max_requests, stop_at=stop_at,
-    )  # fmt: skip
     summary = synth_coldstart(
         SynthConfig(
             dataset=dataset, out=out, split=split, teacher=teacher, protocol=get_profile(protocol), client=client,
-            model_family=get_family(model_family),
-            exemplars=exemplars,
-            exemplars_in_context=exemplars_in_context, exemplar_sampling=exemplar_sampling,
-            target=target, samples_per_item=samples_per_item, max_turns=max_turns, max_images=max_images,
-            context_tokens=context_tokens, max_tokens=max_tokens, temperature=temperature,
-            concurrency=concurrency, judge=judge, judge_base_urls=judge_base_url or [],
-            judge_api_key_env=judge_api_key_env, seed=seed, limit=limit, shard=_parse_shard(shard),
+            model_family=get_family(model_family), exemplars=exemplars, exemplars_in_context=exemplars_in_context,
+            exemplar_sampling=exemplar_sampling, target=target, samples_per_item=samples_per_item,
+            max_turns=max_turns, max_images=max_images, context_tokens=context_tokens, max_tokens=max_tokens,
+            temperature=temperature, concurrency=concurrency, seed=seed, limit=limit, shard=_parse_shard(shard),
             max_per_item=max_per_item, mix=_parse_mix(mix), image_transport=image_transport, error_rate=error_rate,
+            **judge,
         )
     )
-    _run_started(summary)
+    _run_started(summary.sampling)
     typer.echo(
-        f"{summary.run_dir}: kept {summary.kept} of {summary.attempts} attempts "
-        f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.cache_hits} turns replayed); "
-        "trajectories.parquet, stats.json, stats.png"
+        f"{summary.sampling.run_dir}: kept {summary.kept} of {summary.attempts} attempts "
+        f"(acceptance {summary.acceptance:.0%}, ${summary.cost_usd:.2f}, {summary.sampling.cache_hits} turns "
+        "replayed); trajectories.parquet, stats.json, stats.png"
     )
-    _run_ended(summary)
+    _run_ended(summary.sampling)
 
 
-def _run_started(summary: Any) -> None:
+def _run_started(outcome: SamplingOutcome) -> None:
     """What a sampling run (synth-coldstart, eval) found in its run dir and dataset: damaged log lines, skipped
     rows."""
-    for line in summary.damaged:
+    for line in outcome.damaged:
         typer.echo(f"resume: {line}")
-    excluded = summary.exclusion_line()
+    excluded = outcome.exclusion_line()
     if excluded:
         typer.secho(excluded, err=True, fg=typer.colors.YELLOW)
 
 
-def _run_ended(summary: Any) -> None:
-    """A sampling run's last lines and exit code: 1 when attempts failed or a bug stopped it, 1 or 130 when it
-    stopped early (rerunning continues), 0 when every attempt finished."""
-    failures = summary.failure_line()
-    if failures and not summary.stopped:  # a stopped run names its one reason below
+def _run_ended(outcome: SamplingOutcome, incomplete: int = 1) -> None:
+    """A sampling run's last lines and exit code: 1 when a bug stopped it, `incomplete` when attempts failed or
+    it stopped early (130 when interrupted; rerunning continues), 0 when every attempt finished."""
+    failures = outcome.failure_line()
+    if failures and not outcome.stopped:  # a stopped run names its one reason below
         typer.secho(failures, err=True, fg=typer.colors.RED)
-    if summary.crashed:
-        typer.secho(f"error: {summary.crashed}; this is a bug in minio3, please report it", err=True,
+    if outcome.crashed:
+        typer.secho(f"error: {outcome.crashed}; this is a bug in minio3, please report it", err=True,
                     fg=typer.colors.RED)
         raise typer.Exit(1)
-    if summary.stopped and not summary.stopped.startswith("target"):
-        typer.echo(f"stopped: {summary.stopped}; rerun the same command to continue")
-        raise typer.Exit(130 if summary.stopped == "interrupted" else 1)
+    if outcome.stopped and not outcome.stopped.startswith("target"):
+        typer.echo(f"stopped: {outcome.stopped}; rerun the same command to continue")
+        raise typer.Exit(130 if outcome.stopped == "interrupted" else incomplete)
     if failures:
-        raise typer.Exit(1)
+        raise typer.Exit(incomplete)
 
 
 @app.command("merge-runs")
@@ -384,8 +492,8 @@ def merge_runs_cmd(
     out: Annotated[Path, typer.Option(help="Merged run dir to create.")],
     target: Annotated[Optional[int], typer.Option(help="Keep at most this many trajectories.", callback=NON_NEGATIVE)] = None,
     max_per_item: MaxPerItemOption = None,
-    mix: Annotated[Optional[str], typer.Option(help="Target pattern mix, e.g. backtrack=0.3,depth_first=0.4.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    mix: MixOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Merge the run dirs of one synthesis (shards, machines) into one run dir, curated again.
 
@@ -408,39 +516,39 @@ def merge_runs_cmd(
 
 @app.command("eval")
 @user_errors
+@with_groups(client=TEACHER_OPTIONS, judge=JUDGE_OPTIONS)
 def eval_cmd(
     dataset: Annotated[Path, typer.Option(help="Dataset dir (build-visualprobe: VisualProbe, V*, HR-Bench, ...).")],
     out: Annotated[Path, typer.Option(help="Run dir; rerun with the same --out to resume, or to rescore at other "
                                            "budgets with the same largest one.")],
-    teacher: Annotated[str, typer.Option(help="The policy's API: openai (vLLM, SGLang, ...) | gemini | scripted "
-                                              "(offline, ground-truth guided)")] = "scripted",
-    model: Annotated[Optional[str], typer.Option(help="Model name the server serves.")] = None,
-    base_url: BaseUrlOption = None,
-    api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the API key (NONE: no key).")] = None,
-    split: Annotated[str, typer.Option(help="Dataset split to evaluate.")] = "test",
-    k: Annotated[int, typer.Option("--k", help="Samples per question: Avg@k.")] = 32,
+    teacher: TeacherKindOption = SYNTH.teacher,
+    *,
+    client: TeacherOptions,
+    split: SplitOption = EVAL.split,
+    k: Annotated[int, typer.Option("--k", help="Samples per question: Avg@k.")] = EVAL.k,
     max_turns: Annotated[str, typer.Option(help="Turn budgets, comma-separated; one sampling pass at the largest "
-                                                "scores them all.")] = "4,8,12,16,24,32",
-    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL (open-ended answers)")] = "rule",
-    judge_base_url: JudgeUrlOption = None,
-    judge_api_key_env: JudgeKeyOption = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (the paper: 1.0).", callback=NON_NEGATIVE)] = 1.0,
-    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
-    model_family: ModelFamilyOption = DEFAULT_FAMILY,
-    max_tokens: Annotated[int, typer.Option(help="Max tokens per assistant turn.")] = 2048,
-    context_tokens: Annotated[int, typer.Option(help="Context budget in tokens (the server's max model len).")] = 32768,
-    concurrency: Annotated[int, typer.Option(help="Trajectories in flight.")] = 64,
-    rpm: RpmOption = TEACHER.rpm,
-    tpm: TpmOption = TEACHER.tpm,
-    timeout: TimeoutOption = TEACHER.timeout,
-    stop_at: StopAtOption = TEACHER.stop_at,
-    max_retries: MaxRetriesOption = TEACHER.max_retries,
-    backoff_max: BackoffMaxOption = TEACHER.backoff_max,
-    max_cost: MaxCostOption = None,
-    max_requests: Annotated[Optional[int], typer.Option(help="Stop before more requests.", callback=NON_NEGATIVE)] = None,
-    image_transport: Annotated[str, typer.Option(help="inline (base64) | file (file:// URLs under OUT/media)")] = "inline",
-    seed: Annotated[int, typer.Option(help="Run seed (attempt seeds, bootstrap).")] = 0,
-    limit: Annotated[Optional[int], typer.Option(help="Use only the first N rows.", callback=NON_NEGATIVE)] = None,
+                                                "scores them all.")] = ",".join(map(str, EVAL.budgets)),
+    judge: JudgeChoice,
+    judge_rule: Annotated[str, typer.Option(
+        help="ours | peer: score with our judge, or with the protocol's release rules and prompt (asking "
+             "--judge's model), to match the peer's paper; docs/conventions.md")] = SYNTH.judge_rule,
+    temperature: TemperatureOption = SYNTH.temperature,
+    protocol: ProtocolOption = SYNTH.protocol.name,
+    model_family: ModelFamilyOption = SYNTH.model_family.name,
+    max_tokens: Annotated[Optional[int], typer.Option(
+        help="Max new tokens per assistant turn (default: the protocol's release value, 8192).")] = None,
+    context_tokens: Annotated[Optional[int], typer.Option(
+        help="Context budget in tokens, the server's max model len (default: the protocol's, 32768).")] = None,
+    context_reserve: Annotated[Optional[int], typer.Option(
+        help="Room a turn needs left in the context, else the trajectory is over-turn (default: the "
+             "protocol's, 2000); a turn's max tokens are cut to the room left.")] = None,
+    ablate: Annotated[Optional[str], typer.Option(
+        help="crop-black: show every observation black at its displayed size (does the model use what it "
+             "sees? compare with the plain eval)")] = SYNTH.ablate,
+    concurrency: ConcurrencyOption = 64,
+    image_transport: ImageTransportOption = SYNTH.image_transport,
+    seed: RunSeedOption = SYNTH.seed,
+    limit: LimitOption = SYNTH.limit,
 ) -> None:
     """Avg@k at growing turn budgets: k samples per question at the largest budget score every budget.
 
@@ -450,27 +558,28 @@ def eval_cmd(
     provider's API, never the policy's server)
 
     Writes results.md (the table), results.json, accuracy.png, scores.parquet and trajectories.parquet;
-    docs/eval.md reproduces the paper's table. Exits 1 when attempts failed; rerunning retries them.
+    docs/eval.md reproduces the paper's table. Rerun with a larger largest budget to extend the pass. Exits 0
+    when complete, 3 when incomplete (samples failed, never ran or are unjudged: the report says so in its
+    first line; rerunning plays the missing ones), 2 on bad input, 1 on a bug, 130 when interrupted.
     """
-    from minio3_data.teacher_options import TeacherOptions
-    from pipelines.eval import eval_config, evaluate, parse_budgets
+    from pipelines.eval import INCOMPLETE_EXIT, evaluate, parse_budgets
 
-    client = TeacherOptions(
-        model=model, base_urls=base_url or [], api_key_env=api_key_env, timeout=timeout, rpm=rpm, tpm=tpm,
-        max_retries=max_retries, backoff_max=backoff_max, max_cost=max_cost, max_requests=max_requests,
-        stop_at=stop_at,
-    )  # fmt: skip
     summary = evaluate(eval_config(
         dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher,
-        protocol=get_profile(protocol), model_family=get_family(model_family),
-        client=client, judge=judge, judge_base_urls=judge_base_url or [], judge_api_key_env=judge_api_key_env,
-        temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens, concurrency=concurrency,
-        image_transport=image_transport, seed=seed, limit=limit,
+        protocol=get_profile(protocol), model_family=get_family(model_family), client=client,
+        temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens,
+        context_reserve=context_reserve, ablate=ablate, concurrency=concurrency, image_transport=image_transport,
+        seed=seed, limit=limit, judge_rule=judge_rule, **judge,
     ))  # fmt: skip
-    _run_started(summary)
+    banner = summary.banner()
+    if banner:
+        typer.secho(banner, err=True, fg=typer.colors.RED)
+    _run_started(summary.sampling)
     for line in summary.lines():
         typer.echo(line)
-    _run_ended(summary)
+    _run_ended(summary.sampling, incomplete=INCOMPLETE_EXIT)
+    if banner:
+        raise typer.Exit(INCOMPLETE_EXIT)
 
 
 # --- compare --------------------------------------------------------------------------------------------
@@ -487,7 +596,7 @@ def compare_cmd(
     bootstrap: Annotated[Optional[int], typer.Option(
         help="Resamples of the shared questions per paired interval (default 2000, as eval's).", callback=POSITIVE)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the resampling: same seed, same intervals.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Compare evals of the same questions: Avg@k per budget, difficulty and data source, and each eval's
     difference from the first with a 95% paired bootstrap interval; a turn-scaling plot of them all.
@@ -519,14 +628,14 @@ def export_llamafactory_cmd(
     cutoff_len: Annotated[int, typer.Option(help="LLaMA-Factory cutoff_len; longer rows are excluded.")] = 32768,
     image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = 2_000_000,
     image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = 40_000,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all CPUs).", callback=POSITIVE)] = None,
+    workers: WorkersOption = None,
     protocol: Annotated[
         Optional[str], typer.Option(help=f"{PROTOCOL_HELP}. Default: the run's own; --official rows are released")
     ] = None,
     model_family: Annotated[
         Optional[str], typer.Option(help=f"{FAMILY_HELP}. Default: the run's own; qwen2.5-vl for --official")
     ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write trajectories as LLaMA-Factory ShareGPT data, validated so that no row is dropped or cut.
 
@@ -588,6 +697,7 @@ def train_sft_cmd(
 
 @app.command("train-rl")
 @user_errors
+@with_groups(judge=JUDGE_OPTIONS)
 def train_rl_cmd(
     dataset: Annotated[Path, typer.Option(help="Dataset dir from build-visualprobe (train.parquet, test.parquet).")],
     model: Annotated[Path, typer.Option(help="Local model dir to start from (e.g. the SFT checkpoint).")],
@@ -596,8 +706,9 @@ def train_rl_cmd(
         help="Nodes (more than 1: start a Ray cluster first, see docs/rl.md). Default: the preset's, else 1."
     )] = None,
     gpus_per_node: Annotated[Optional[int], typer.Option(help="GPUs per node. Default: the preset's, else 8.")] = None,
-    max_turns: Annotated[int, typer.Option(help="Assistant turns per training trajectory.")] = 6,
-    val_max_turns: Annotated[int, typer.Option(help="Assistant turns per validation trajectory.")] = 12,
+    max_turns: Annotated[int, typer.Option(help="Assistant turns per training trajectory.")] = RL.max_turns,
+    val_max_turns: Annotated[int, typer.Option(
+        help="Assistant turns per validation trajectory.")] = RL.val_max_turns,
     rollout_n: Annotated[Optional[int], typer.Option(
         help="Trajectories per question (the GRPO group, G). Default: the preset's, else 16."
     )] = None,
@@ -606,14 +717,13 @@ def train_rl_cmd(
     )] = None,
     on_collapse: Annotated[str, typer.Option(
         help="When the policy stops zooming (tool-use collapse alarm, docs/rl.md): warn | stop (checkpoint, exit non-zero)."
-    )] = "warn",
-    judge: Annotated[str, typer.Option(help="rule | openai:MODEL | gemini:MODEL")] = "rule",
-    judge_base_url: Annotated[Optional[list[str]], typer.Option(help="LLM judge endpoint; repeat to share load.")] = None,
-    judge_api_key_env: Annotated[Optional[str], typer.Option(help="Env var with the LLM judge's API key.")] = None,
+    )] = RL.on_collapse,
+    *,
+    judge: JudgeChoice,
     loss_agg: Annotated[str, typer.Option(
         help="paper (1/ΣM over completed trajectories) | released (1/G) | token-mean (verl's); see docs/rl.md"
-    )] = "paper",
-    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = DEFAULT_PROFILE,
+    )] = RL.loss_agg,
+    protocol: ProtocolOption = RL.protocol.name,
     dry_run: Annotated[bool, typer.Option(help="Write and check everything with verl (no GPU), run nothing.")] = False,
     extra: Annotated[Optional[list[str]], typer.Argument(help="verl (Hydra) overrides after --, as key=value.")] = None,
 ) -> None:
@@ -628,7 +738,7 @@ def train_rl_cmd(
     import time
 
     started = time.monotonic()  # the dry run's time includes importing verl, as a user waits for it
-    from train.rl.launch import RlLaunch, RlOptions, train_rl
+    from train.rl.launch import RlLaunch, train_rl
 
     def ready(launch: RlLaunch) -> None:
         typer.echo(f"data: {launch.rows['train']} train / {launch.rows['val']} validation questions in {launch.out}/data")
@@ -643,9 +753,8 @@ def train_rl_cmd(
 
     options = RlOptions(
         dataset=dataset, model=model, out=out, nnodes=nnodes, gpus_per_node=gpus_per_node, max_turns=max_turns,
-        val_max_turns=val_max_turns, rollout_n=rollout_n, judge=judge, judge_base_urls=judge_base_url or [],
-        judge_api_key_env=judge_api_key_env, loss_agg=loss_agg, protocol=get_profile(protocol), preset=preset,
-        on_collapse=on_collapse, overrides=extra or [],
+        val_max_turns=val_max_turns, rollout_n=rollout_n, loss_agg=loss_agg, protocol=get_profile(protocol),
+        preset=preset, on_collapse=on_collapse, overrides=extra or [], **judge,
     )  # fmt: skip
     _, code = train_rl(options, dry_run=dry_run, on_ready=ready)
     if code is not None:
@@ -667,8 +776,8 @@ def view_cmd(
         "id, item, status, verdict, pattern, difficulty, source, turns, teacher, kept, cost; datasets id, "
         "split, difficulty, source, kind, glance; exports id, turns, zooms, images."
     )] = None,
-    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: CPU count, at most 8).", callback=POSITIVE)] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out.")] = False,
+    workers: WorkersOption = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Write a static site (no server, no network) to look at every trajectory, dataset item or exported row:
     zoom boxes numbered by turn on the original, each observation as the model saw it, verdicts and costs.
@@ -692,7 +801,7 @@ def quickstart_cmd(
     test: Annotated[int, typer.Option(help="Synthetic test questions.")] = 6,
     samples_per_item: Annotated[int, typer.Option(help="Attempts per question.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for scenes and synthesis.")] = 0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run the whole pipeline offline on the embedded default: synthetic scenes, scripted teacher, export.
 
@@ -703,7 +812,7 @@ def quickstart_cmd(
     s = quickstart(out, train=train, test=test, samples_per_item=samples_per_item, seed=seed, overwrite=overwrite)
     typer.echo(f"dataset   {s.dataset.out}: {s.dataset.counts} (manifest.json has the difficulty rule)")
     typer.echo(
-        f"synthesis {s.run.run_dir}: kept {s.run.kept} of {s.run.attempts} attempts "
+        f"synthesis {s.run.sampling.run_dir}: kept {s.run.kept} of {s.run.attempts} attempts "
         f"(acceptance {s.run.acceptance:.0%}); trajectories.parquet, stats.json, stats.png"
     )
     typer.echo(

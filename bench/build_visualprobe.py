@@ -7,6 +7,7 @@ add on top.
 
     .venv/bin/python bench/build_visualprobe.py                          # 16 items, 2048:8192, all cores
     .venv/bin/python bench/build_visualprobe.py --items 40 --long-side 2048:3072 --workers 2
+    .venv/bin/python bench/build_visualprobe.py --smoke                  # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from minio3_data.images import encode_jpeg, open_image
 from pipelines.build_visualprobe import build_visualprobe
 from pipelines.build_visualprobe.synthetic_source import JPEG_QUALITY
+from smoke import parse_args
 
 
 def _timed_build(out: Path, items: int, workers: int, long_side: tuple[int, int]) -> float:
@@ -51,7 +53,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=16)
     ap.add_argument("--long-side", default="2048:8192")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    args = ap.parse_args()
+    args = parse_args(ap, items=2, long_side="512:768", workers=2)
     lo, hi = (int(v) for v in args.long_side.split(":"))
     with tempfile.TemporaryDirectory() as tmp:
         one, many = Path(tmp) / "one", Path(tmp) / "many"

@@ -10,6 +10,7 @@ Requests are what the server answered (loopback) or the teacher was asked (scrip
 whole `evaluate` call. Goal: >= 4x fewer requests and less time than the baseline, and the same table.
 
     python bench/eval.py [--questions 24] [--k 8] [--concurrency 64]
+    python bench/eval.py --smoke        # tiny sizes in a temp dir: proves the bench runs (CI)
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from loopback_teacher import LoopbackTeacher, Plan, planned  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+from smoke import parse_args, work_dir  # noqa: E402
 
 from minio3_data.records import ProbeItem, write_items  # noqa: E402
 from minio3_data.teacher_options import TeacherOptions  # noqa: E402
 from pipelines.eval import eval_config, evaluate  # noqa: E402
 
-WORK = Path("/tmp/minio3-bench-eval")
+WORK = Path("/tmp/minio3-bench-eval")  # kept after a run for a look at its evals
 BUDGETS = [4, 8, 12, 16, 24, 32]
 
 
@@ -106,13 +108,13 @@ def one(
         return table(summary), srv.count, time.perf_counter() - start
 
 
-def compare(data: Path, args: argparse.Namespace, teacher: str) -> None:
+def compare(work: Path, args: argparse.Namespace, teacher: str) -> None:
     per_budget, base_requests, base_seconds = [], 0, 0.0
     for b in BUDGETS:
-        rows, n, s = one(data, WORK / f"{teacher}-b{b}", [b], args, teacher)
+        rows, n, s = one(work / "data", work / f"{teacher}-b{b}", [b], args, teacher)
         per_budget.append(rows)
         base_requests, base_seconds = base_requests + n, base_seconds + s
-    single, requests, seconds = one(data, WORK / f"{teacher}-single", BUDGETS, args, teacher)
+    single, requests, seconds = one(work / "data", work / f"{teacher}-single", BUDGETS, args, teacher)
     merged = [
         (name, [r for rows in per_budget for g, rs in rows if g == name for r in rs]) for name, _ in single
     ]
@@ -134,15 +136,17 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=24)
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=64)
-    args = parser.parse_args()
-    shutil.rmtree(WORK, ignore_errors=True)
-    data = dataset(WORK / "data", args.questions)
-    print(
-        f"budgets {','.join(map(str, BUDGETS))}; {args.questions} questions x k={args.k}; "
-        f"concurrency {args.concurrency}; zero-latency loopback policy (OpenAI API, images inline) and scripted"
-    )
-    for teacher in ("loopback", "scripted"):
-        compare(data, args, teacher)
+    parser.add_argument("--workdir", type=Path, help=f"dataset and evals (default {WORK}; with --smoke a temp dir)")
+    args = parse_args(parser, questions=3, k=2, concurrency=4)
+    with work_dir(args, WORK) as work:
+        shutil.rmtree(work / "data", ignore_errors=True)  # each eval dir is replaced by one()
+        dataset(work / "data", args.questions)
+        print(
+            f"budgets {','.join(map(str, BUDGETS))}; {args.questions} questions x k={args.k}; "
+            f"concurrency {args.concurrency}; zero-latency loopback policy (OpenAI API, images inline) and scripted"
+        )
+        for teacher in ("loopback", "scripted"):
+            compare(work, args, teacher)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Timed, each in a fresh process with the same worker count:
 
     .venv/bin/python bench/export.py                         # 2,000 trajectories on 1,000 originals
     .venv/bin/python bench/export.py --trajectories 500 --workers 4
+    .venv/bin/python bench/export.py --smoke                 # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from export_fixtures import record, released_row, write_released  # noqa: E402
 from peak_rss import peak_mb  # noqa: E402 (bench/peak_rss.py)
+from smoke import parse_args  # noqa: E402 (bench/smoke.py)
 from zoom import photo_like  # noqa: E402 (bench/zoom.py)
 
 from minio3_data.records import Trajectory, write_trajectories  # noqa: E402
@@ -125,7 +127,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--workdir", type=Path, help="keep inputs here (default: a temp dir, removed)")
     p.add_argument("--step", choices=("setup", *METHODS), help=argparse.SUPPRESS)  # internal: one child step
-    a = p.parse_args()
+    a = parse_args(p, trajectories=8, originals=4, size="640x480")
     if a.step == "setup":
         w, h = (int(v) for v in a.size.split("x"))
         setup(a.workdir, a.trajectories, a.originals, (w, h), a.workers)

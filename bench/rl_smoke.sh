@@ -5,6 +5,7 @@
 #
 #   bench/rl_smoke.sh MODEL_DIR [OUT_DIR]          e.g. bench/rl_smoke.sh models/qwen2.5-vl-3b runs/rl_smoke
 #   DRY_RUN=1 bench/rl_smoke.sh MODEL_DIR          write and check the run dir with verl, run nothing (CPU)
+#   bench/rl_smoke.sh --smoke                      that dry run on a tiny offline model in a temp dir (CI, CPU)
 #
 # MODEL_DIR: a local Qwen2.5-VL-style model dir (config, tokenizer, processor, weights): your SFT checkpoint,
 # or a small one such as Qwen2.5-VL-3B-Instruct (nothing is downloaded).
@@ -13,12 +14,19 @@
 # and minio3's (minio3/overturn/rate and its reasons, minio3/turns, minio3/acc per data source; docs/rl.md,
 # "Metrics"); exit code 0.
 set -euo pipefail
+if [ "${1:-}" = --smoke ]; then
+  SMOKE=$(mktemp -d)
+  trap 'rm -rf "$SMOKE"' EXIT
+  python "$(dirname "$0")/../tests/tiny_qwen25vl.py" "$SMOKE/model"
+  set -- "$SMOKE/model" "$SMOKE/run"
+  DRY_RUN=1
+fi
 MODEL=${1:?usage: bench/rl_smoke.sh MODEL_DIR [OUT_DIR]}
 OUT=${2:-runs/rl_smoke}
 DATASET=${DATASET:-$OUT.dataset}
 [ -d "$DATASET" ] || minio3 build-visualprobe --source synthetic --out "$DATASET" --train 16 --test 4 \
   --long-side 1024:2048 --workers 2
-exec minio3 train-rl --dataset "$DATASET" --model "$MODEL" --out "$OUT" --gpus-per-node 1 --rollout-n 4 \
+minio3 train-rl --dataset "$DATASET" --model "$MODEL" --out "$OUT" --gpus-per-node 1 --rollout-n 4 \
   ${DRY_RUN:+--dry-run} -- \
   data.train_batch_size=4 data.val_max_samples=4 data.max_prompt_length=4096 data.max_response_length=8192 \
   actor_rollout_ref.actor.ppo_mini_batch_size=2 \

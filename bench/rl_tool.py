@@ -15,6 +15,7 @@ offline tokenizer of the tests (no model is downloaded); the released protocol's
 
     .venv/bin/python bench/rl_tool.py                  # 3840x2160 and 7680x4320 generated photo-like scenes
     .venv/bin/python bench/rl_tool.py --trajectories 32
+    .venv/bin/python bench/rl_tool.py --smoke          # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 
 from PIL import Image  # noqa: E402
 from rl_stand_ins import ImageOnlyQwen25VLProcessor  # noqa: E402 (tests/rl_stand_ins.py: no video processor on CPU)
+from smoke import parse_args  # noqa: E402 (bench/smoke.py)
 from tiny_qwen25vl import build_tokenizer  # noqa: E402
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil  # noqa: E402
 from verl.experimental.agent_loop.tool_parser import ToolParser  # noqa: E402
@@ -42,19 +44,16 @@ from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token
 from zoom import TRAJECTORY, photo_like  # noqa: E402 (bench/zoom.py)
 
 from minio3_data.images import OriginalCache, open_image  # noqa: E402
-from minio3_data.profiles import get_profile  # noqa: E402
+from minio3_data.profiles import DEFAULT as PROFILE  # noqa: E402
 from minio3_data.protocol import render_turn  # noqa: E402
 from minio3_data.render import conversation  # noqa: E402
-from minio3_data.zoom import CROP_RESAMPLE  # noqa: E402
 from train.rl.actions import from_arguments  # noqa: E402
 from train.rl.chat_template import CHAT_TEMPLATE  # noqa: E402
 from train.rl.parser import parser_name  # noqa: E402
 from train.rl.token_counting import counting_processor  # noqa: E402
 from train.rl.zoom_session import ZoomSession  # noqa: E402
 
-PROTOCOL = "released"
 QWEN25_VL_7B_PIXELS = {"min_pixels": 3136, "max_pixels": 12845056}
-SIZES = {"4K": (3840, 2160), "8K": (7680, 4320)}
 
 
 class Rollout:
@@ -65,19 +64,18 @@ class Rollout:
         tokenizer.chat_template = CHAT_TEMPLATE
         self.tokenizer = tokenizer
         self.processor = ImageOnlyQwen25VLProcessor(Qwen2VLImageProcessorPil(**QWEN25_VL_7B_PIXELS), tokenizer, CHAT_TEMPLATE)
-        self.parser = ToolParser.get_tool_parser(parser_name(PROTOCOL), tokenizer)
+        self.parser = ToolParser.get_tool_parser(parser_name(PROFILE), tokenizer)
         self.ours = create_continuous_token_builder(tokenizer, hf_model_type="qwen2_5_vl", processor=self.processor)
         self.ours.processor = counting_processor(self.processor)  # as ZoomAgentLoop installs it
         self.stock = create_continuous_token_builder(tokenizer, hf_model_type="qwen2_5_vl", processor=self.processor)
         self.loop = asyncio.new_event_loop()
-        profile = get_profile(PROTOCOL)
-        chat = conversation("What colour is the small sign on the far building?", ["red", "blue"], [], protocol=profile)
+        chat = conversation("What colour is the small sign on the far building?", ["red", "blue"], [], protocol=PROFILE)
         self.prompt = [{"role": "system", "content": chat[0].text},
                        {"role": "user", "content": [{"type": "image", "image": "x"}, {"type": "text", "text": "\nQ"}]}]  # fmt: skip
         self.turns = [self.tokenizer.encode(render_turn("The sign is too small; zoom in.", z), add_special_tokens=False)
                       for z in TRAJECTORY]  # fmt: skip
 
-    def parse(self, t: int) -> Any:
+    def parse(self, t: int) -> str:
         _, calls = self.loop.run_until_complete(self.parser.extract_tool_calls(self.turns[t]))
         return from_arguments(json.loads(calls[0].arguments))
 
@@ -92,9 +90,7 @@ def naive_crop(path: Path, session: ZoomSession, t: int) -> Image.Image:
     """The same crop from a fresh decode of the file (the box ZoomEnv composed, the release's crop rule)."""
     obs = session.env.observations[-1]
     assert obs.index == t + 1
-    original = open_image(path)
-    shown = original.crop(obs.box)
-    return shown if shown.size == obs.size else shown.resize(obs.size, CROP_RESAMPLE[PROTOCOL])
+    return PROFILE.display.show_crop(open_image(path), obs.box)
 
 
 def pixel_pass_ms(rollout: Rollout, session: ZoomSession) -> float:
@@ -112,13 +108,13 @@ def call_times(rollout: Rollout, path: Path, trajectories: int, cache: OriginalC
     out: dict[str, list[float]] = {k: [] for k in ("ours", "parse", "crop", "render", "naive", "naive+stock", "pixels")}
     clock = time.perf_counter
     for _ in range(trajectories):
-        session = ZoomSession(path, PROTOCOL, cache=cache)
+        session = ZoomSession(path, PROFILE, cache=cache)
         session.first_view()  # at the trajectory's start (the prompt), not in a zoom call
         for t in range(len(TRAJECTORY)):
             t0 = clock()
-            action = rollout.parse(t)
+            turn = rollout.parse(t)
             t1 = clock()
-            step = session.step(t, action)
+            step = session.step(t, turn)
             t2 = clock()
             ids = rollout.render(rollout.ours, step.image, step.text)
             t3 = clock()
@@ -147,14 +143,16 @@ def p(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trajectories", type=int, default=16, help="trajectories per image (a GRPO group)")
-    args = parser.parse_args()
+    parser.add_argument("--sizes", nargs="+", default=["3840x2160", "7680x4320"], help="generated scenes, WxH")
+    args = parse_args(parser, trajectories=2, sizes=["640x360"])
     warnings.filterwarnings("ignore")
     rollout = Rollout()
-    print(f"{len(TRAJECTORY)} zoom calls x {args.trajectories} trajectories per image, protocol {PROTOCOL}")
+    print(f"{len(TRAJECTORY)} zoom calls x {args.trajectories} trajectories per image, protocol {PROFILE.name}")
     print(f"{'':14}{'':26}{'p50 ms':>8}{'p99 ms':>8}{'p50 / ours':>12}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (w, h) in SIZES.items():
-            path = Path(tmp) / f"scene_{name}.jpg"
+        for size in args.sizes:
+            w, h = (int(v) for v in size.split("x"))
+            path = Path(tmp) / f"scene_{size}.jpg"
             photo_like(w, h).save(path, quality=90)
             cache = OriginalCache()
             t = time.perf_counter()
@@ -169,7 +167,7 @@ def main() -> None:
                 ("naive: decode per call", times["naive"]), ("naive + stock render", times["naive+stock"]),
             ]  # fmt: skip
             for k, (label, values) in enumerate(rows):
-                head = f"{name} {w}x{h}" if k == 0 else ""
+                head = size if k == 0 else ""
                 ratio = f"{statistics.median(values) / ours:11.1f}x" if label.startswith("naive") else ""
                 print(f"{head:<14}{label:<26}{statistics.median(values):8.1f}{p(values, 99):8.1f}{ratio}")
             print(f"{'':14}once per process and image: the original's decode, {decode_ms:.0f} ms")

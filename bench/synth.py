@@ -20,6 +20,7 @@ Each figure is the median of --repeat runs (2 cores are noisy).
 Goals: 256 concurrent trajectories within 2 GB RSS; orchestration <= 25 % of zoom + encode.
 
     python bench/synth.py [--items 32] [--samples 16] [--concurrency 8 64 256] [--repeat 3]
+    python bench/synth.py --smoke        # tiny sizes in a temp dir: proves the bench runs (CI)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,14 +45,16 @@ tune_malloc()  # before the heavy imports, as the minio3 CLI does
 
 from loopback_teacher import LoopbackTeacher  # noqa: E402
 from peak_rss import own_peak_mb  # noqa: E402
+from smoke import parse_args, work_dir  # noqa: E402
 
 from minio3_data.images import OriginalCache  # noqa: E402
 from minio3_data.records import Trajectory, read_items, read_trajectories  # noqa: E402
+from minio3_data.teacher_options import TeacherOptions  # noqa: E402
 from minio3_data.zoom import ZoomEnv  # noqa: E402
 from pipelines.build_visualprobe import build_visualprobe  # noqa: E402
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart  # noqa: E402
 
-WORK = Path("/tmp/minio3-bench-synth")
+WORK = Path("/tmp/minio3-bench-synth")  # kept between full runs (the dataset is built once)
 # the OpenAI teacher with images inline (base64) and as file:// URLs, and the scripted one (our loop alone)
 TEACHERS = ("openai", "openai-file", "scripted")
 PIXEL_THREADS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor, which runs the run's pixel work
@@ -59,13 +63,13 @@ PIXEL_THREADS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor
 def child(args: argparse.Namespace) -> None:
     """Run one synthesis, then its baseline, in this process; print the measurements as JSON."""
     concurrency = args.concurrency[0]
-    out = WORK / f"run-{args.teacher}-c{concurrency}"
+    out = args.workdir / f"run-{args.teacher}-c{concurrency}"
     teacher, _, transport = args.teacher.partition("-")  # openai | openai-file | scripted
-    api = dict(model="bench", base_urls=[args.base_url], api_key_env="NONE", timeout=120,
-               image_transport=transport or "inline")
-    cfg = SynthConfig(dataset=WORK / "dataset", out=out, teacher=teacher, samples_per_item=args.samples,
+    client = TeacherOptions(model="bench", base_urls=[args.base_url], api_key_env="NONE", timeout=120)
+    cfg = SynthConfig(dataset=args.workdir / "dataset", out=out, teacher=teacher, samples_per_item=args.samples,
                       target=None, concurrency=concurrency, progress=False, error_rate=0.0, limit=args.limit,
-                      **(api if teacher == "openai" else {}))
+                      client=client if teacher == "openai" else TeacherOptions(),
+                      image_transport=transport or "inline")
     t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     summary = synth_coldstart(cfg)
     wall, cpu, loop = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - m0
@@ -107,27 +111,37 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[8, 64, 256])
     ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
+    ap.add_argument("--long-side", default="3840:4096", help="synthetic scene long side range, px")
+    ap.add_argument("--workdir", type=Path, help=f"dataset and runs (default {WORK}; with --smoke a temp dir)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--base-url", help=argparse.SUPPRESS)
     ap.add_argument("--teacher", default="openai", help=argparse.SUPPRESS)
     ap.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = parse_args(ap, items=2, samples=2, concurrency=[2], repeat=1, long_side="1024:1536")
     if args.child:
         return child(args)
-    dataset = WORK / "dataset"
+    with work_dir(args, WORK) as work:
+        args.workdir = work
+        bench(args)
+
+
+def bench(args: argparse.Namespace) -> None:
+    """The whole table: the dataset (built once per size), the fixed costs, then every concurrency and teacher."""
+    dataset = args.workdir / "dataset"
     if not (dataset / "manifest.json").exists() or len(read_items(dataset / "train.parquet")) != args.items:
-        build_visualprobe("synthetic", dataset, train=args.items, test=0, long_side=(3840, 4096), overwrite=True)
+        lo, hi = (int(v) for v in args.long_side.split(":"))
+        build_visualprobe("synthetic", dataset, train=args.items, test=0, long_side=(lo, hi), overwrite=True)
     answers = {it.question: it.answer for it in read_items(dataset / "train.parquet")}
-    print(f"{args.items} items x {args.samples} samples on 4K scenes; zero-latency loopback OpenAI teacher")
+    print(f"{args.items} items x {args.samples} samples, long side {args.long_side}; "
+          "zero-latency loopback OpenAI teacher")
     print(f"{'concurrency':>11} {'teacher':>11} {'turns/s':>8} {'peak RSS':>9} {'client CPU/turn':>16} "
           f"{'zoom+encode/turn':>17} {'total':>6} {'steady':>7} {'loop/turn':>9} {'orchestration':>13} {'vs threads':>9}")
     with LoopbackTeacher(answers=answers, record=False) as srv:
 
         def measure(teacher: str, c: int, samples: int, limit: int | None = None) -> dict:
-            run = WORK / f"run-{teacher}-c{c}"
-            subprocess.run(["rm", "-rf", str(run)], check=True)
+            shutil.rmtree(args.workdir / f"run-{teacher}-c{c}", ignore_errors=True)
             cmd = [sys.executable, __file__, "--child", "--concurrency", str(c), "--samples", str(samples),
-                   "--teacher", teacher, "--base-url", srv.openai_url]
+                   "--teacher", teacher, "--base-url", srv.openai_url, "--workdir", str(args.workdir)]
             res = subprocess.run(cmd + (["--limit", str(limit)] if limit else []), capture_output=True, text=True)
             if res.returncode:
                 sys.exit(f"child failed:\n{res.stderr[-3000:]}")

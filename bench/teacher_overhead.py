@@ -4,6 +4,7 @@ Runs N requests at concurrency C against a zero-latency loopback teacher, each c
 once through the SDK alone and once through `make_teacher(...)`, and prints requests/s and the ratio.
 
     .venv/bin/python bench/teacher_overhead.py --requests 1000 --concurrency 64 --image-kb 200
+    .venv/bin/python bench/teacher_overhead.py --smoke          # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from loopback_teacher import LoopbackTeacher, fast_teacher
+from smoke import parse_args
 
 from minio3_data.teachers import GenerationConfig, ImageRef, Message
 from minio3_data.teachers.gemini import gemini_content
@@ -89,7 +91,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--image-kb", type=int, default=200)
-    args = ap.parse_args()
+    args = parse_args(ap, requests=16, concurrency=4, image_kb=16)
     image = ImageRef(os.urandom(args.image_kb * 1024), "image/jpeg", 1000, 1000)
     messages = [Message("user", [image, "What colour is the car?"])]
     with LoopbackTeacher(record=False) as srv:

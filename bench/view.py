@@ -9,6 +9,7 @@ Peak RSS is reported per step; run it at two sizes to see that it does not grow 
 
     .venv/bin/python bench/view.py                                     # 300 questions x 20 = 6,000 attempts
     .venv/bin/python bench/view.py --items 50 --samples-per-item 4 --workdir /tmp/bench-view
+    .venv/bin/python bench/view.py --smoke                             # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(REPO)]
 
 from peak_rss import peak_mb
+from smoke import parse_args
 
 
 def setup(work: Path, items: int, samples: int, long_side: tuple[int, int], workers: int) -> None:
@@ -71,7 +73,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=min(8, len(os.sched_getaffinity(0))))
     p.add_argument("--workdir", type=Path, help="keep inputs here (default: a temp dir, removed)")
     p.add_argument("--step", help=argparse.SUPPRESS)  # internal: one child step
-    a = p.parse_args()
+    a = parse_args(p, items=3, samples_per_item=2, long_side="512:1024", workers=2)
     if a.step == "setup":
         lo, hi = (int(v) for v in a.long_side.split(":"))
         setup(a.workdir, a.items, a.samples_per_item, (lo, hi), a.workers)

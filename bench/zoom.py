@@ -9,6 +9,7 @@ Both sides produce the same display image and the same JPEG bytes.
     .venv/bin/python bench/zoom.py                      # 7680x4320 generated photo-like scene
     .venv/bin/python bench/zoom.py --image my_8k.jpg    # your own image
     .venv/bin/python bench/zoom.py --protocol minio3    # our display rule (resampled over the box)
+    .venv/bin/python bench/zoom.py --smoke              # tiny sizes: proves the bench runs
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from minio3_data.display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, display_size
 from minio3_data.images import OriginalCache, encode_jpeg
 from minio3_data.protocol import Zoom
-from minio3_data.zoom import CROP_RESAMPLE, Observation, ZoomEnv, crop_box
+from minio3_data.profiles import PROFILES, ProtocolProfile, get_profile
+from minio3_data.zoom import Observation, ZoomEnv, crop_box
+from smoke import parse_args
 
 TRAJECTORY = [
     Zoom((0.05, 0.10, 0.55, 0.60)),  # a large region first
@@ -48,30 +50,23 @@ def photo_like(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8))
 
 
-def naive_trajectory(path: Path, protocol: str) -> list[bytes]:
-    """Open, decode, crop, resize and encode from the file for every zoom (same geometry, no cache): the
-    released tool's crop-then-resize, or a resize over the box for `minio3`."""
+def naive_trajectory(path: Path, protocol: ProtocolProfile) -> list[bytes]:
+    """Open, decode, crop, resize and encode from the file for every zoom (same geometry, no cache), with
+    the profile's display rule (the released tool's crop-then-resize, or a resize over the box)."""
     out = []
     boxes: list[tuple[int, int, int, int]] = []
     for zoom in TRAJECTORY:
         with Image.open(path) as im:
             im = im.convert("RGB")
             source = boxes[zoom.source_index - 1] if zoom.source_index else (0, 0, *im.size)
-            box = crop_box(source, zoom.bbox)
+            box = crop_box(source, zoom.bbox, protocol)
             assert isinstance(box, tuple), box
             boxes.append(box)
-            size = display_size(box[2] - box[0], box[3] - box[1], CROP_MAX_PIXELS, CROP_MIN_PIXELS, protocol)
-            if size == (box[2] - box[0], box[3] - box[1]):
-                shown = im.crop(box)
-            elif protocol == "released":
-                shown = im.crop(box).resize(size, CROP_RESAMPLE[protocol])
-            else:
-                shown = im.resize(size, CROP_RESAMPLE[protocol], box=box)
-            out.append(encode_jpeg(shown))
+            out.append(encode_jpeg(protocol.display.show_crop(im, box)))
     return out
 
 
-def env_trajectory(path: Path, cache: OriginalCache, protocol: str) -> list[bytes]:
+def env_trajectory(path: Path, cache: OriginalCache, protocol: ProtocolProfile) -> list[bytes]:
     env = ZoomEnv(path, cache=cache, protocol=protocol)
     out = []
     for zoom in TRAJECTORY:
@@ -96,26 +91,28 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--image", type=Path, help="a JPEG to zoom into (default: a generated 7680x4320 scene)"
+        "--image", type=Path, help="a JPEG to zoom into (default: a generated scene of --size)"
     )
+    parser.add_argument("--size", default="7680x4320", help="the generated scene, WxH")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--protocol", choices=("released", "minio3"), default="released")
-    args = parser.parse_args()
+    parser.add_argument("--protocol", choices=tuple(PROFILES), default=tuple(PROFILES)[0])
+    args = parse_args(parser, size="960x540", repeats=1)
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.image or Path(tmp) / "scene_8k.jpg"
+        path = args.image or Path(tmp) / "scene.jpg"
         if args.image is None:
-            photo_like(7680, 4320).save(path, quality=90)
+            w, h = (int(v) for v in args.size.split("x"))
+            photo_like(w, h).save(path, quality=90)
         with Image.open(path) as im:
             print(f"image: {path.name} {im.size[0]}x{im.size[1]}, {path.stat().st_size / 1e6:.1f} MB")
         n = len(TRAJECTORY)
-        p = args.protocol
+        p = get_profile(args.protocol)
         naive_s, naive_out = timed(lambda: naive_trajectory(path, p), args.repeats)
         cold_s, cold_out = timed(lambda: env_trajectory(path, OriginalCache(), p), args.repeats)
         warm = OriginalCache()
         env_trajectory(path, warm, p)
         warm_s, warm_out = timed(lambda: env_trajectory(path, warm, p), args.repeats)
         assert naive_out == cold_out == warm_out, "ZoomEnv and the naive baseline disagree"
-        print(f"protocol {p}\n{'':28}{'ms / zoom':>10}{'speed-up':>10}")
+        print(f"protocol {p.name}\n{'':28}{'ms / zoom':>10}{'speed-up':>10}")
         print(f"{'naive (decode every zoom)':28}{naive_s / n * 1e3:10.1f}{1:10.1f}x")
         print(f"{'ZoomEnv cold (1 decode)':28}{cold_s / n * 1e3:10.1f}{naive_s / cold_s:10.1f}x")
         print(f"{'ZoomEnv warm (cached)':28}{warm_s / n * 1e3:10.1f}{naive_s / warm_s:10.1f}x")

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from .errors import BadInputError
+from .peer_judge import SYSTEM, PeerJudgeRule, judgement, unboxed
 from .protocol import OPTION_LETTERS, question_text
 from .records import Usage, Verdict
 from .teachers import (
@@ -189,6 +190,46 @@ class LLMJudge:
 
     async def aclose(self) -> None:
         await self.teacher.aclose()
+
+
+class PeerJudge:
+    """A peer release's own scoring (peer_judge.py): its string rules, then its LLM prompt to `teacher` at
+    temperature 0, one reply parsed its way. Without a model (`teacher` None) a prediction no rule decides is
+    "unjudged"; an answer that names no option of a multiple-choice question is judged by our rule judge."""
+
+    def __init__(self, rule: PeerJudgeRule, llm: LLMJudge | None):
+        self.rule = rule
+        self.llm = llm
+        self.name = f"{rule.name}:{llm.name if llm else 'rule'}"
+
+    async def judge(self, question: str, prediction: str, ground_truth: str, options: list[str]) -> Verdict:
+        idx = _option_index(ground_truth, options) if options else None
+        if idx is None:
+            return rule_judge(prediction, ground_truth, options)
+        letter, option = OPTION_LETTERS[idx], options[idx]
+        pred = unboxed(prediction)
+        decided = self.rule.by_rule(pred, letter, option)
+        if decided is not None:
+            return Verdict("correct" if decided else "wrong", f"{self.rule.name}: rule")
+        if self.llm is None:
+            return Verdict("unjudged", f"{self.rule.name}: no rule decides and no --judge model to ask")
+        messages = [Message("system", [SYSTEM]), Message("user", [self.rule.prompt(question, pred, letter, option)])]
+        try:
+            reply = await self.llm.teacher.generate(messages, self.llm.config)
+        except TeacherError as e:
+            return Verdict("unjudged", f"judge {self.name}: {e}")
+        if self.llm.on_usage is not None:
+            self.llm.on_usage(reply.usage)
+        return Verdict("correct" if judgement(reply.text) else "wrong", self.name)
+
+    async def aclose(self) -> None:
+        if self.llm is not None:
+            await self.llm.aclose()
+
+
+def peer_judge(rule: PeerJudgeRule, judge: Judge) -> Judge:
+    """A release's scoring `rule`, asking the model of `judge` where it is an LLM judge."""
+    return PeerJudge(rule, judge if isinstance(judge, LLMJudge) else None)
 
 
 def make_judge(

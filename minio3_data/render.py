@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profiles import DEFAULT_PROFILE, ProtocolProfile, get_profile
-from .protocol import IMAGE_PLACEHOLDER, question_text, source_name
+from .profiles import DEFAULT, ProtocolProfile
+from .protocol import IMAGE_PLACEHOLDER, source_name
 from .records import Trajectory, Turn
 from .teachers.base import ImageRef, Message, Part
 
@@ -33,28 +33,37 @@ def conversation(
     options: Sequence[str],
     turns: Sequence[Turn],
     *,
-    protocol: ProtocolProfile | str = DEFAULT_PROFILE,
+    protocol: ProtocolProfile = DEFAULT,
 ) -> list[ChatTurn]:
     """System, question with the first view, then each assistant turn and what the environment answered,
     in the words of `protocol`.
 
     After a zoom that produced observation k: the observation turn with image k. After a malformed turn
-    or an invalid zoom: the error turn. Nothing after an answer, a void turn or an unexecuted (over-turn)
+    or an invalid zoom: the error turn (none where the profile ends the trajectory there). A void turn the
+    profile generates again is left out. Nothing after an answer, a void turn or an unexecuted (over-turn)
     zoom. A stray placeholder in the question is dropped so the image count stays right.
     """
-    profile = get_profile(protocol)
-    asked = question_text(question.replace(IMAGE_PLACEHOLDER, "").strip(), list(options))
-    chat = [
-        ChatTurn("system", profile.system_prompt),
-        ChatTurn("user", f"{IMAGE_PLACEHOLDER}\n{asked}", [0]),
-    ]
+    profile = protocol
+    asked = profile.question_turn(question.replace(IMAGE_PLACEHOLDER, "").strip(), options)
+    chat = [ChatTurn("system", profile.system_prompt), ChatTurn("user", asked, [0])]
     for i, turn in enumerate(turns):
+        if turn.action == "void" and profile.void_retries:
+            continue  # generated again: the release never shows it to the model
         chat.append(ChatTurn("assistant", turn.text))
         if turn.observation is not None:
-            chat.append(ChatTurn("user", profile.observation_text(i, turn.observation), [turn.observation]))
-        elif turn.error is not None:
+            shown = profile.observation_text(i, turn.observation, size=_shown_size(profile, turn))
+            chat.append(ChatTurn("user", shown, [turn.observation]))
+        elif turn.error is not None and not profile.refusal_ends:
             chat.append(ChatTurn("user", profile.error_text(turn.error)))
     return chat
+
+
+def _shown_size(profile: ProtocolProfile, turn: Turn) -> tuple[int, int]:
+    """The displayed size of a zoom's crop, for an observation text that names it ((0, 0) without a box)."""
+    if not turn.box_px:
+        return 0, 0
+    x0, y0, x1, y1 = turn.box_px
+    return profile.display.crop_size(x1 - x0, y1 - y0)
 
 
 def _parts(turn: ChatTurn, images: Sequence[ImageRef]) -> list[Part]:

@@ -1,17 +1,23 @@
 """What a dataset row may be, in one place: the build never writes a row that breaks these rules, synthesis
 skips one when it reads the dataset, and export excludes a trajectory whose row breaks them.
 
-Each problem is a short phrase naming the field, so one row's reasons join into one line.
+Each problem is a short phrase that starts with the field it is about, so one row's problems join into one
+line (an exclusion's detail) and the first one's field gives the exclusion its reason ("bad target_bbox").
 """
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import fields
 from typing import Any
 
 from .display import first_view_size
+from .exclusions import Exclusion
 from .protocol import OPTION_LETTERS
 from .records import REQUIRED_COLUMNS, ProbeItem
+
+FIELDS = {f.name for f in fields(ProbeItem)} | {"width/height"}  # what a problem can start with
 
 
 def _is_number(v: Any) -> bool:
@@ -63,23 +69,33 @@ def row_problems(item: ProbeItem, image_size: tuple[int, int] | None = None) -> 
     try:  # an image the released loader would drop cannot be shown to a model as it was trained
         first_view_size(w, h)
     except ValueError as e:
-        problems.append(str(e))
+        problems.append(f"width/height {w}x{h}: {e}")
     bbox = _bbox_problem(item.target_bbox, w, h)
     return [*problems, bbox] if bbox else problems
 
 
-def row_name(item: ProbeItem, index: int) -> str:
-    """How a row is named in a reason line: its id, or its position when it has none."""
-    return f"item {item.id}" if isinstance(item.id, str) and item.id.strip() else f"row {index}"
+def row_id(item: ProbeItem, index: int) -> str:
+    """How an excluded row is named: its id, or its position when it has none."""
+    return item.id if isinstance(item.id, str) and item.id.strip() else f"row {index}"
 
 
-def usable_items(items: list[ProbeItem]) -> tuple[list[ProbeItem], list[str]]:
-    """The rows that pass every rule, and one line per row that does not ("item X: reason; reason")."""
+def row_reason(problems: list[str]) -> str:
+    """The category an unusable row is counted under, from its first problem: "empty question",
+    "bad target_bbox", or "bad row" for a problem that names no field."""
+    first = problems[0]
+    field = re.split(r"[\s:]", first, maxsplit=1)[0]
+    if field not in FIELDS:
+        return "bad row"
+    return f"empty {field}" if first == f"{field}: empty" else f"bad {field}"
+
+
+def usable_items(items: list[ProbeItem], stage: str) -> tuple[list[ProbeItem], list[Exclusion]]:
+    """The rows that pass every rule, and an exclusion of `stage` for each row that does not."""
     usable, rejected = [], []
     for k, item in enumerate(items):
         problems = row_problems(item)
         if problems:
-            rejected.append(f"{row_name(item, k)}: {'; '.join(problems)}")
+            rejected.append(Exclusion(stage, row_id(item, k), row_reason(problems), "; ".join(problems)))
         else:
             usable.append(item)
     return usable, rejected

@@ -18,12 +18,13 @@ import functools
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import BadInputError, StorageError
+from .exclusions import Exclusion
 from .fsutil import atomic_write_bytes, atomic_write_text
 from .named_dirs import RUN_JSON
 from .records import Trajectory, Usage
@@ -55,6 +56,16 @@ class LogDamage:
             where = f", moved to {self.kept_aside}" if self.kept_aside else ""
             parts.append(f"skipped {n} damaged line{'s' if n > 1 else ''} (line {shown}){where}")
         return f"{self.file}: {'; '.join(parts)}"
+
+    def exclusions(self, stage: str) -> list[Exclusion]:
+        """Each line this read left out, as `stage` lists it in its excluded.jsonl."""
+        kept = f"set aside in {self.kept_aside}" if self.kept_aside else "left in place"
+        records = [Exclusion(stage, f"{self.file} line {n}", "damaged line", f"not a valid record; {kept}")
+                   for n in self.bad_lines]  # fmt: skip
+        if self.torn_bytes:
+            detail = f"{self.torn_bytes} bytes of an interrupted write, dropped"
+            records.append(Exclusion(stage, f"{self.file} last line", "torn line", detail))
+        return records
 
 
 def _write_all(fd: int, payload: bytes) -> None:
@@ -213,15 +224,22 @@ class RunState:
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)  # reply key -> reply record
     damaged: list[LogDamage] = field(default_factory=list)
     lines: int = 0
+    reopened: set[tuple[str, int]] = field(default_factory=set)  # finished attempts to play on (a larger budget)
 
     def done(self, key: tuple[str, int]) -> bool:
         t = self.attempts.get(key)
-        return t is not None and t.status not in RETRY_STATUSES
+        return t is not None and t.status not in RETRY_STATUSES and key not in self.reopened
+
+    def reopen(self, keys: Iterable[tuple[str, int]]) -> None:
+        """Play these finished attempts on: each replays its turns from the reply cache for free, as a retry
+        does, and its next line replaces its last, so nothing is counted twice."""
+        self.reopened.update(keys)
 
     def record(self, t: Trajectory) -> None:
         """`t` is the newest line for its (item, sample); the line it replaces stays counted in `superseded`,
         unless it is the same line twice (a copied line is not a retry: it paid once)."""
         key = (t.item_id, t.sample_index)
+        self.reopened.discard(key)
         earlier = self.attempts.get(key)
         if earlier == t:
             return
@@ -230,9 +248,9 @@ class RunState:
         self.attempts[key] = t
 
     def paid_turns(self, key: tuple[str, int]) -> int:
-        """Turns of a failed attempt whose usage its line already counts (its retry replays them for free)."""
+        """Turns of a failed or reopened attempt that its line already paid for (they replay for free)."""
         t = self.attempts.get(key)
-        return t.num_turns if t is not None and t.status in RETRY_STATUSES else 0
+        return t.num_turns if t is not None and (t.status in RETRY_STATUSES or key in self.reopened) else 0
 
 
 class RunStore:

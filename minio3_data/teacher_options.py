@@ -7,14 +7,19 @@ without paying for those imports."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .teachers.resilience import BreakerPolicy
 
 DEFAULT_MAX_RETRIES = 6  # retries per request: the one default for teachers, judges and the CLI
 
 STOP_AT = ("server", "client")  # where the protocol's stop strings apply (see `TeacherOptions.stop_at`)
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """When an endpoint counts as failing (`threshold` failures in a row), how long it pauses, how often."""
+
+    threshold: int = 5
+    cooldown: float = 30.0
+    max_pauses: int = 3
 
 
 @dataclass
@@ -43,5 +48,3 @@ class TeacherOptions:
     max_requests: int | None = None
     stop_at: str = "server"
 
-
-DEFAULTS = TeacherOptions()

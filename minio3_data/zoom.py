@@ -5,11 +5,10 @@ of a crop is cut from the original with the composed integer box, so only origin
 (once, into the shared OriginalCache) and a recorded trajectory (bbox + source per turn) re-derives
 byte-identical observations anywhere: synthesis, export, RL, the viewer and eval.
 
-Geometry follows the released Mini-o3 tool: relative bbox scaled to the source's pixels, int-truncated,
-clamped to [0, W-1] x [0, H-1]; invalid when narrower or shorter than 1 px or elongated past 1:200.
-The protocol profile decides the display sizes (display.py), the messages a refused zoom gets, and how a
-source is resolved; first views are LANCZOS, crops NEAREST as the released rollout resizes them (`smart`
-uses BICUBIC, as Qwen's image processor does).
+The protocol profile decides which image a zoom names, the box it names there (in both profiles the released
+tool's rule: relative bbox scaled to the source's pixels, int-truncated, clamped; refused when narrower or
+shorter than 1 px or elongated to 1:200) and the messages of a refusal; its display rule (display.py) decides
+the sizes the model sees and how a crop is resampled. First views are LANCZOS.
 """
 
 from __future__ import annotations
@@ -23,23 +22,21 @@ from pathlib import Path
 
 from PIL import Image
 
-from .display import CROP_MAX_PIXELS, CROP_MIN_PIXELS, FIRST_VIEW_MAX_PIXELS, RESIZE_MODES, display_size
+from .display import DisplayRule, PixelBox
 from .errors import BadInputError, ImageError
 from .images import OriginalCache, default_cache, encode_jpeg, image_size
 from .lazy import lazy
-from .profiles import ProtocolProfile, get_profile
+from .profiles import DEFAULT, ProtocolProfile
 from .protocol import Zoom
 from .records import Turn
 
-PixelBox = tuple[int, int, int, int]  # xyxy integer pixels of the original image
-CROP_RESAMPLE = {"released": Image.Resampling.NEAREST, "minio3": Image.Resampling.NEAREST,
-                 "smart": Image.Resampling.BICUBIC}
 RELATIVE_DECIMALS = 3
 
 
 @dataclass(frozen=True)
 class Observation:
-    """One image the model sees: index 0 is the first view, k the k-th crop; `box` is in original pixels.
+    """One image the model sees: index 0 is the first view, k the k-th crop; `box` is in original pixels (in
+    first-view pixels for a profile that cuts crops from the first view, `crops_first_view`).
 
     Pixels are rendered on demand: a trajectory that only needs the encoded bytes (synthesis holds
     hundreds at once) never keeps a decoded display image alive; `image` renders and keeps it.
@@ -68,24 +65,14 @@ class ZoomError:
     message: str  # what the model is told, via the profile's error_text
 
 
-def crop_box(
-    source_box: PixelBox, bbox: tuple[float, float, float, float], profile: ProtocolProfile | str = "released"
-) -> PixelBox | str:
-    """The released crop rule: the relative `bbox` of the source crop `source_box` -> a box on the original.
-
-    Returns the composed integer box, or the message (in the profile's words) that tells the model why the
-    box is invalid.
-    """
+def crop_box(source_box: PixelBox, bbox: tuple, profile: ProtocolProfile = DEFAULT) -> PixelBox | str:
+    """The box on the original that the zoom `bbox` names on the source crop `source_box`, or the message (in
+    the profile's words) that tells the model why it is refused. A crop of a crop is the crop of the original
+    with this composed box."""
     sx0, sy0, sx1, sy1 = source_box
-    w, h = sx1 - sx0, sy1 - sy0
-    box: list[int] = []
-    if all(math.isfinite(v) for v in bbox):
-        x0, x1 = (min(max(int(v * w), 0), w - 1) for v in (bbox[0], bbox[2]))
-        y0, y1 = (min(max(int(v * h), 0), h - 1) for v in (bbox[1], bbox[3]))
-        box = [x0, y0, x1, y1]
-    problem = get_profile(profile).box_error(bbox, box, (w, h))
-    if problem is not None:
-        return problem
+    box = profile.box_on_source(bbox, (sx1 - sx0, sy1 - sy0))
+    if isinstance(box, str):
+        return box
     x0, y0, x1, y1 = box
     return sx0 + x0, sy0 + y0, sx0 + x1, sy0 + y1
 
@@ -124,26 +111,17 @@ class ZoomEnv:
         image_path: str | os.PathLike,
         *,
         cache: OriginalCache | None = None,
-        protocol: ProtocolProfile | str = "released",
-        resize: str | None = None,
-        first_max_pixels: int = FIRST_VIEW_MAX_PIXELS,
-        crop_min_pixels: int = CROP_MIN_PIXELS,
-        crop_max_pixels: int = CROP_MAX_PIXELS,
+        protocol: ProtocolProfile = DEFAULT,
+        display: DisplayRule | None = None,
         size: tuple[int, int] | None = None,
     ) -> None:
-        """`protocol`: the profile whose messages, source rules and display sizes apply; `resize` another
-        display rule set (display.RESIZE_MODES, e.g. "smart"). `size`: the original's size as `image_size`
-        read it, when the caller already knows it (many environments on one image then read its header once)."""
-        self.profile = get_profile(protocol)
-        resize = resize or self.profile.resize
-        if resize not in RESIZE_MODES:
-            raise BadInputError(f"resize={resize!r}: use one of {', '.join(RESIZE_MODES)}")
+        """`protocol`: the profile whose source rules, boxes, messages and display apply; `display` another
+        display rule (e.g. display.SMART_DISPLAY). `size`: the original's size as `image_size` read it, when
+        the caller already knows it (many environments on one image then read its header once)."""
+        self.profile = protocol
+        self.display = display or protocol.display
         self.path = Path(image_path)
         self.cache = cache if cache is not None else default_cache()
-        self.resize = resize
-        self.first_max_pixels = first_max_pixels
-        self.crop_min_pixels = crop_min_pixels
-        self.crop_max_pixels = crop_max_pixels
         self.width, self.height = size or image_size(self.path)
         self._first: Observation | None = None
         self._crops: list[Observation] = []
@@ -156,12 +134,12 @@ class ZoomEnv:
     def first_view(self) -> Observation:
         """Observation 0, made on first use: zooms never need it, only what the model is shown does."""
         if self._first is None:
-            size = self._display_size(self.width, self.height, self.first_max_pixels, first=True)
+            size = self._size(self.display.first_view_size, self.width, self.height)
             self._first = Observation(
                 0, (0, 0, self.width, self.height), size,
                 functools.partial(
-                    self.cache.first_view, self.path, self.first_max_pixels, size=size, full=(self.width, self.height),
-                    exact=self.resize == "released",
+                    self.cache.first_view, self.path, self.display.first_max_pixels, size=size,
+                    full=(self.width, self.height), exact=self.display.exact,
                 ),
             )
         return self._first
@@ -171,29 +149,26 @@ class ZoomEnv:
         index = self.profile.source_index(zoom.source, len(self._crops))
         if isinstance(index, str):
             return ZoomError(index)
-        source = self._crops[index - 1].box if index else (0, 0, self.width, self.height)
+        source = self._crops[index - 1].box if index else self._whole()
         box = crop_box(source, zoom.bbox, self.profile)
         if isinstance(box, str):
             return ZoomError(box)
-        size = self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels)
-        obs = Observation(len(self._crops) + 1, box, size, functools.partial(self._render, box, size))
+        size = self._size(self.display.crop_size, box[2] - box[0], box[3] - box[1])
+        obs = Observation(len(self._crops) + 1, box, size, functools.partial(self.show, box))
         self._crops.append(obs)
         return obs
 
-    def display(self, box: PixelBox) -> Image.Image:
-        """What the model sees of `box` (original pixels): the crop resized into the crop pixel range."""
-        return self._render(box, self._display_size(box[2] - box[0], box[3] - box[1], self.crop_max_pixels))
+    def _whole(self) -> PixelBox:
+        """The box of the image crops are cut from: the original, or the first view where the profile cuts it."""
+        if self.profile.crops_first_view:
+            return (0, 0, *self.first_view().size)
+        return 0, 0, self.width, self.height
 
-    def _render(self, box: PixelBox, size: tuple[int, int]) -> Image.Image:
-        """The crop at its display size. `released`: the release's own two steps, crop then resize, for its
-        exact pixels (resizing over a box samples through Pillow's fixed-point path and differs by a pixel
-        here and there); otherwise resampled straight from the original over `box`, 3-30x faster."""
-        original = self.cache.get(self.path)
-        if size == (box[2] - box[0], box[3] - box[1]):
-            return original.crop(box)
-        if self.resize == "released":
-            return original.crop(box).resize(size, CROP_RESAMPLE[self.resize])
-        return original.resize(size, CROP_RESAMPLE[self.resize], box=box)
+    def show(self, box: PixelBox) -> Image.Image:
+        """What the model sees of `box` (pixels of the image crops are cut from): the crop as the display rule
+        shows it."""
+        cut_from = self.first_view().image if self.profile.crops_first_view else self.cache.get(self.path)
+        return self.display.show_crop(cut_from, box)
 
     def replay(self, turns: Iterable[Turn]) -> list[Observation]:
         """Re-derive the observations a recorded trajectory saw, checking each against its record."""
@@ -220,8 +195,8 @@ class ZoomEnv:
                 )
         return self.observations
 
-    def _display_size(self, width: int, height: int, max_pixels: int, *, first: bool = False) -> tuple[int, int]:
+    def _size(self, rule: Callable[[int, int], tuple[int, int]], width: int, height: int) -> tuple[int, int]:
         try:
-            return display_size(width, height, max_pixels, self.crop_min_pixels, self.resize, first=first)
+            return rule(width, height)
         except ValueError as e:
             raise ImageError(f"{self.path}: {e}") from None

@@ -19,7 +19,7 @@ from minio3_data.errors import Minio3Error
 from minio3_data.exemplars import Exemplar, exemplar_files, read_exemplar, replay_exemplar, shipped_dir
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.images import OriginalCache, encode_jpeg
-from minio3_data.profiles import DEFAULT_PROFILE, get_profile
+from minio3_data.profiles import DEFAULT, ProtocolProfile
 from minio3_data.protocol import OPTION_LETTERS, render_action
 from minio3_data.zoom import Observation
 
@@ -98,7 +98,7 @@ def _section(
 
 
 def check_exemplars(
-    directory: str | Path | None = None, out: str | Path | None = None, protocol: str = DEFAULT_PROFILE
+    directory: str | Path | None = None, out: str | Path | None = None, protocol: ProtocolProfile = DEFAULT
 ) -> CheckResult:
     """Check every exemplar of `directory` (default: the shipped six) and write the HTML page, with each
     observation at the display size of `protocol`.
@@ -106,7 +106,6 @@ def check_exemplars(
     The page goes to `out`, or DIR/check.html, or ./exemplars_check.html for the shipped set (whose
     directory may be read-only).
     """
-    get_profile(protocol)
     files = exemplar_files(directory)
     if out is None:
         out = Path(directory) / "check.html" if directory is not None else Path("exemplars_check.html")
@@ -143,7 +142,7 @@ def check_exemplars(
     page = (
         f'<!doctype html><html><head><meta charset="utf-8"><title>minio3 exemplars: {where}</title>'
         f"<style>{STYLE}</style></head><body><h1>Exemplars in {where}</h1>"
-        f"<p>Observations as the <b>{protocol}</b> protocol shows them.</p>{summary}{''.join(sections)}</body></html>"
+        f"<p>Observations as the <b>{protocol.name}</b> protocol shows them.</p>{summary}{''.join(sections)}</body></html>"
     )
     atomic_write_text(out, page)
     return CheckResult(len(files), problems, Path(out))

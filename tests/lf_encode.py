@@ -1,8 +1,8 @@
 """What LLaMA-Factory trains on, for the RL token-parity test: run with LLaMA-Factory's own Python,
-    <llamafactory venv>/bin/python tests/lf_encode.py EXPORT_DIR MODEL_DIR OUT_JSON
-it loads our SFT export exactly as `llamafactory-cli train <export>/sft_qwen2_5_vl.yaml model_name_or_path=MODEL`
-would (the export's YAML, LLaMA-Factory's argument parsing, tokenizer/processor loading, `qwen2_vl` template and
-its Qwen2-VL plugin, dataset loading and supervised preprocessing), and writes each row's `input_ids`,
+    <llamafactory venv>/bin/python tests/lf_encode.py EXPORT_DIR YAML_NAME MODEL_DIR OUT_JSON
+it loads our SFT export exactly as `llamafactory-cli train <export>/<YAML_NAME> model_name_or_path=MODEL` would
+(the export's YAML, LLaMA-Factory's argument parsing, tokenizer/processor loading, the family's template and
+its Qwen-VL plugin, dataset loading and supervised preprocessing), and writes each row's `input_ids`,
 `labels` and the `image_grid_thw` its plugin computes from the row's images. Nothing is trained.
 """
 
@@ -23,8 +23,8 @@ CPU_OVERRIDES = {"deepspeed": None, "flash_attn": "auto", "bf16": False, "report
                  "preprocessing_num_workers": 1, "overwrite_cache": True}  # fmt: skip
 
 
-def main(export: Path, model: Path, out: Path) -> None:
-    args = yaml.safe_load((export / "sft_qwen2_5_vl.yaml").read_text())
+def main(export: Path, yaml_name: str, model: Path, out: Path) -> None:
+    args = yaml.safe_load((export / yaml_name).read_text())
     args = {k: v for k, v in args.items() if v is not None} | CPU_OVERRIDES | {"model_name_or_path": str(model)}
     args = {k: v for k, v in args.items() if v is not None}
     args["output_dir"] = tempfile.mkdtemp(prefix="lf-encode-")
@@ -43,6 +43,6 @@ def main(export: Path, model: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit("usage: lf_encode.py EXPORT_DIR MODEL_DIR OUT_JSON")
-    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    if len(sys.argv) != 5:
+        sys.exit("usage: lf_encode.py EXPORT_DIR YAML_NAME MODEL_DIR OUT_JSON")
+    main(Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))

@@ -1,5 +1,5 @@
 """LLaMA-Factory's own CPU environment for the tests that run it (the SFT training test, the RL token-parity
-test): built once by tools/llamafactory-cpu-env.sh, then reused; a tiny Qwen2.5-VL built with its Python.
+test): built once by tools/llamafactory-cpu-env.sh, then reused; the tiny models built with its Python.
 
 CI must prove what these tests prove: with CI set (non-empty) a test that cannot run fails; elsewhere it skips.
 """
@@ -54,11 +54,14 @@ def llamafactory_cli(script: Path = LF_ENV_SCRIPT, timeout: float = LF_INSTALL_T
     return cli
 
 
-def build_tiny_model(lf_cli: Path, out: Path) -> Path:
-    """The tiny random-weight Qwen2.5-VL (tests/tiny_qwen25vl.py), built with LLaMA-Factory's Python, which has
-    the torchvision its video processor needs."""
+TINY_BUILDERS = {"qwen2.5-vl": "tiny_qwen25vl.py", "qwen3-vl": "tiny_qwen3vl.py"}  # model family -> its builder
+
+
+def build_tiny_model(lf_cli: Path, out: Path, family: str = "qwen2.5-vl", *options: str) -> Path:
+    """The tiny random-weight model of `family` (tests/tiny_qwen25vl.py, tests/tiny_qwen3vl.py with `options`),
+    built with LLaMA-Factory's Python, which has the torchvision its video processor needs."""
     done = subprocess.run(
-        [str(lf_cli.parent / "python"), str(REPO / "tests" / "tiny_qwen25vl.py"), str(out)],
+        [str(lf_cli.parent / "python"), str(REPO / "tests" / TINY_BUILDERS[family]), str(out), *options],
         capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"}, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,19 +1,20 @@
-"""What the RL tests put in place of a GPU: a tiny offline Qwen2.5-VL (tokenizer, processor, config, no
-weights), a scripted stand-in for verl's LLM server, and verl's own AgentLoopWorker, RLHFDataset and reward
+"""What the RL tests put in place of a GPU: a tiny offline Qwen2.5-VL or Qwen3-VL (tokenizer, processor, config,
+no weights), a scripted stand-in for verl's LLM server, and verl's own AgentLoopWorker, RLHFDataset and reward
 worker, composed from verl's own config with our plug-ins' settings (train/rl/plugins.rollout_config).
 
 Everything else is verl's real code. The two stand-ins are the narrowest rl_engines.md §1(h) names:
   - the LLM server: `generate(...)` returns a `TokenOutput` of scripted token ids (no vLLM);
-  - the processor factory: transformers' `Qwen2_5_VLProcessor` refuses a missing video processor, and its
-    video processor needs torchvision, which has no CPU build here, so verl's `hf_processor` would return
-    None (with only a warning). The stand-in is the same Qwen2.5-VL processor class without the video slot,
-    with verl's `get_rope_index` binding. Used on CPU only; real runs load the checkpoint's processor.
+  - the processor factory: transformers' `Qwen2_5_VLProcessor` (and `Qwen3VLProcessor`) refuses a missing video
+    processor, and its video processor needs torchvision, which has no CPU build here, so verl's `hf_processor`
+    would return None (with only a warning). The stand-in is the same processor class (by the model dir's
+    model_type) without the video slot, with verl's `get_rope_index` binding. Used on CPU only; real runs load the checkpoint's processor.
 Import this module only after `needs_verl.require_verl()`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import types
 import warnings
@@ -27,9 +28,11 @@ import verl
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from PIL import Image
-from tiny_qwen25vl import IMAGE_PIXELS, build_tokenizer, model_config
-from transformers import AutoConfig, AutoTokenizer, Qwen2_5_VLProcessor
+import tiny_qwen3vl
+import tiny_qwen25vl
+from transformers import AutoConfig, AutoTokenizer, Qwen2_5_VLProcessor, Qwen3VLProcessor
 from transformers.models.qwen2_5_vl import Qwen2_5_VLModel
+from transformers.models.qwen3_vl import Qwen3VLModel
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 from transformers.processing_utils import ProcessorMixin
 from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
@@ -38,6 +41,8 @@ from verl.protocol import DataProto
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 from verl.workers.rollout.replica import TokenOutput
 
+from minio3_data.families import get_family
+from minio3_data.profiles import get_profile
 from train.rl.plugins import rollout_config
 
 
@@ -52,29 +57,53 @@ class ImageOnlyQwen25VLProcessor(Qwen2_5_VLProcessor):
         ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
 
 
-def load_processor(path: str | os.PathLike, **_: Any) -> ImageOnlyQwen25VLProcessor:
+class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+    """Qwen3-VL's processor without the video slot (see the module docstring): images and text as upstream."""
+
+    def __init__(self, image_processor: Any = None, tokenizer: Any = None, chat_template: str | None = None, **_: Any):
+        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        self.vision_start_token, self.vision_end_token = "<|vision_start|>", "<|vision_end|>"
+        self.vision_start_token_id = tokenizer.convert_tokens_to_ids(self.vision_start_token)
+        self.vision_end_token_id = tokenizer.convert_tokens_to_ids(self.vision_end_token)
+        self.video_processor = None
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+
+# config.json model_type -> the image-only processor and the model class whose rope index verl binds
+PROCESSORS = {"qwen2_5_vl": (ImageOnlyQwen25VLProcessor, Qwen2_5_VLModel), "qwen3_vl": (ImageOnlyQwen3VLProcessor, Qwen3VLModel)}
+TINY = {"qwen2.5-vl": tiny_qwen25vl, "qwen3-vl": tiny_qwen3vl}  # model family -> its tiny builder
+
+
+def load_processor(path: str | os.PathLike, **_: Any) -> Any:
     """Stand-in for verl's `hf_processor`: the checkpoint's tokenizer and image processor, rope index bound as
     verl binds it."""
     tokenizer = AutoTokenizer.from_pretrained(path)
-    processor = ImageOnlyQwen25VLProcessor(Qwen2VLImageProcessorPil.from_pretrained(path), tokenizer, tokenizer.chat_template)
-    processor.config = AutoConfig.from_pretrained(path)
-    processor.get_rope_index = types.MethodType(Qwen2_5_VLModel.get_rope_index, processor)
-    processor.get_vision_position_ids = types.MethodType(Qwen2_5_VLModel.get_vision_position_ids, processor)
+    config = AutoConfig.from_pretrained(path)
+    cls, model_cls = PROCESSORS[config.model_type]
+    processor = cls(Qwen2VLImageProcessorPil.from_pretrained(path), tokenizer, tokenizer.chat_template)
+    processor.config = config
+    processor.get_rope_index = types.MethodType(model_cls.get_rope_index, processor)
+    processor.get_vision_position_ids = types.MethodType(model_cls.get_vision_position_ids, processor)
     return processor
 
 
-def write_tiny_model(out: Path) -> Path:
-    """Tokenizer, image processor and config of the tiny Qwen2.5-VL (no weights: the rollout never runs it)."""
-    tokenizer = build_tokenizer()
+def write_tiny_model(out: Path, family: str = "qwen2.5-vl", pixels: dict[str, int] | None = None) -> Path:
+    """Tokenizer, image processor (`pixels`: its bounds, default the tiny ones) and config of the tiny model of
+    `family` (no weights: the rollout never runs it)."""
+    tiny = TINY[family]
+    tokenizer = tiny.build_tokenizer()
     out.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(out)
-    Qwen2VLImageProcessorPil(**IMAGE_PIXELS).save_pretrained(out)
-    model_config(tokenizer).save_pretrained(out)
+    tiny.image_processor(pixels or tiny.IMAGE_PIXELS, pil=True).save_pretrained(out)
+    tiny.model_config(tokenizer).save_pretrained(out)
     return out
 
 
 def compose_config(model: Path, *, protocol: str = "released", response_length: int = 4096, judge: str = "rule",
-                   reward_kwargs: Mapping[str, Any] | None = None, overrides: Iterable[str] = ()) -> Any:  # fmt: skip
+                   reward_kwargs: Mapping[str, Any] | None = None, overrides: Iterable[str] = (),
+                   family: str = "qwen2.5-vl") -> Any:  # fmt: skip
     """verl's own `ppo_trainer` config (Hydra compose, resolved) with our plug-ins' settings laid over it."""
     with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
         cfg = compose(
@@ -88,7 +117,7 @@ def compose_config(model: Path, *, protocol: str = "released", response_length: 
                 *overrides,
             ],
         )
-    for key, value in rollout_config(protocol, judge).items():
+    for key, value in rollout_config(get_profile(protocol), judge, family=get_family(family)).items():
         OmegaConf.update(cfg, key, value, force_add=True)
     if reward_kwargs:
         OmegaConf.update(cfg, "reward.custom_reward_function.reward_kwargs", dict(reward_kwargs), merge=True)
@@ -160,7 +189,7 @@ class LocalRewardHandle:
     async def _compute_score(self, data: DataProto) -> dict[str, Any]:
         if self.worker is None:
             self.worker = RewardLoopWorker(self.cfg)
-        return await self.worker.compute_score(data)
+        return await self.worker.compute_score(copy.deepcopy(data))  # Ray sends a copy: verl edits it in place
 
 
 def make_worker(cfg: Any, server: ScriptedServer, monkeypatch: Any) -> AgentLoopWorker:

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME, by_reason
 from minio3_data.fsutil import file_hash
 from minio3_data.protocol import OPTION_LETTERS
 from minio3_data.records import read_items
@@ -176,7 +177,7 @@ def test_bad_images_are_skipped_and_listed(tmp_path: Path) -> None:
     summary = build_visualprobe(
         "coco", out, images=tmp_path / "images", annotations=ann, train=50, test=0, workers=1
     )
-    reasons = {s["image"]: s["reason"] for s in summary.skipped}
+    reasons = {s.image: s.detail for s in summary.skipped}
     assert set(reasons) == {
         "missing.jpg",
         "corrupt.jpg",
@@ -194,9 +195,12 @@ def test_bad_images_are_skipped_and_listed(tmp_path: Path) -> None:
         and "absolute paths are refused" in reasons["/abs/elsewhere.jpg"]
     )
     assert "annotations say 2400x1800 but the image is 1200x900" in reasons["resized.jpg"]
+    assert by_reason(summary.skipped) == {"bad image": 5, "image size mismatch": 1}
     good = f"images/{file_hash(tmp_path / 'images' / 'good.jpg')}.jpg"
     assert {it.image for it in read_items(out / "train.parquet")} == {good}
-    assert json.loads((out / "manifest.json").read_text())["skipped"] == summary.skipped
+    listed = [json.loads(line) for line in (out / EXCLUDED_NAME).read_text().splitlines()]
+    assert listed == [s.to_dict() for s in summary.skipped]
+    assert json.loads((out / "manifest.json").read_text())["excluded"]["count"] == 6
 
 
 def test_decompression_bomb_is_refused_naming_the_limit(

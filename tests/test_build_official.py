@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME
 from minio3_data.protocol import IMAGE_PLACEHOLDER, question_text
 from minio3_data.records import read_items
 from pipelines.build_visualprobe import build_visualprobe
@@ -135,11 +136,14 @@ def test_missing_and_escaping_images_are_skipped_and_listed(tmp_path: Path) -> N
     (root / "VisualProbe_train/train.json").write_text(json.dumps(rows))
     _image(tmp_path / "outside.jpg")
     summary = build_visualprobe("official", tmp_path / "vp", from_dir=root, workers=1)
-    reasons = {s["item"]: s["reason"] for s in summary.skipped}
-    assert "image not found" in reasons["official-train-0"] and "escapes" in reasons["official-train-1"]
+    details = {s.id: s.detail for s in summary.skipped}
+    assert "image not found" in details["official-train-0"] and "escapes" in details["official-train-1"]
+    assert {(s.reason, s.split) for s in summary.skipped} == {("bad image", "train")}
     assert summary.counts == {"train": 1, "test": 3}
+    listed = [json.loads(line) for line in (tmp_path / "vp" / EXCLUDED_NAME).read_text().splitlines()]
+    assert [s["id"] for s in listed] == ["official-train-0", "official-train-1"]
     manifest = json.loads((tmp_path / "vp" / "manifest.json").read_text())
-    assert [s["item"] for s in manifest["skipped"]] == ["official-train-0", "official-train-1"]
+    assert manifest["excluded"] == {"count": 2, "by_reason": {"bad image": 2}, "listed_in": EXCLUDED_NAME}
 
 
 @pytest.mark.parametrize(

@@ -254,7 +254,7 @@ def test_dataset_dir_contract(tmp_path: Path) -> None:
     }
     by_both = manifest["counts"]["train"]["by_difficulty_and_kind"]
     assert sum(n for kinds in by_both.values() for n in kinds.values()) == 5
-    assert manifest["difficulty_rule"]["classes"]["hard"] == "3-4 points" and manifest["skipped"] == []
+    assert manifest["difficulty_rule"]["classes"]["hard"] == "3-4 points" and manifest["excluded"]["count"] == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dir left
 
 

@@ -70,7 +70,7 @@ def test_exemplar_sampling_modes():
     import random
 
     from minio3_data.images import OriginalCache
-    from pipelines.synth_coldstart.prompt import ExemplarPrompts
+    from pipelines.sampling.prompt import ExemplarPrompts
 
     prompts = ExemplarPrompts(None, 3, OriginalCache(), "patterns")
     for seed in range(5):

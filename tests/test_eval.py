@@ -3,8 +3,10 @@ against values computed by hand, one pass equal to a pass per budget, resume, an
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from datasets import load_dataset
@@ -60,18 +62,18 @@ def dataset(root: Path) -> Path:
 
 
 def run_eval(
-    data: Path, out: Path, budgets: list[int], fault: Fault | None = None, plans: dict[str, list[Plan]] = PLANS
+    data: Path, out: Path, budgets: list[int], fault: Fault | None = None, plans: dict[str, list[Plan]] = PLANS,
+    **options: Any,
 ) -> tuple[object, int]:
     """An evaluation against a fresh server playing `plans` (`fault` on its first request, never retried);
-    (summary, requests the server answered)."""
+    (summary, requests the server answered). `options` are eval_config's."""
     with LoopbackTeacher(planned(plans)) as srv:
         if fault is not None:
             srv.inject(fault)
         client = TeacherOptions(model="policy", base_urls=[srv.openai_url], api_key_env="NONE", timeout=5.0,
                                 max_retries=0 if fault else 2)
-        cfg = eval_config(data, out, budgets=budgets, k=4, teacher="openai", progress=False, concurrency=8,
-                          client=client)
-        return evaluate(cfg), srv.count
+        settings = {"k": 4, "teacher": "openai", "progress": False, "concurrency": 8, "client": client}
+        return evaluate(eval_config(data, out, budgets=budgets, **(settings | options))), srv.count
 
 
 def table(summary) -> dict[str, list[tuple]]:
@@ -128,16 +130,19 @@ def test_rerun_resumes_without_requests_and_rescores_other_budgets(tmp_path: Pat
     data = dataset(tmp_path / "data")
     first, _ = run_eval(data, tmp_path / "run", BUDGETS)
     again, requests = run_eval(data, tmp_path / "run", [2, 3, 4])  # same largest budget: the same run
-    assert requests == 0 and again.attempted_now == 0
+    assert requests == 0 and again.sampling.attempted_now == 0
     assert table(again)["all"][2] == table(first)["all"][2] and [r.budget for r in again.groups[0].rows] == [
         2,
         3,
         4,
     ]
+    smaller, requests = run_eval(data, tmp_path / "run", [1, 2])  # a smaller largest budget: the same pass
+    assert requests == 0 and smaller.max_turns == 4 and table(smaller)["all"] == table(first)["all"][:2]
     res = runner.invoke(app, ["eval", "--dataset", str(data), "--out", str(tmp_path / "run"), "--k", "4",
-                              "--max-turns", "1,2,8", "--teacher", "openai", "--model", "policy", "--api-key-env",
-                              "NONE", "--base-url", "http://127.0.0.1:9/v1"])  # fmt: skip
-    assert res.exit_code == 2 and "made with different max_images, max_turns" in res.output
+                              "--max-turns", "1,2,4", "--teacher", "openai", "--model", "policy", "--api-key-env",
+                              "NONE", "--base-url", "http://127.0.0.1:9/v1", "--temperature", "0.5"])  # fmt: skip
+    assert res.exit_code == 2 and "made with different temperature; resume with the same options (it has " \
+        "temperature 1.0, not 0.5) or pick another --out" in res.output
 
 
 def test_cli_eval_with_the_scripted_teacher_prints_the_table(tiny_dataset: Path, tmp_path: Path) -> None:
@@ -184,6 +189,73 @@ def test_a_failed_attempt_is_left_out_reported_and_retried_by_a_rerun(tmp_path: 
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["attempts"]["failed"] == 1 and failed.groups[0].samples == 15
     assert list(results["attempts"]["failure_reasons"].values()) == [1]
-    assert failed.failure_line().startswith("1 of 16 attempts failed: ")
+    assert failed.sampling.failure_line().startswith("1 of 16 attempts failed: ")
     again, _ = run_eval(data, tmp_path / "run", BUDGETS)
-    assert again.attempted_now == 1 and again.failure_line() is None and again.groups[0].samples == 16
+    assert again.sampling.attempted_now == 1 and again.sampling.failure_line() is None
+    assert again.groups[0].samples == 16
+
+
+def eval_args(data: Path, out: Path, srv: LoopbackTeacher, *more: str) -> list[str]:
+    return ["eval", "--dataset", str(data), "--out", str(out), "--k", "4", "--max-turns", "1,2,4", "--teacher",
+            "openai", "--model", "policy", "--api-key-env", "NONE", "--base-url", srv.openai_url, "--max-retries",
+            "0", "--concurrency", "2", *more]  # fmt: skip
+
+
+def test_an_eval_with_failed_requests_says_it_is_incomplete_everywhere(tmp_path: Path) -> None:
+    data = dataset(tmp_path / "data")
+    out = tmp_path / "run"
+    with LoopbackTeacher(planned(PLANS)) as srv:
+        srv.inject(Fault.server_error(500), times=2)
+        res = runner.invoke(app, eval_args(data, out, srv))
+    assert res.exit_code == 3, res.output  # neither 0 nor bad input's 2
+    first = res.output.split("\n")[1]  # after the progress bar
+    assert first.startswith("INCOMPLETE EVALUATION: 2 of 16 samples are not scored (2 failed, 0 never ran")
+    assert (out / "results.md").read_text().startswith("**INCOMPLETE EVALUATION: 2 of 16 samples are not scored")
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] is False and results["completeness"]["failed_samples"] == 2
+    assert results["completeness"]["scored_samples"] == 14 and results["completeness"]["expected_samples"] == 16
+    rows = load_dataset("parquet", data_files=str(out / "scores.parquet"), split="train").filter(
+        lambda r: r["budget"] == 4)
+    counts = {r["question"]: (r["samples"], r["failed"], r["missing"], r["expected"]) for r in rows}
+    assert sum(c[1] for c in counts.values()) == 2 and all(s + f == e for s, f, _, e in counts.values())
+    assert {q: c[3] for q, c in counts.items()} == {"kite": 4, "boats": 4, "sign": 8}
+    with LoopbackTeacher(planned(PLANS)) as srv:  # the rerun plays the two failed samples: complete
+        res = runner.invoke(app, eval_args(data, out, srv))
+    assert res.exit_code == 0 and "INCOMPLETE" not in (out / "results.md").read_text(), res.output
+    assert json.loads((out / "results.json").read_text())["complete"] is True
+
+
+def test_an_eval_stopped_early_counts_the_samples_that_never_ran(tmp_path: Path) -> None:
+    data = dataset(tmp_path / "data")
+    with LoopbackTeacher(planned(PLANS)) as srv:
+        res = runner.invoke(app, eval_args(data, tmp_path / "run", srv, "--max-requests", "10"))
+    assert res.exit_code == 3, res.output
+    done = json.loads((tmp_path / "run" / "results.json").read_text())["completeness"]
+    assert done["complete"] is False and done["missing_samples"] > 0
+    assert done["scored_samples"] + done["failed_samples"] + done["missing_samples"] == 16
+    assert "never ran" in (tmp_path / "run" / "results.md").read_text().splitlines()[0]
+
+
+def test_extending_a_budget_plays_on_only_the_unfinished_and_equals_a_fresh_pass(tmp_path: Path) -> None:
+    """Concurrency 1 makes the server hand out its plans in the same order in every run, so the trajectories of
+    the extended pass and of the fresh one can be compared one for one."""
+    data = dataset(tmp_path / "data")
+    fresh, fresh_requests = run_eval(data, tmp_path / "fresh", [1, 2, 4], concurrency=1)
+    short, short_requests = run_eval(data, tmp_path / "run", [1, 2], concurrency=1)
+    longer, requests = run_eval(data, tmp_path / "run", [1, 2, 4], concurrency=1)
+    # still running at 2 turns (from PLANS: 4 turns at most): kite 3 and 4, boats 4, sign 4, 4, 3 and 4 turns
+    assert longer.extended_from == 2 and longer.continued == 7
+    assert requests == (3 + 4 + 4 + 4 + 4 + 3 + 4) - 2 * 7 == fresh_requests - short_requests
+    assert table(longer) == table(fresh)  # intervals included
+    read = {name: json.loads((tmp_path / name / "results.json").read_text()) for name in ("fresh", "run")}
+    assert read["run"]["usage"] == read["fresh"]["usage"]  # every request counted once, none twice
+
+    def trajectories(name: str) -> list[dict]:
+        rows = load_dataset("parquet", data_files=str(tmp_path / name / "trajectories.parquet"), split="train")
+        return sorted(({k: v for k, v in r.items() if k != "usage"} for r in rows), key=lambda r: r["id"])
+
+    assert trajectories("run") == trajectories("fresh")
+    again, requests = run_eval(data, tmp_path / "run", [1, 2, 4], concurrency=1)
+    assert requests == 0 and again.continued == 0 and table(again) == table(fresh)
+    lines = (tmp_path / "run" / "attempts.jsonl").read_text().splitlines()
+    assert len(lines) == 16 + 7  # one line per attempt, and one more per trajectory played on

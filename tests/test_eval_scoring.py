@@ -8,7 +8,8 @@ import pytest
 
 from minio3_data.errors import BadInputError
 from minio3_data.records import ProbeItem, Trajectory, Turn, Verdict
-from pipelines.eval.budgets import outcome_at
+from pipelines.eval.budgets import outcome_at, still_running
+from pipelines.eval.completeness import completeness
 from pipelines.eval.config import eval_config, parse_budgets
 from pipelines.eval.metrics import bootstrap_ci, group_results, questions
 
@@ -29,7 +30,7 @@ def traj(item: str, sample: int, turns: int, status: str, correct: bool = False)
     )  # fmt: skip
 
 
-def item(iid: str, difficulty: str = "hard", source: str = "s", group: str = "") -> ProbeItem:
+def item(iid: str, difficulty: str = "hard", source: str = "s", group: str = "", kind: str = "") -> ProbeItem:
     return ProbeItem(
         iid,
         "i.jpg",
@@ -39,6 +40,7 @@ def item(iid: str, difficulty: str = "hard", source: str = "s", group: str = "")
         width=100,
         height=100,
         source=source,
+        kind=kind,
         question_group=group,
     )
 
@@ -74,8 +76,8 @@ def test_avg_at_k_over_turn_and_mean_turns_by_hand() -> None:
         traj("q2", 0, 2, "answered", True), traj("q2", 1, 1, "void"),
         traj("q2", 2, 4, "over_turn"), traj("q2", 3, 3, "failed"),  # failed: left out, rerun retries it
     ]  # fmt: skip
-    qs = questions(items, runs, [1, 2, 4])
-    assert [q.samples for q in qs] == [4, 3]
+    qs = questions(items, runs, [1, 2, 4], k=4)
+    assert [(q.samples, q.failed, q.missing) for q in qs] == [(4, 0, 0), (3, 1, 0)]
     all_, easy, hard = group_results(qs, [1, 2, 4], resamples=200, seed=0)
     assert [g.name for g in (all_, easy, hard)] == ["all", "difficulty=easy", "difficulty=hard"]
     # q1 scores 1/4, 1/4, 2/4; q2 scores 0, 1/3, 1/3 at budgets 1, 2, 4
@@ -98,8 +100,8 @@ def test_option_cycles_are_one_question_with_all_their_samples() -> None:
     runs = [traj("c0", 0, 1, "answered", True), traj("c0", 1, 1, "answered", False),
             traj("c1", 0, 1, "answered", True), traj("c1", 1, 1, "answered", True),
             traj("solo", 0, 1, "answered", False), traj("solo", 1, 1, "answered", False)]  # fmt: skip
-    qs = questions(items, runs, [4])
-    assert [(q.key, q.samples, int(q.correct[0])) for q in qs] == [("g", 4, 3), ("solo", 2, 0)]
+    qs = questions(items, runs, [4], k=2)
+    assert [(q.key, q.samples, q.expected, int(q.correct[0])) for q in qs] == [("g", 4, 4, 3), ("solo", 2, 2, 0)]
     (all_,) = group_results(qs, [4], resamples=200, seed=0)
     assert all_.questions == 2 and all_.rows[0].avg_at_k == pytest.approx((3 / 4 + 0) / 2)
 
@@ -144,3 +146,56 @@ def test_an_evaluation_run_is_a_synthesis_run_without_exemplars_or_target(tmp_pa
         0,
         None,
     )
+
+
+def test_a_partial_eval_counts_what_it_lacks_and_says_so() -> None:
+    """k = 2: q1 has both samples (one answer unjudged at turn 3), q2 one failed and one never played, q3 none."""
+    unjudged = traj("q1", 1, 3, "answered")
+    unjudged.verdict = Verdict("unjudged", "judge failed")
+    runs = [traj("q1", 0, 1, "answered", True), unjudged, traj("q2", 0, 2, "failed")]
+    qs = questions([item("q1"), item("q2"), item("q3")], runs, [2, 4], k=2)
+    assert [(q.samples, q.failed, q.missing) for q in qs] == [(2, 0, 0), (0, 1, 1), (0, 0, 2)]
+    c = completeness(qs, [2, 4], k=2)
+    assert not c.complete and (c.expected, c.scored, c.failed, c.missing, c.short, c.empty) == (6, 2, 1, 3, 2, 2)
+    assert c.unjudged == {2: 0, 4: 1}  # at 2 turns it had not answered: over-turn, not unjudged
+    assert c.banner() == (
+        "INCOMPLETE EVALUATION: 4 of 6 samples are not scored (1 failed, 3 never ran; rerun the same command to "
+        "play them); 2 questions have fewer than 2 samples per row, each scored over those it has; 2 have none, "
+        "left out of the table; 1 answer at 4 turns unjudged (the judge did not decide; scored 0)"
+    )
+    assert [g.samples for g in group_results(qs, [2, 4], resamples=10, seed=0)] == [2]
+    full = completeness(questions([item("q1")], runs[:1] + [traj("q1", 1, 2, "answered")], [4], k=2), [4], k=2)
+    assert full.complete and full.banner() is None
+
+
+@pytest.mark.parametrize(
+    ("t", "running"),
+    [
+        (traj("a", 0, 4, "over_turn"), True),  # its last turn a zoom never executed: the turn cap stopped it
+        (traj("a", 0, 4, "malformed"), True),  # an error turn was its last allowed turn
+        (traj("a", 0, 3, "answered", True), False),
+        (traj("a", 0, 1, "void"), False),
+        (traj("a", 0, 0, "over_turn"), False),  # the context budget ended it before its first turn
+    ],
+)
+def test_which_trajectories_a_larger_budget_plays_on(t: Trajectory, running: bool) -> None:
+    assert still_running(t) is running
+
+
+def test_the_context_budget_ending_a_trajectory_is_not_the_turn_cap() -> None:
+    t = traj("a", 0, 3, "over_turn")
+    t.turns[-1].observation, t.turns[-1].box_px = 3, [0, 0, 10, 10]  # its last zoom was executed
+    assert not still_running(t)
+    t.turns[-1].observation, t.turns[-1].error = None, "box outside the image"  # executed, refused
+    assert not still_running(t)
+
+
+def test_each_benchmark_category_is_a_slice() -> None:
+    items = [item("v1", kind="direct_attributes"), item("v2", kind="relative_position"),
+             item("v3", kind="relative_position")]  # fmt: skip
+    runs = [traj("v1", 0, 1, "answered", True), traj("v2", 0, 1, "answered", False),
+            traj("v3", 0, 1, "answered", True)]  # fmt: skip
+    groups = group_results(questions(items, runs, [4], k=1), [4], resamples=10, seed=0)
+    by_name = {g.name: (g.questions, g.rows[0].avg_at_k) for g in groups}
+    assert by_name == {"all": (3, pytest.approx(2 / 3)), "kind=direct_attributes": (1, 1.0),
+                       "kind=relative_position": (2, 0.5)}  # fmt: skip

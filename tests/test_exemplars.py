@@ -16,9 +16,12 @@ from cli import app
 from minio3_data.errors import BadInputError
 from minio3_data.exemplars import SEARCH_PATTERNS, load_exemplars, replay_exemplar, shipped_dir
 from minio3_data.images import OriginalCache
-from minio3_data.protocol import Answer, Zoom, parse_turn
+from minio3_data.profiles import get_profile
+from minio3_data.protocol import Answer, Zoom
 from minio3_data.render import conversation
 from pipelines.exemplars_check import check_exemplars
+
+parse_turn = get_profile("minio3").parse_turn
 
 
 @pytest.fixture(scope="module")

@@ -70,3 +70,24 @@ def test_deepspeed_configs_are_zero3_and_referenced(export: Path) -> None:
 def test_yaml_scalars_read_back_as_the_same_value(value: object) -> None:
     back = yaml.safe_load(f"k: {yaml_scalar(value)}")["k"]
     assert back == value and type(back) is type(value)
+
+
+def test_a_qwen3vl_export_has_an_instruct_and_a_thinking_yaml_and_records_its_family(qwen3_export: Path) -> None:
+    instruct = yaml.safe_load((qwen3_export / "sft_qwen3_vl.yaml").read_text())
+    thinking = yaml.safe_load((qwen3_export / "sft_qwen3_vl_thinking.yaml").read_text())
+    assert (instruct["template"], instruct["model_name_or_path"]) == ("qwen3_vl_nothink", "Qwen/Qwen3-VL-8B-Instruct")
+    assert (thinking["template"], thinking["model_name_or_path"]) == ("qwen3_vl", "Qwen/Qwen3-VL-8B-Thinking")
+    assert instruct["output_dir"] == "saves/qwen3-vl-8b-instruct/full/mini-o3-coldstart"
+    assert {k: v for k, v in instruct.items() if k not in ("template", "model_name_or_path", "output_dir")} == {
+        k: v for k, v in thinking.items() if k not in ("template", "model_name_or_path", "output_dir")
+    }  # the released recipe for both
+    assert not (qwen3_export / "sft_qwen2_5_vl.yaml").exists()
+    summary = json.loads((qwen3_export / "export.json").read_text())
+    assert summary["model_family"] == "qwen3-vl"
+
+
+def test_the_length_check_counts_the_familys_image_tokens(qwen3_export: Path, tmp_path: Path) -> None:
+    """The same rows are longer for Qwen2.5-VL (28 px a token side) than for Qwen3-VL (32 px)."""
+    qwen25 = export_run(make_run(tmp_path), tmp_path / "export", workers=1, progress=False)
+    qwen3 = json.loads((qwen3_export / "export.json").read_text())
+    assert qwen25.model_family == "qwen2.5-vl" and qwen25.max_tokens > qwen3["max_tokens"] > 0

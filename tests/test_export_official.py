@@ -16,7 +16,8 @@ from export_fixtures import (
 )
 
 from minio3_data.errors import BadInputError
-from pipelines.export_llamafactory import EXCLUDED_NAME, export_official
+from minio3_data.exclusions import EXCLUDED_NAME, by_reason
+from pipelines.export_llamafactory import export_official
 from pipelines.export_llamafactory.source_official import parse_conversations
 from pipelines.export_llamafactory.writers import JSON_NAME
 
@@ -80,7 +81,7 @@ def test_broken_released_rows_are_excluded_and_listed(tmp_path: Path, released: 
     )
     summary = export_official(src, tmp_path / "out", workers=1, progress=False)
     assert summary.rows_written == 1
-    assert summary.excluded == {"bad_conversations": 1, "role_order": 1, "image_error": 3, "image_count": 1}
+    assert by_reason(summary.excluded) == {"bad conversations": 1, "role order": 1, "bad image": 3, "image count": 1}
     details = [
         json.loads(line)["detail"] for line in (tmp_path / "out" / EXCLUDED_NAME).read_text().splitlines()
     ]

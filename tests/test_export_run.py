@@ -11,10 +11,11 @@ from export_fixtures import error_turn_trajectory, make_dataset, make_run, recor
 from PIL import Image
 
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME, by_reason
 from minio3_data.images import OriginalCache
 from minio3_data.records import write_trajectories
 from minio3_data.zoom import ZoomEnv
-from pipelines.export_llamafactory import EXCLUDED_NAME, export_run
+from pipelines.export_llamafactory import export_run
 from pipelines.export_llamafactory.writers import JSON_NAME, PARQUET_NAME
 
 
@@ -29,7 +30,7 @@ def excluded(out: Path) -> list[dict]:
 def test_rows_hold_every_turn_and_their_images_in_placeholder_order(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     summary = export_run(run, tmp_path / "out", workers=1, progress=False)
-    assert (summary.rows_read, summary.rows_written, summary.excluded) == (4, 4, {})
+    assert (summary.rows_read, summary.rows_written, summary.excluded) == (4, 4, [])
     out = rows(tmp_path / "out")
     assert [r["id"] for r in out] == ["item0#0", "item0#1", "item1#0", "item0#2"]
     nested = out[2]
@@ -118,13 +119,14 @@ def test_bad_trajectories_are_excluded_and_listed_never_silently(tmp_path: Path)
     run = make_run(tmp_path, [good, wrong, moved, missing, escaping, prose])
     summary = export_run(run, tmp_path / "out", workers=1, progress=False)
     assert summary.rows_written == 1 and [r["id"] for r in rows(tmp_path / "out")] == ["ok#0"]
-    assert summary.excluded == {"not_correct": 1, "replay_mismatch": 1, "image_error": 2, "image_count": 1}
+    assert by_reason(summary.excluded) == {"not correct": 1, "replay mismatch": 1, "bad image": 2, "image count": 1}
     listed = {e["id"]: e for e in excluded(tmp_path / "out")}
     assert set(listed) == {"wrong#0", "moved#0", "missing#0", "escape#0", "prose#0"}
     assert "[0, 0, 5, 5]" in listed["moved#0"]["detail"]
     assert "not found" in listed["missing#0"]["detail"] and "escapes" in listed["escape#0"]["detail"]
     assert "placeholder" in listed["prose#0"]["detail"]
-    assert "excluded 5 rows" in summary.text() and EXCLUDED_NAME in summary.text()
+    assert "left out 5 (bad image: 2, " in summary.text()
+    assert f"every one is in {(tmp_path / 'out' / EXCLUDED_NAME).resolve()}" in summary.text()
 
 
 def test_over_long_rows_are_excluded_with_their_estimate(tmp_path: Path) -> None:
@@ -132,7 +134,7 @@ def test_over_long_rows_are_excluded_with_their_estimate(tmp_path: Path) -> None
     longest = export_run(run, tmp_path / "all", workers=1, progress=False).max_tokens
     summary = export_run(run, tmp_path / "out", cutoff_len=longest - 1, workers=1, progress=False)
     listed = excluded(tmp_path / "out")
-    assert summary.excluded == {"too_long": len(listed)} and 0 < len(listed) < 4
+    assert by_reason(summary.excluded) == {"too long": len(listed)} and 0 < len(listed) < 4
     assert all(f"about {longest} tokens > cutoff_len {longest - 1}" in e["detail"] for e in listed)
     assert summary.max_tokens < longest
     kept = {p for r in rows(tmp_path / "out") for p in r["images"]}
@@ -188,7 +190,7 @@ def test_a_run_with_nothing_to_export_is_an_error_not_an_empty_dataset(tmp_path:
     dataset = make_dataset(tmp_path / "dataset")
     wrong = record(dataset, "images/scene0.jpg", [], tid="w#0", verdict="wrong")
     run = make_run(tmp_path, [wrong])
-    with pytest.raises(BadInputError, match="not_correct"):
+    with pytest.raises(BadInputError, match=r"no row to export \(not correct: 1\)"):
         export_run(run, tmp_path / "out", workers=1, progress=False)
     assert not (tmp_path / "out").exists()
 

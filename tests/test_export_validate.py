@@ -28,9 +28,9 @@ def good() -> list[dict[str, str]]:
     ]
 
 
-def code(conversations: object, n_images: int = 2, limits: Limits = LIMITS) -> str | None:
+def reason(conversations: object, n_images: int = 2, limits: Limits = LIMITS) -> str | None:
     problem, _ = check_row(conversations, [SIZE] * n_images, limits)
-    return problem.code if problem else None
+    return problem.reason if problem else None
 
 
 def test_a_well_formed_row_passes_with_a_token_estimate() -> None:
@@ -40,7 +40,7 @@ def test_a_well_formed_row_passes_with_a_token_estimate() -> None:
 
 
 def test_the_system_turn_is_optional() -> None:
-    assert code(good()[1:]) is None
+    assert reason(good()[1:]) is None
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_the_system_turn_is_optional() -> None:
     ],
 )
 def test_malformed_conversations_are_refused(conversations: object) -> None:
-    assert code(conversations, 1) == "bad_conversations"
+    assert reason(conversations, 1) == "bad conversations"
 
 
 @pytest.mark.parametrize(
@@ -70,51 +70,51 @@ def test_malformed_conversations_are_refused(conversations: object) -> None:
 def test_role_order_violations_are_refused(mutate) -> None:  # type: ignore[no-untyped-def]
     conversations = mutate(good())
     n_images = sum(m["value"].count("<image>") for m in conversations)
-    assert code(conversations, n_images) == "role_order"
+    assert reason(conversations, n_images) == "role order"
 
 
 def test_an_empty_turn_is_refused() -> None:
     conversations = good()
     conversations[2]["value"] = "  "
-    assert code(conversations) == "empty_turn"
+    assert reason(conversations) == "empty turn"
 
 
 @pytest.mark.parametrize("n_images", [1, 3])
 def test_placeholder_count_must_match_images(n_images: int) -> None:
-    assert code(good(), n_images) == "image_count"
+    assert reason(good(), n_images) == "image count"
 
 
 def test_a_placeholder_in_the_teachers_own_text_is_caught() -> None:
     conversations = good()
     conversations[2]["value"] = "<think>the <image> shows a sign</think>\n<answer>A</answer>"
-    assert code(conversations) == "image_count"
+    assert reason(conversations) == "image count"
 
 
 def test_a_placeholder_in_the_system_turn_is_refused() -> None:
     conversations = good()
     conversations[0]["value"] = "Look at <image>"
-    assert code(conversations, 3) == "image_count"
+    assert reason(conversations, 3) == "image count"
 
 
 @pytest.mark.parametrize("text", ["<video>", "<audio>"])
 def test_other_media_placeholders_are_refused(text: str) -> None:
     conversations = good()
     conversations[4]["value"] += text
-    assert code(conversations) == "placeholder"
+    assert reason(conversations) == "placeholder"
 
 
 @pytest.mark.parametrize("token", ["<|image_pad|>", "<|vision_start|>", "<|im_end|>"])
 def test_special_tokens_typed_as_text_are_refused(token: str) -> None:
     conversations = good()
     conversations[2]["value"] = f"<think>{token}</think><answer>A</answer>"
-    assert code(conversations) == "special_token"
+    assert reason(conversations) == "special token"
 
 
 def test_rows_longer_than_cutoff_are_refused_and_the_boundary_is_inclusive() -> None:
     _, tokens = check_row(good(), [SIZE, SIZE], LIMITS)
-    assert code(good(), limits=Limits(tokens, 2_000_000, 40_000)) is None
+    assert reason(good(), limits=Limits(tokens, 2_000_000, 40_000)) is None
     problem, _ = check_row(good(), [SIZE, SIZE], Limits(tokens - 1, 2_000_000, 40_000))
-    assert problem is not None and problem.code == "too_long" and str(tokens) in problem.detail
+    assert problem is not None and problem.reason == "too long" and str(tokens) in problem.detail
 
 
 def test_image_tokens_match_llamafactory_on_the_documented_cases() -> None:

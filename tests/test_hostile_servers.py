@@ -32,6 +32,7 @@ from minio3_data.teachers.pricing import table_price
 from minio3_data.teachers.resilience import RequestError, call_with_retries
 from minio3_data.teachers.usage import USAGE_UNKNOWN
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart
+from pipelines.synth_coldstart.merge import merge_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = GenerationConfig(stop=["</grounding>", "</answer>"], max_tokens=64)
@@ -172,7 +173,7 @@ def test_an_oversize_reply_in_a_run_is_a_counted_failure_never_stored(tiny_datas
         srv.inject(Fault.oversize(3_000_000))
         summary = synth_coldstart(_cfg(tiny_dataset, run, srv))
         sent = srv.count
-    assert summary.crashed is None and list(summary.failures) == [
+    assert summary.sampling.crashed is None and list(summary.sampling.failures) == [
         f"{srv.openai_url}: reply over {reply_cap(2048):,} bytes for max_tokens 2048: not read further"
     ]
     stats = json.loads((run / "stats.json").read_text())
@@ -186,7 +187,7 @@ def test_junk_usage_in_a_run_keeps_the_reply(tiny_dataset, tmp_path):
         srv.inject(Fault.junk_usage({"prompt_tokens": "lots", "completion_tokens": None}))
         summary = synth_coldstart(_cfg(tiny_dataset, run, srv))
         sent = srv.count
-    assert summary.crashed is None and summary.failures == {} and summary.kept == 3
+    assert summary.sampling.crashed is None and summary.sampling.failures == {} and summary.kept == 3
     stats = json.loads((run / "stats.json").read_text())
     assert stats["usage"]["requests"] == sent and stats["usage_unknown"] == 1
     assert sum(USAGE_UNKNOWN in (r.get("extra") or {}) for r in _lines(run / "replies.jsonl")) == 1
@@ -232,12 +233,26 @@ def test_a_judge_on_its_own_server_is_counted_and_priced_beside_the_teacher(tiny
         assert judge.count == 3 and json.loads((run / "stats.json").read_text())["judge_usage"] == used
 
 
+def test_a_merge_counts_what_the_judge_of_every_shard_was_paid(tiny_dataset, tmp_path):
+    shards = [tmp_path / "s0", tmp_path / "s1"]
+    with _wrong_teacher() as teacher, LoopbackTeacher(_grader) as judge:
+        for i, shard in enumerate(shards):
+            synth_coldstart(_cfg(tiny_dataset, shard, teacher, shard=(i, 2), judge="openai:gpt-4o",
+                                 judge_base_urls=[judge.openai_url], judge_api_key_env="NONE"))
+    paid = [json.loads((shard / "stats.json").read_text())["judge_usage"] for shard in shards]
+    merge_runs(shards, tmp_path / "merged")
+    merged = json.loads((tmp_path / "merged" / "stats.json").read_text())
+    assert merged["judge_usage"]["requests"] == judge.count == sum(p["requests"] for p in paid) > 0
+    assert merged["judge_usage"]["cost_usd"] == pytest.approx(sum(p["cost_usd"] for p in paid), abs=1e-6)
+    assert merged["usage_unknown"] == 0
+
+
 def test_a_judge_server_that_is_down_is_named_as_the_judge(tiny_dataset, tmp_path):
     down = NothingListening()
     with _wrong_teacher() as teacher:
         summary = synth_coldstart(_cfg(tiny_dataset, tmp_path / "run", teacher, judge="openai:gpt-4o",
                                        judge_base_urls=[down.openai_url], judge_api_key_env="NONE"))
-    assert summary.stopped == (
+    assert summary.sampling.stopped == (
         f"judge openai:gpt-4o: connection refused at {down.openai_url}; is the server running?"
     )
 

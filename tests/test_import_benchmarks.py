@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME, Exclusion
 from minio3_data.protocol import OPTION_LETTERS
 from minio3_data.records import read_items
 from pipelines.build_visualprobe import build_visualprobe
@@ -60,10 +61,10 @@ def test_vstar_options_are_shuffled_with_a_seed_and_the_order_recorded(tmp_path:
     summary = build_visualprobe("vstar", tmp_path / "v", from_dir=src, seed=3, workers=1)
     assert summary.counts == {"train": 0, "test": 3}
     assert summary.skipped == [
-        {
-            "item": "vstar-relative_position-sa_4",
-            "reason": f"{src / 'relative_position' / 'sa_4.json'}: no image beside it",
-        }
+        Exclusion(
+            "build-visualprobe", "vstar-relative_position-sa_4", "missing image",
+            f"{src / 'relative_position' / 'sa_4.json'}: no image beside it",
+        )
     ]
     items = {it.id: it for it in read_items(tmp_path / "v" / "test.parquet")}
     manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
@@ -111,16 +112,18 @@ def test_a_vstar_box_outside_its_image_is_reported_not_dropped_silently(tmp_path
                               str(tmp_path / "v"), "--workers", "1"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "test: 3 items" in res.output
-    assert (f"skipped vstar-relative_position-sa_3: {sa_3}: bbox[1] [700.0, 500.0, 30.0, 30.0] has no area "
-            "inside the 640x480 image; the item is kept without that box") in res.output  # fmt: skip
-    assert "skipped vstar-direct_attributes-sa_1: " in res.output
+    assert "left out 3 (box outside image: 2, missing image: 1)" in res.output
+    assert f"every one is in {tmp_path / 'v' / EXCLUDED_NAME}" in res.output
     items = {it.id: it for it in read_items(tmp_path / "v" / "test.parquet")}
     assert items["vstar-relative_position-sa_3"].target_bbox == [50.0, 60.0, 70.0, 70.0]
     assert items["vstar-direct_attributes-sa_1"].target_bbox is None
-    skipped = json.loads((tmp_path / "v" / "manifest.json").read_text())["skipped"]
-    assert [s["item"] for s in skipped] == [
+    listed = [json.loads(line) for line in (tmp_path / "v" / EXCLUDED_NAME).read_text().splitlines()]
+    assert [s["id"] for s in listed] == [
         "vstar-relative_position-sa_4", "vstar-direct_attributes-sa_1", "vstar-relative_position-sa_3"
     ]
+    assert listed[2]["detail"] == (f"{sa_3}: bbox[1] [700.0, 500.0, 30.0, 30.0] has no area inside the 640x480 "
+                                   "image; the item is kept without that box")  # fmt: skip
+    assert json.loads((tmp_path / "v" / "manifest.json").read_text())["excluded"]["count"] == 3
 
 
 def test_a_lone_surrogate_in_vstar_json_is_one_line(tmp_path: Path) -> None:
@@ -173,8 +176,8 @@ def hrbench_tsv(path: Path) -> Path:
 def test_hrbench_keeps_option_cycles_as_one_question(tmp_path: Path) -> None:
     tsv = hrbench_tsv(tmp_path / "hr_bench_8k.tsv")
     summary = build_visualprobe("hrbench", tmp_path / "hr", annotations=tsv, workers=1)
-    assert summary.counts["test"] == 8 and [s["item"] for s in summary.skipped] == ["hrbench-8k-8"]
-    assert "not base64" in summary.skipped[0]["reason"] or "not an image" in summary.skipped[0]["reason"]
+    assert summary.counts["test"] == 8 and [(s.id, s.reason) for s in summary.skipped] == [("hrbench-8k-8", "bad image")]
+    assert "not base64" in summary.skipped[0].detail or "not an image" in summary.skipped[0].detail
     items = read_items(tmp_path / "hr" / "test.parquet")
     groups = {}
     for it in items:
@@ -245,8 +248,8 @@ def test_mmerw_strips_option_letters(tmp_path: Path) -> None:
     ann, imgs = mmerw_files(tmp_path / "mme")
     summary = build_visualprobe("mmerw", tmp_path / "m", annotations=ann, images=imgs, workers=1)
     assert summary.counts["test"] == 1
-    assert summary.skipped[0]["item"] == "mmerw-perception-monitoring-counting-0311"
-    assert "Answer choices[0] 'A) 1': expected '(A) <option>'" in summary.skipped[0]["reason"]
+    assert (summary.skipped[0].id, summary.skipped[0].reason) == ("mmerw-perception-monitoring-counting-0311", "bad options")
+    assert "Answer choices[0] 'A) 1': expected '(A) <option>'" in summary.skipped[0].detail
     (it,) = read_items(tmp_path / "m" / "test.parquet")
     assert it.options == ["13", "90", "77", "6", "The image does not feature the buses"] and it.answer == "E"
     assert it.kind == "Perception/Monitoring/Vehicle/counting" and it.source == "mmerw"

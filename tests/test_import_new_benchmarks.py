@@ -99,8 +99,8 @@ def test_o3bench_options_out_of_order_skip_the_item_and_say_why(tmp_path: Path) 
     summary = build_visualprobe("o3bench", tmp_path / "o3", annotations=ann, images=images, workers=1)
     assert summary.counts["test"] == 2
     (skipped,) = summary.skipped
-    assert skipped["item"] == "o3bench-0001"
-    assert skipped["reason"] == f"{ann}: line 2.options[1] 'C. Amsterdam': expected 'B. <option>'"
+    assert (skipped.id, skipped.reason) == ("o3bench-0001", "bad options")
+    assert skipped.detail == f"{ann}: line 2.options[1] 'C. Amsterdam': expected 'B. <option>'"
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_vtcbench_imports_open_and_multiple_choice_rows_by_category(tmp_path: Pa
     summary = build_visualprobe("vtcbench", tmp_path / "v", annotations=tsv, images=images, workers=1)
     assert summary.counts == {"train": 0, "test": 4}
     (missing,) = summary.skipped
-    assert missing["item"] == "vtcbench-spatial_5" and "spatial_5.jpg" in missing["reason"]
+    assert (missing.id, missing.reason) == ("vtcbench-spatial_5", "bad image") and "spatial_5.jpg" in missing.detail
     items = {it.id: it for it in read_items(tmp_path / "v" / "test.parquet")}
     ocr, people, chart, cup = (items[f"vtcbench-{i}"] for i in
                                ("attention_focusing_1", "attention_focusing_2", "chart_35", "spatial_4"))  # fmt: skip

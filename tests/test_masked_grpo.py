@@ -5,13 +5,16 @@ reference for each of the three normalisations, in several data-parallel / micro
 from __future__ import annotations
 
 import math
+import pickle
 import random
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 from needs_verl import require_verl
+from test_rl_agent_loop import rl, setup  # noqa: F401 (fixtures)
+from test_rl_step_metrics import transfer_queue  # noqa: F401 (fixture)
 
 from train.masked_grpo import NORMALISATIONS, group_advantages, masked_grpo_loss
 
@@ -86,13 +89,16 @@ def _trajectory_keys(uids: list[str]) -> list[str]:
 
 
 def _verl_advantages(name: str, rewards: torch.Tensor, response_mask: torch.Tensor, lengths: torch.Tensor,
-                     uids: list[str]) -> torch.Tensor:  # fmt: skip
+                     uids: list[str], group_size: int) -> torch.Tensor:  # fmt: skip
     """Advantages as verl's v1 trainer computes them (PPOTrainer._compute_advantage): the reward sits at the
-    last response token whatever the mask, and the estimator is dispatched by verl itself."""
+    last response token whatever the mask, the estimator is dispatched by verl itself, and it gets verl's
+    `algorithm` section, with the group size the launcher puts there."""
     import numpy as np
+    from omegaconf import OmegaConf
     from verl import DataProto
-    from verl.trainer.config import AlgoConfig
     from verl.trainer.ppo.v1.utils import compute_advantage_for_multi_trajectories
+
+    from train.rl.objective import GROUP_SIZE_KEY
 
     scores = torch.zeros_like(response_mask)
     scores[torch.arange(len(rewards)), lengths - 1] = rewards.to(scores.dtype)
@@ -102,7 +108,7 @@ def _verl_advantages(name: str, rewards: torch.Tensor, response_mask: torch.Tens
     )
     data = compute_advantage_for_multi_trajectories(
         data, batch_keys=_trajectory_keys(uids), adv_estimator=name, norm_adv_by_std_in_grpo=True,
-        config=AlgoConfig(adv_estimator=name),
+        config=OmegaConf.create({"adv_estimator": name, "norm_adv_by_std_in_grpo": True, GROUP_SIZE_KEY: group_size}),
     )  # fmt: skip
     return data.batch["advantages"]
 
@@ -173,7 +179,7 @@ def test_verl_path_equals_the_reference(
     response_mask = step["token_mask"] * step["completed"][:, None]  # what the agent loop hands verl
     adv = _verl_advantages(
         objective.VERL_OBJECTIVES[normalisation].adv_estimator, step["rewards"], response_mask, step["lengths"],
-        step["uids"],
+        step["uids"], group_size=8,
     )  # fmt: skip
     rng = random.Random(0)
     for mini in (slice(0, 16), slice(16, 48)):  # mini-batches of whole groups, cut after the advantages
@@ -200,12 +206,30 @@ def test_paper_estimator_scales_each_group_by_g_over_completed(objective: Module
     mask[3] = 0  # over-turn in group a; group b entirely over-turn
     mask[4:] = 0
     uids = ["a", "a", "a", "a", "b", "b"]
-    adv = _verl_advantages(objective.ESTIMATOR, rewards, mask, lengths, uids)
+    adv = _verl_advantages(objective.ESTIMATOR, rewards, mask, lengths, uids, group_size=4)
     stock = 0.5 / (math.sqrt(1 / 3) + 1e-6)
     per_row = adv.sum(-1) / mask.sum(-1).clamp(min=1)
     expected = torch.tensor([stock, -stock, stock, 0.0, 0.0, 0.0]) * torch.tensor([4 / 3] * 4 + [0.0] * 2)
     assert torch.allclose(per_row, expected, atol=1e-6)
-    assert objective.completed_scale(mask, uids).tolist() == pytest.approx([4 / 3] * 4 + [0.0] * 2)
+    assert objective.completed_scale(mask, uids, 4).tolist() == pytest.approx([4 / 3] * 4 + [0.0] * 2)
+
+
+def test_a_partial_groups_completed_rows_keep_the_papers_weight(objective: ModuleType) -> None:
+    """The issue's case: G = 4, two questions a mini-batch (B = 2), one trajectory of group a failed (absent),
+    of its 3 rows 2 completed and 1 is over-turn. The paper weighs a completed row 1/(B·ΣM) = 1/(2·2) = 0.25;
+    scaling by the rows present instead (3/2) gave 3/2 / (B·G) = 0.1875."""
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    lengths = torch.tensor([3, 4, 2, 5, 3, 3, 2])
+    mask = (torch.arange(5)[None, :] < lengths[:, None]).float()
+    mask[2] = 0  # a's over-turn row
+    uids = ["a"] * 3 + ["b"] * 4
+    adv = _verl_advantages(objective.ESTIMATOR, rewards, mask, lengths, uids, group_size=4)
+    # group a's stock GRPO: rewards 1, 0, 0 (the over-turn's 0 counts), mean 1/3, unbiased variance
+    # ((2/3)² + 2·(1/3)²)/2 = 1/3
+    stock = torch.tensor([2 / 3, -1 / 3]) / (math.sqrt(1 / 3) + 1e-6)
+    per_row = adv.sum(-1) / mask.sum(-1).clamp(min=1)
+    weight = per_row[:2] / stock[:2] / (2 * 4)  # the row's factor over stock GRPO, through seq-mean's 1/(B·G)
+    assert weight.tolist() == pytest.approx([0.25, 0.25])
 
 
 @pytest.mark.parametrize("loss_agg_mode", ["token-mean", "seq-mean-token-mean"])
@@ -226,3 +250,125 @@ def test_an_all_masked_minibatch_gives_zero_loss_not_nan(objective: ModuleType, 
     assert loss.item() == 0.0 and all(v == 0.0 for v in metrics.values())
     loss.backward()  # still on the graph: every data-parallel rank must run backward
     assert log_prob.grad is not None and torch.count_nonzero(log_prob.grad) == 0
+
+
+# --- a partial group through verl's replay buffer and loss ---------------------------------------------------
+
+
+def session_server(rl: ModuleType, scripts: dict[str, list[list[str] | None]]) -> Any:
+    """verl's LLM server scripted per trajectory: the k-th trajectory of a question to ask for a first turn
+    follows scripts[question][k] (turn by turn); None makes that trajectory's rollout fail (the server raises,
+    as a dead inference server or a judge failure would)."""
+
+    class SessionServer(rl.ScriptedServer):  # type: ignore[name-defined,misc]
+        def __init__(self) -> None:
+            self.sessions: dict[str, tuple[str, int]] = {}  # verl's request id -> (question, k)
+            self.request_id = ""
+            super().__init__(self.reply, list(scripts))
+
+        async def generate(self, *, request_id: str, **kwargs: Any) -> Any:
+            self.request_id = request_id  # read by reply(), called before super().generate awaits anything
+            return await super().generate(**kwargs)
+
+        def reply(self, question: str, turn: int) -> str:
+            k = sum(q == question for q, _ in self.sessions.values())
+            _, k = self.sessions.setdefault(self.request_id, (question, k))
+            script = scripts[question][k]
+            if script is None:
+                raise RuntimeError(f"scripted rollout failure: {question} #{k}")
+            return script[turn]
+
+    return SessionServer()
+
+
+def by_value(rl: ModuleType, cfg: Any) -> Any:
+    """verl's reward worker in process, handed a copy of each request as Ray hands its actor one (a pickle).
+    verl's reward manager updates the request's `extra_info` in place with the trajectory's fields, and the
+    sessions of one prompt share that dict: passed by reference, concurrent sessions would score each
+    other's answers."""
+    handle = rl.LocalRewardHandle(cfg)
+    remote = handle.compute_score.remote
+    handle.compute_score = SimpleNamespace(remote=lambda data: remote(pickle.loads(pickle.dumps(data))))
+    return handle
+
+
+@pytest.mark.slow
+def test_a_failed_trajectory_leaves_the_papers_weight_through_verls_replay_buffer_and_loss(
+    objective: ModuleType, rl: ModuleType, setup: dict[str, Any], transfer_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two questions × G = 4 through verl's real v1 path on CPU: its prompt submission, its TransferQueue
+    agent-loop worker (our loop, our reward), its sync replay buffer (which keeps training a group whose
+    trajectory failed), its padding to whole mini-batches, its advantage step with our estimator, then our
+    registered loss as verl's actor calls it (2 ranks × 2 micro-batches). The loss equals the paper's, with
+    the failed group's statistics and ΣM over the trajectories it has, and its completed rows weigh 1/(B·ΣM)."""
+    import uuid
+
+    import numpy as np
+    import transfer_queue as tq
+    import verl.utils.tensordict_utils as tu
+    import verl.workers.config.model as model_config_module
+    from test_rl_agent_loop import A, answer, rows_for, zoom
+    from test_rl_step_metrics import InProcessRollout, step_config
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+    from verl.trainer.ppo.v1 import get_trainer_cls
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+    from verl.utils.dataset.rl_dataset import collate_fn
+
+    g, partial, full = 4, "Case partial: what colour is the sign?", "Case full: what colour is the sign?"
+    over_turn = [zoom(A), zoom(A), zoom(A)]  # still zooming at the 3rd and last turn
+    server = session_server(rl, {
+        partial: [[answer("B")], [answer("A")], None, over_turn],  # right, wrong, failed, over-turn
+        full: [[answer("B")], [answer("A")], [answer("A")], [answer("B")]],
+    })  # fmt: skip
+    cfg = step_config(rl, setup, questions=2, n=g, overrides=["actor_rollout_ref.actor.ppo_mini_batch_size=2"])
+    trainer = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
+    trainer._init_resource_pool_mgr()
+    monkeypatch.setattr(model_config_module, "hf_processor", rl.load_processor)
+    worker = AgentLoopWorkerTQ.__ray_actor_class__(
+        cfg, llm_client=server, reward_loop_worker_handles=[by_value(rl, cfg)]
+    )
+    server.tokenizer = worker.tokenizer
+    batch_dict = collate_fn(rl.dataset_rows(cfg, worker, rows_for(setup, [partial, full], "released")))
+    batch_dict["uid"] = np.array([str(uuid.uuid4()) for _ in range(2)], dtype=object)
+    batch = tu.get_tensordict(batch_dict)
+    tu.assign_non_tensor_data(batch, "global_steps", 1)
+    trainer.global_steps = 1
+    trainer.agent_loop_manager = InProcessRollout(worker)
+    trainer._submit_batch_to_rollout(batch)
+
+    step, _ = trainer.replay_buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert len(step.keys) == 2 * g - 1  # the failed group is trained on with the 3 trajectories it has
+    step = upsample_batch_to_divisible_size(step, 2 * g, worker.tokenizer.eos_token_id)  # one all-masked pad row
+    step = trainer._compute_advantage(step, {})
+    fields = ["uid", "response_mask", "rm_scores", "advantages"]
+    data = tq.kv_batch_get(keys=step.keys, partition_id="train", select_fields=fields)
+    data = data.to_padded_tensor()  # as verl's _compute_advantage reads it
+    uids = [str(u) for u in data.pop("uid").tolist()]
+    mask, adv = data["response_mask"].to(torch.float64), data["advantages"].to(torch.float64)
+    rewards = data["rm_scores"].sum(-1).to(torch.float64)
+    real = [i for i, u in enumerate(uids) if not u.startswith("pad")]
+    assert len(real) == 2 * g - 1
+
+    # the weight: a completed row of the partial group over its stock GRPO advantage, through seq-mean's 1/(B·G)
+    a = [i for i in real if uids[i] == batch_dict["uid"][0]]
+    done = [i for i in a if mask[i].sum() > 0]
+    assert len(a) == 3 and len(done) == 2 and sorted(rewards[a].tolist()) == [0.0, 0.0, 1.0]
+    r = rewards[a]
+    stock = ((r - r.mean()) / (r.std() + 1e-6))[[a.index(i) for i in done]]
+    factor = (adv[done].sum(-1) / mask[done].sum(-1)) / stock
+    assert (factor / (2 * g)).tolist() == pytest.approx([1 / (2 * 2)] * 2)  # 1/(B·ΣM) = 0.25, not 0.1875
+
+    # the loss and its gradient, as verl's actor computes them, against the plain-torch paper objective
+    gen = torch.Generator().manual_seed(0)
+    old = torch.randn(mask.shape, generator=gen, dtype=torch.float64) - 1
+    new = old + torch.randn(mask.shape, generator=gen, dtype=torch.float64) * 0.6
+    log_prob, ref_log_prob = new.clone().requires_grad_(True), new[real].clone().requires_grad_(True)
+    verl_loss = _verl_minibatch_loss(objective, "paper", log_prob, old, adv, mask, 2, 2, random.Random(0))
+    ref_loss = masked_grpo_loss(
+        ref_log_prob, old[real], rewards[real], mask[real], mask[real].sum(-1) > 0, [uids[i] for i in real], "paper",
+        CLIP_LOW, CLIP_HIGH, CLIP_C,
+    )  # fmt: skip
+    assert verl_loss.item() == pytest.approx(ref_loss.item(), abs=1e-6)  # verl keeps advantages in float32
+    verl_loss.backward()
+    ref_loss.backward()
+    assert torch.allclose(log_prob.grad[real], ref_log_prob.grad, atol=1e-6)

@@ -205,7 +205,7 @@ def test_an_output_over_a_dir_a_command_reads_is_refused(
     place: str, linked: bool,
 ) -> None:
     target_name, option, argv, _ = CASES[case]
-    for module in ("minio3_data.exemplars", "pipelines.synth_coldstart", "pipelines.quickstart"):
+    for module in ("minio3_data.exemplars", "pipelines.sampling.run_dir", "pipelines.quickstart"):
         # a copy stands for the shipped exemplars, so that no check, passing or not, can touch the real ones
         monkeypatch.setattr(f"{module}.shipped_dir", lambda: world["exemplars"], raising=False)
     target = world[target_name]
@@ -387,8 +387,8 @@ def test_one_bad_row_never_aborts_an_export(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     lines = (tmp_path / "sft" / "excluded.jsonl").read_text().splitlines()
     excluded = {r["id"]: r for r in map(json.loads, lines)}
-    assert excluded["nul#0"]["rule"] == "image_error" and "NUL byte" in excluded["nul#0"]["detail"]
-    assert excluded["shapeless#0"]["rule"] == "bad_record"
+    assert excluded["nul#0"]["reason"] == "bad image" and "NUL byte" in excluded["nul#0"]["detail"]
+    assert excluded["shapeless#0"]["reason"] == "bad record"
     assert "exported 4 of 6 rows" in res.output
 
 
@@ -403,4 +403,4 @@ def test_a_lone_surrogate_excludes_its_row_only(tmp_path: Path) -> None:
     src = write_released(tmp_path / "released.parquet", released)
     res = runner.invoke(app, ["export-llamafactory", "--official", str(src), "--out", str(tmp_path / "sft")])
     assert res.exit_code == 0, res.output
-    assert "exported 3 of 4 rows" in res.output and "bad_text: 1" in res.output
+    assert "exported 3 of 4 rows" in res.output and "(bad text: 1)" in res.output

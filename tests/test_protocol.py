@@ -1,20 +1,21 @@
-"""The action language: what real models write parses, what must be rejected is, render/parse round-trip."""
+"""The action language and the `minio3` profile's reading: what real models write parses, what must be rejected
+is, render/parse round-trip."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from minio3_data.profiles import get_profile
+from minio3_data.profiles.minio3 import COORD_TOLERANCE, SYSTEM_PROMPT
 from minio3_data.protocol import (
-    COORD_TOLERANCE,
-    SYSTEM_PROMPT,
     Answer,
     Malformed,
     Zoom,
     extract_think,
-    parse_turn,
     question_text,
     render_turn,
     restore_stop,
@@ -22,6 +23,8 @@ from minio3_data.protocol import (
     source_name,
     trim_turn,
 )
+
+parse_turn = get_profile("minio3").parse_turn
 
 BOX = (0.1, 0.2, 0.3, 0.4)
 
@@ -284,3 +287,25 @@ def test_parser_never_raises_on_tag_soup(text: str) -> None:
     assert isinstance(action, (Zoom, Answer, Malformed))
     if isinstance(action, Zoom):
         assert all(0.0 <= v <= 1.0 for v in action.bbox)
+
+
+def test_profiles_travel_to_worker_processes() -> None:
+    """Export and viewer workers receive the profile pickled: each profile, and its reading for teachers, as is."""
+    import pickle
+
+    from minio3_data.profiles import PROFILES
+
+    for profile in PROFILES.values():
+        for variant in (profile, profile.for_teachers()):
+            assert pickle.loads(pickle.dumps(variant)) == variant
+
+
+def test_an_unknown_profile_is_one_line_naming_the_choices() -> None:
+    from minio3_data.errors import BadInputError
+
+    from minio3_data.profiles import PROFILES
+
+    names = ", ".join(PROFILES)  # every discovered profile, the default first
+    assert names.startswith("released, ")
+    with pytest.raises(BadInputError, match=rf"^run.json: protocol 'v2': use one of {re.escape(names)}$"):
+        get_profile("v2", "run.json: protocol")

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from minio3_data.display import fit_pixels, released_crop_size, released_first_view_size
+from minio3_data.display import fit_pixels, released_crop_size, released_crop_steps, released_first_view_size
 from minio3_data.images import OriginalCache, open_image
 from minio3_data.profiles import get_profile
 from minio3_data.protocol import Answer, Malformed, Void, Zoom
@@ -77,7 +77,7 @@ def test_observation_numbering_drifts_by_turn_after_an_error_as_released() -> No
     chat = conversation("q", [], turns)
     assert chat[0].text == SYSTEM
     assert chat[-1].text == OBSERVATION_2.replace(VISION, "<image>") and chat[-1].images == [2]
-    minio3 = conversation("q", [], turns, protocol="minio3")
+    minio3 = conversation("q", [], turns, protocol=get_profile("minio3"))
     assert "(Observation 2)" in minio3[-1].text  # ours: numbered by crop
 
 
@@ -150,9 +150,9 @@ def test_minio3_first_view_never_exceeds_the_cap() -> None:
         # observation_0 is matched by 'observation_([0-9]*)' and means the original (function_tools.py l.42-50)
         ('<grounding>{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "observation_0"}</grounding>',
          Zoom((0.1, 0.2, 0.5, 0.6), "original_image")),
-        # no range check: int-truncated then clamped to the last pixel, the same box as [0, 0.5, 1, 1]
+        # no range check: the tool int-truncates and clamps (function_tools.py l.55-59), the same box as [0, 0.5, 1, 1]
         ('<grounding>{"bbox_2d": [-0.2, 0.5, 1.5, 1.0], "source": "original_image"}</grounding>',
-         Zoom((0.0, 0.5, 1.0, 1.0))),
+         Zoom((-0.2, 0.5, 1.5, 1.0))),
         # no grounding: the trajectory ends; an answer only when the turn ends with </answer> (l.730)
         ("<think>t</think><answer>B</answer>", Answer("B")),
         ("<think>t</think><answer>B</answer> I hope that helps.", Void("")),
@@ -196,7 +196,8 @@ def test_trim_ends_a_grounding_turn_at_its_first_closing_tag() -> None:
         # [0, 0, 999, 2] is 999 / 2 = 499.5 >= 200 wide
         ((0.5, 0.5, 0.5, 0.9), "The bounding box is not valid in width: [500, 250, 500, 450]"),
         ((0.1, 0.5, 0.9, 0.5001), "The bounding box is not valid in height: [100, 250, 900, 250]"),
-        ((1.0, 0.0, 1.0, 1.0), "The bounding box is not valid in width: [999, 0, 999, 499]"),
+        # x0 is clamped only below (max(x0, 0)): int(1.0 * 1000) = 1000 is printed as is
+        ((1.0, 0.0, 1.0, 1.0), "The bounding box is not valid in width: [1000, 0, 999, 499]"),
         ((0.0, 0.0, 1.0, 0.004), "The absolute aspect ratio of the bounding box exceeds 200, which is too large."),
         ((float("nan"), 0.0, 1.0, 1.0), "cannot convert float NaN to integer"),
         ((0.0, 0.0, float("inf"), 1.0), "cannot convert float infinity to integer"),
@@ -310,7 +311,7 @@ def test_a_turn_without_an_action_ends_a_released_attempt_as_void(tiny_dataset, 
     def config(protocol: str) -> SynthConfig:
         return SynthConfig(
             dataset=tiny_dataset, out=tmp_path / protocol, teacher="openai", target=None, samples_per_item=1,
-            limit=1, max_turns=3, concurrency=1, progress=False, exemplars_in_context=0, protocol=protocol,
+            limit=1, max_turns=3, concurrency=1, progress=False, exemplars_in_context=0, protocol=get_profile(protocol),
             client=TeacherOptions(model="m", base_urls=[srv.openai_url], api_key_env="NONE", timeout=5),
         )
 
@@ -336,3 +337,245 @@ def test_released_parse_reads_what_canonical_rendering_writes(bbox, source, thin
     stored = canonical_turn(f"<think>{think}</think>", zoom)
     assert RELEASED.parse_turn(stored, num_observations=5) == zoom
     assert get_profile("minio3").parse_turn(stored, num_observations=5) == zoom
+
+
+# --- the release's reading and tool, to its exception texts (vllm_async_engine.py l.520-582) -------------------
+#
+# process_tool_call matches ARGS on the whole turn, `eval`s group 1 as the bbox and takes group 2 as the source;
+# prepare_grounding_inputs_multi_turn asserts a list of four, resolves the source, multiplies each coordinate
+# by the source's side, int()s it, clamps x0/y0 below at 0 and x1/y1 above at the last pixel, and asserts the
+# width and height; the error turn carries str(exception).
+ARGS = r""".*<grounding>{"bbox_2d": (.*),.*"source": [',"](.*)[',"]}</grounding>"""
+
+
+def grounding(args: str) -> str:
+    return f"<think>Too small to read.</think>\n<grounding>{args}</grounding>"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # ARGS needs `{"bbox_2d": ` right after the tag and `"}` right before the closing tag; re.match gives
+        # None and `match.group(1)` raises AttributeError
+        ('{"bbox_2d":[0.1,0.2,0.5,0.6],"source":"original_image"}', "'NoneType' object has no attribute 'group'"),
+        ('{"source": "original_image", "bbox_2d": [0.1, 0.2, 0.5, 0.6]}', "'NoneType' object has no attribute 'group'"),
+        ('```json\n{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "original_image"}\n```',
+         "'NoneType' object has no attribute 'group'"),
+        ("{'bbox_2d': [0.1, 0.2, 0.5, 0.6], 'source': 'original_image'}", "'NoneType' object has no attribute 'group'"),
+        ('{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "original_image" }', "'NoneType' object has no attribute 'group'"),
+        ("zoom into the top left", "'NoneType' object has no attribute 'group'"),
+        # an extra key after the source: group 2 runs to the last quote before `}`
+        ('{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "original_image", "label": "cat"}',
+         'The \'source\' argument "original_image", "label": "cat" does not match the pattern \'observation_([0-9]*)\'.'),
+        # an extra key before the source: group 1 is `[...], "label": "cat"`, which eval cannot parse
+        ('{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "label": "cat", "source": "original_image"}',
+         "invalid syntax (<string>, line 1)"),
+        # names eval cannot find: NameError
+        ('{"bbox_2d": [NaN, 0.2, 0.5, 0.6], "source": "original_image"}', "name 'NaN' is not defined"),
+        ('{"bbox_2d": [0.1, 0.2, true, 0.6], "source": "original_image"}', "name 'true' is not defined"),
+        ('{"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}', "name 'x0' is not defined"),
+        # not a list of four: the assert has no message
+        ('{"bbox_2d": (0.1, 0.2, 0.5, 0.6), "source": "original_image"}', ""),
+        ('{"bbox_2d": [[0.1, 0.2, 0.5, 0.6]], "source": "original_image"}', ""),
+        # literals eval builds and Python refuses
+        ('{"bbox_2d": [{[1]: 2}, 0.2, 0.5, 0.6], "source": "original_image"}', "unhashable type: 'list'"),
+        ('{"bbox_2d": [-"a", 0.2, 0.5, 0.6], "source": "original_image"}', "bad operand type for unary -: 'str'"),
+    ],
+)
+def test_a_grounding_the_release_cannot_read_gets_its_exception_text(args: str, message: str) -> None:
+    assert RELEASED.parse_turn(grounding(args), num_observations=2) == Malformed(message)
+    assert RELEASED.error_text(message) == (
+        f"ERROR occurs during grounding. Error Information: {message}.\n" + ERROR_FOLLOW_UP
+    )
+
+
+@pytest.mark.parametrize(
+    ("bbox", "size", "result"),
+    [
+        # strings: "0" * 400 -> int 0; "1" * 400 -> a 400-digit int, clamped to 399: the whole image
+        (["0", "0", "1", "1"], (400, 300), (0, 0, 399, 299)),
+        # True * 400 = 400 -> 399
+        ([False, False, True, True], (400, 300), (0, 0, 399, 299)),
+        # "0.5" * 10 is not an integer literal
+        (["0.5", 0, 1, 1], (10, 30), "invalid literal for int() with base 10: '0.50.50.50.50.50.50.50.50.50.5'"),
+        # int() shows at most 200 characters of the string's repr (%.200R)
+        (["0.5", 0, 1, 1], (100, 30), "invalid literal for int() with base 10: " + ("'" + "0.5" * 100)[:200]),
+        # "1" * 5000 has more than int()'s 4,300 digits (Python 3.11, the release's pin)
+        (["0", "0", "1", "1"], (5000, 30), "Exceeds the limit (4300 digits) for integer string conversion: "
+         "value has 5000 digits; use sys.set_int_max_str_digits() to increase the limit"),
+        ([None, 0, 1, 1], (10, 30), "unsupported operand type(s) for *: 'NoneType' and 'int'"),
+        ([[1], 0, 1, 1], (10, 30), "int() argument must be a string, a bytes-like object or a real number, not 'list'"),
+        # 1e308 * 10 overflows to inf
+        ([1e308, 0, 1, 1], (10, 30), "cannot convert float infinity to integer"),
+        # x0 and y0 are clamped only below: int(1.0 * 9) = 9 stays 9 (ours used to print 8)
+        ([1.0, 0.17, 0.8, 0.95], (9, 30), "The bounding box is not valid in width: [9, 5, 7, 28]"),
+        # pixels written as relative coordinates: 169 * 20 = 3380, 29 * 23 = 667 (ours used to print [19, 22, 19, 22])
+        ([169, 29, 1, 1], (20, 23), "The bounding box is not valid in width: [3380, 667, 19, 22]"),
+    ],
+)
+def test_the_release_computes_with_what_the_model_wrote(bbox: list, size: tuple[int, int], result: object) -> None:
+    assert crop_box((0, 0, *size), tuple(bbox), RELEASED) == result
+
+
+def test_string_coordinates_zoom_through_the_whole_tool_path(tmp_path) -> None:
+    """Read from the turn, stepped through ZoomEnv: the release crops the whole image where ours refused."""
+    path = tmp_path / "gray.png"
+    Image.new("RGB", (400, 300), (90, 90, 90)).save(path)
+    action = RELEASED.parse_turn(grounding('{"bbox_2d": ["0", "0", "1", "1"], "source": "original_image"}'))
+    assert action == Zoom(("0", "0", "1", "1"))
+    obs = ZoomEnv(path, cache=OriginalCache()).step(action)
+    assert isinstance(obs, Observation) and obs.box == (0, 0, 399, 299)
+    assert action.numbers() == [0.0, 0.0, 1.0, 1.0]  # what a record stores; its replay gives the same box
+
+
+def test_expressions_and_calls_are_the_documented_no_eval_difference() -> None:
+    text = grounding('{"bbox_2d": [__import__("os").getpid(), 0.2, 0.5, 0.6], "source": "original_image"}')
+    action = RELEASED.parse_turn(text)
+    assert isinstance(action, Malformed) and action.reason.startswith("minio3 does not evaluate the expression")
+
+
+def check(condition: bool, message: str = "") -> None:
+    """The release's `assert` (pytest rewrites this file's own asserts, which would change their messages)."""
+    if not condition:
+        raise AssertionError(message)
+
+
+def release_reply(text: str, size: tuple[int, int]) -> tuple[int, ...] | str:
+    """The release's reading and tool written out from the rules above, with Python's own `eval` on the fixed
+    literal strings of this file: the box on the original (the only image so far), or str(exception)."""
+    import re
+
+    try:
+        m = re.match(ARGS, text, re.DOTALL)
+        value, source = eval(m.group(1)), m.group(2)  # noqa: S307 - only this file's fixed strings
+        check(isinstance(value, list) and len(value) == 4)
+        if source != "original_image":
+            match = re.match("observation_([0-9]*)", source, re.DOTALL)
+            try:
+                index = int(match.group(1))
+            except Exception:
+                raise ValueError(f"The 'source' argument \"{source}\" does not match the pattern 'observation_([0-9]*)'.")
+            check(index < 1, f'Error in predicting the source observation: "{source}".')
+        w, h = size
+        scaled = (value[0] * w, value[1] * h, value[2] * w, value[3] * h)
+        box = [int(scaled[0]), int(scaled[1]), int(scaled[2]), int(scaled[3])]
+        box = [max(box[0], 0), max(box[1], 0), min(box[2], w - 1), min(box[3], h - 1)]
+        check(box[0] <= box[2] - 1, f"The bounding box is not valid in width: {box}")
+        check(box[1] <= box[3] - 1, f"The bounding box is not valid in height: {box}")
+        bw, bh = box[2] - box[0], box[3] - box[1]
+        if bw / bh >= 200 or bh / bw >= 200:
+            raise ValueError("The absolute aspect ratio of the bounding box exceeds 200, which is too large.")
+        return tuple(box)
+    except Exception as e:
+        return str(e)
+
+
+DIFFERENTIAL = [
+    '{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "original_image"}',
+    '{"bbox_2d":  [0.1, 0.2, 0.5, 0.6], "source": \'original_image\'}',
+    '{"bbox_2d": [1, 0, 0, 1], "source": "original_image"}',
+    '{"bbox_2d": [-3, -0.5, 2, 7], "source": "original_image"}',
+    '{"bbox_2d": [0.5, 0.5, 0.5004, 0.9], "source": "original_image"}',
+    '{"bbox_2d": [0.0, 0.0, 1.0, 0.001], "source": "original_image"}',
+    '{"bbox_2d": ["0", "0", "1", "1"], "source": "original_image"}',
+    '{"bbox_2d": ["1", "0", "1", "1"], "source": "original_image"}',
+    '{"bbox_2d": ["00", "0", "12", "1"], "source": "original_image"}',
+    '{"bbox_2d": [b"0", 0, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [True, False, True, True], "source": "original_image"}',
+    '{"bbox_2d": [1e999, 0, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [1j, 0, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [None, {}, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [0, (0,), 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1], 1], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, 1], "extra": 1, "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, 1], "source": "original_image",}',
+    '{"bbox_2d": [0.1, 0.2, 0.5, 0.6, "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, ...], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, {1, 2}], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, ~1], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, not 0], "source": "original_image"}',
+    '{"bbox_2d": [\t0, 0, 1, 1], "source": "original_image"}',
+    '{"bbox_2d": [0x1, 0, 1, 1_0], "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, 1]\n, "source": "original_image"}',
+    '{"bbox_2d": [0, 0, 1, 1], "source": "original_image"}</grounding> and <grounding>{"bbox_2d": [0, 0, 0.5, 0.5]',
+]
+
+
+@pytest.mark.parametrize("args", DIFFERENTIAL)
+@pytest.mark.parametrize("size", [(640, 480), (7, 3000)])
+def test_reading_and_tool_agree_with_the_release_written_out(args: str, size: tuple[int, int]) -> None:
+    text = grounding(args)
+    expected = release_reply(text, size)
+    action = RELEASED.parse_turn(text, num_observations=0)
+    got = action.reason if isinstance(action, Malformed) else crop_box((0, 0, *size), action.bbox, RELEASED)
+    assert got == expected
+
+
+def test_a_crop_the_release_resizes_twice_is_resized_twice(tmp_path) -> None:
+    """process_image resizes after each step that fires: a 2700 x 14 crop is 37,800 px < 40,000, so
+    s = sqrt(40000 / 37800) = 1.028689: 2777.46 x 14.40 -> 2777 x 14; then 14 < 28, t = 28 / 14 = 2:
+    int(2777 * 2 + 1) x int(14 * 2 + 1) = 5555 x 29, NEAREST each time."""
+    assert released_crop_steps(2700, 14) == [(2777, 14), (5555, 29)]
+    rng = np.random.default_rng(1)
+    path = tmp_path / "noise.png"
+    Image.fromarray(rng.integers(0, 255, (100, 3000, 3), dtype=np.uint8)).save(path)
+    obs = ZoomEnv(path, cache=OriginalCache()).step(Zoom((0.0, 0.1, 0.9, 0.24)))  # 0..2700 x 10..24
+    assert isinstance(obs, Observation) and obs.box == (0, 10, 2700, 24) and obs.size == (5555, 29)
+    crop = open_image(path).crop(obs.box)
+    twice = crop.resize((2777, 14), Image.Resampling.NEAREST).resize((5555, 29), Image.Resampling.NEAREST)
+    assert np.array_equal(np.asarray(obs.image), np.asarray(twice))
+    once = crop.resize((5555, 29), Image.Resampling.NEAREST)
+    assert not np.array_equal(np.asarray(once), np.asarray(twice))  # what a single resize would have shown
+
+
+def test_teachers_are_read_tolerantly_in_synthesis_only() -> None:
+    """for_teachers: the documented tolerant reading (loose JSON read, stored canonical); eval and RL read
+    as the release does and keep the model's bytes."""
+    compact = grounding('{"bbox_2d":[0.1,0.2,0.5,0.6],"source":"original_image"}')
+    teachers = RELEASED.for_teachers()
+    zoom = teachers.parse_turn(compact)
+    assert zoom == Zoom((0.1, 0.2, 0.5, 0.6))
+    assert teachers.stored_turn(compact, zoom) == (
+        '<think>Too small to read.</think>\n<grounding>{"bbox_2d": [0.1, 0.2, 0.5, 0.6], "source": "original_image"}'
+        "</grounding>"
+    )
+    assert RELEASED.parse_turn(teachers.stored_turn(compact, zoom)) == zoom  # canonical text reads strictly
+    assert RELEASED.parse_turn(compact) == Malformed("'NoneType' object has no attribute 'group'")
+    spaced = grounding('{"bbox_2d": [0.10, 0.2, 0.5, 0.6], "source": "original_image"}')
+    assert RELEASED.stored_turn(spaced, RELEASED.parse_turn(spaced)) == spaced  # the bytes, 0.10 included
+    assert isinstance(teachers.parse_turn(grounding('{"bbox_2d": ["0", "0", "1", "1"]}')), Malformed)
+
+
+def test_an_eval_reads_and_answers_as_the_release(tmp_path) -> None:
+    """Over a real loopback server: a compact grounding gets the release's exception text, string coordinates
+    crop the whole image (Observation 2 after Action 1: the release's numbering), and the policy's own bytes
+    stay in its context."""
+    from loopback_teacher import LoopbackTeacher
+
+    from minio3_data.records import ProbeItem, read_trajectories, write_items
+    from minio3_data.teacher_options import TeacherOptions
+    from pipelines.eval import eval_config, evaluate
+
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    Image.new("RGB", (640, 480), (200, 40, 40)).save(tmp_path / "data" / "images" / "a.jpg")
+    write_items(tmp_path / "data" / "test.parquet", [ProbeItem("kite", "images/a.jpg", "What colour is the kite?",
+                                                               "red", width=640, height=480)])  # fmt: skip
+    turns = [
+        grounding('{"bbox_2d":[0.1,0.2,0.5,0.6],"source":"original_image"}'),
+        grounding('{"bbox_2d": ["0", "0", "1", "1"], "source": "original_image"}'),
+        "<think>It is red.</think>\n<answer>red</answer>",
+    ]
+    with LoopbackTeacher(lambda view: turns[view.turn]) as srv:
+        client = TeacherOptions(model="policy", base_urls=[srv.openai_url], api_key_env="NONE", timeout=5.0)
+        evaluate(eval_config(tmp_path / "data", tmp_path / "eval", budgets=[4], k=1, teacher="openai",
+                             progress=False, concurrency=1, client=client))  # fmt: skip
+        last = srv.requests[-1].view
+    texts = last.texts
+    assert "ERROR occurs during grounding. Error Information: 'NoneType' object has no attribute 'group'.\n" + (
+        ERROR_FOLLOW_UP) in texts
+    assert any(t.startswith("After the above Action 1, here is the the zoom-in image (Observation 2):") for t in texts)
+    assert turns[0] in texts and turns[1] in texts  # the model's bytes, not a canonical rewrite
+    (traj,) = read_trajectories(tmp_path / "eval" / "trajectories.parquet")
+    assert [t.box_px for t in traj.turns] == [None, [0, 0, 639, 479], None]
+    assert traj.final_answer == "red"

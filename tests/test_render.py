@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from minio3_data.profiles import get_profile
-from minio3_data.protocol import IMAGE_PLACEHOLDER, SYSTEM_PROMPT, Answer, Zoom, question_text, render_turn
+from minio3_data.profiles.minio3 import SYSTEM_PROMPT
+from minio3_data.protocol import IMAGE_PLACEHOLDER, Answer, Zoom, question_text, render_turn
 from minio3_data.records import Trajectory, Turn, Verdict
 from minio3_data.render import ChatTurn, conversation, to_released_row, to_sharegpt, to_teacher_messages
 from minio3_data.teachers.base import ImageRef
@@ -50,7 +51,7 @@ def make_trajectory(turns: list[Turn]) -> Trajectory:
 
 
 def test_conversation_layout() -> None:
-    chat = conversation("What does the sign say?", ["CLOSED", "OPEN"], TURNS, protocol="minio3")
+    chat = conversation("What does the sign say?", ["CLOSED", "OPEN"], TURNS, protocol=MINIO3)
     assert [(t.role, t.images) for t in chat] == [
         ("system", []),
         ("user", [0]),
@@ -75,12 +76,12 @@ def test_conversation_layout() -> None:
 
 def test_over_turn_ends_with_the_unexecuted_zoom_and_continuing_runs_end_with_the_reply() -> None:
     over = [TURNS[0], Turn(Z2, "zoom", bbox=[0.0, 0.5, 0.5, 1.0], source="observation_1")]
-    chat = conversation("q", [], over, protocol="minio3")
+    chat = conversation("q", [], over, protocol=MINIO3)
     assert chat[-1].role == "assistant" and chat[-1].text == Z2
     # mid-run (what the synthesis loop sends): the last zoom's observation is the last user turn
-    chat = conversation("q", [], TURNS[:1], protocol="minio3")
+    chat = conversation("q", [], TURNS[:1], protocol=MINIO3)
     assert chat[-1].role == "user" and chat[-1].images == [1]
-    assert conversation("q", [], TURNS[:2], protocol="minio3")[-1].text == error_text("cannot read the grounding")
+    assert conversation("q", [], TURNS[:2], protocol=MINIO3)[-1].text == error_text("cannot read the grounding")
 
 
 def test_stray_placeholder_in_question_is_not_doubled() -> None:
@@ -94,7 +95,7 @@ def refs(n: int) -> list[ImageRef]:
 
 def test_teacher_messages_put_images_where_the_placeholders_are() -> None:
     images = refs(3)
-    messages = to_teacher_messages(conversation("What does the sign say?", [], TURNS, protocol="minio3"), images)
+    messages = to_teacher_messages(conversation("What does the sign say?", [], TURNS, protocol=MINIO3), images)
     assert [m.role for m in messages][:3] == ["system", "user", "assistant"]
     assert messages[1].parts[0] is images[0] and messages[1].parts[1] == "\nWhat does the sign say?"
     obs = messages[3]
@@ -109,7 +110,7 @@ def test_teacher_messages_put_images_where_the_placeholders_are() -> None:
 
 
 def test_sharegpt_images_in_placeholder_order() -> None:
-    chat = conversation("What does the sign say?", ["CLOSED", "OPEN"], TURNS, protocol="minio3")
+    chat = conversation("What does the sign say?", ["CLOSED", "OPEN"], TURNS, protocol=MINIO3)
     record = to_sharegpt(chat, ["orig.jpg", "o1.jpg", "o2.jpg"])
     roles = [m["from"] for m in record["conversations"]]
     assert roles == ["system", "human", "gpt", "human", "gpt", "human", "gpt", "human", "gpt"]

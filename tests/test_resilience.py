@@ -12,11 +12,11 @@ from loopback_teacher import Fault, LoopbackTeacher, ask, fast_teacher, loopback
 
 from minio3_data.teachers import (
     BreakerPolicy,
-    Budget,
     BudgetExhausted,
     GenerationConfig,
     Message,
     RetryPolicy,
+    SpendingCap,
     TeacherError,
     TeacherUnavailable,
 )
@@ -225,7 +225,7 @@ def test_max_cost_stops_before_overspending(loopback: LoopbackTeacher):
 
 def test_budget_waits_for_requests_in_flight_before_refusing():
     async def go():
-        budget = Budget(max_cost_usd=1.0)
+        budget = SpendingCap(max_cost_usd=1.0)
         await budget.reserve(0.6)
         second = asyncio.create_task(budget.reserve(0.3))
         third = asyncio.create_task(budget.reserve(0.6))

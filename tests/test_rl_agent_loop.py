@@ -24,7 +24,7 @@ from minio3_data.zoom import ZoomEnv
 IMAGE_SIZE = (1600, 1200)
 ORIGINAL = "original_image"
 A, B = (0.1, 0.2, 0.6, 0.7), (0.25, 0.25, 0.75, 0.75)
-MALFORMED = '<think>Zoom in.</think>\n<grounding>{"bbox_2d": [0.2, "left", 0.5, 0.5], "source": "original_image"}</grounding>'
+MALFORMED = '<think>Zoom in.</think>\n<grounding>{"bbox_2d":[0.2,0.2,0.5,0.5],"source":"original_image"}</grounding>'
 VOID = "<think>It is probably blue.</think> The answer is B."
 
 
@@ -83,7 +83,7 @@ def rows_for(setup: dict[str, Any], questions: list[str], protocol: str) -> Path
     ]  # fmt: skip
     write_items(root / "train.parquet", items)
     write_items(root / "test.parquet", items[:1])
-    return Path(write_rl_data(root, root / "rl", protocol=protocol, max_turns=3, agent_name=AGENT_LOOP).files["train"])
+    return Path(write_rl_data(root, root / "rl", protocol=get_profile(protocol), max_turns=3, agent_name=AGENT_LOOP).files["train"])
 
 
 def rollout(rl: Any, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch, questions: list[str], *,
@@ -109,7 +109,7 @@ def field(out: Any, name: str, i: int) -> Any:
 
 def replay(image: Path, zooms: list[tuple[tuple[float, ...], str]], protocol: str = "released") -> list[Any]:
     """The observations an independent ZoomEnv gives for the same zooms (the export's replay)."""
-    env = ZoomEnv(image, cache=OriginalCache(), protocol=protocol)
+    env = ZoomEnv(image, cache=OriginalCache(), protocol=get_profile(protocol))
     for bbox, source in zooms:
         env.step(Zoom(bbox, source))  # type: ignore[arg-type]
     return [obs.image for obs in env.observations]
@@ -133,7 +133,10 @@ def test_plugins_registered_in_verls_registries(rl: Any, setup: dict[str, Any]) 
 
     assert {"grounding_released", "grounding_minio3"} <= set(ToolParser._registry)
     assert _agent_loop_registry[agent_loop.AGENT_LOOP]["_target_"] == "train.rl.agent_loop.ZoomAgentLoop"
-    assert set(plugins.REGISTERED["tool_parser"]) == {"grounding_released", "grounding_minio3"}
+    from minio3_data.profiles import PROFILE_NAMES
+
+    assert set(plugins.REGISTERED["tool_parser"]) == {f"grounding_{name}" for name in PROFILE_NAMES}
+    assert set(plugins.REGISTERED["tool_parser"]) <= set(ToolParser._registry)
     assert plugins.REGISTERED["agent_loop"] == (agent_loop.AGENT_LOOP,)
     tools_yaml = setup["tmp"] / "tools.yaml"
     OmegaConf.save(OmegaConf.create(tool.tool_config()), tools_yaml)
@@ -213,7 +216,7 @@ def test_malformed_action_gets_the_error_turn(rl: Any, setup: dict[str, Any], mo
     out, server, worker, index = rollout(rl, setup, monkeypatch, [q])
     i = index[q]
     released = get_profile("released")
-    reason = released.parse_turn(MALFORMED).reason  # type: ignore[union-attr]
+    reason = "'NoneType' object has no attribute 'group'"  # the release's pattern needs `{"bbox_2d": `
     text = worker.tokenizer.decode(rl.sequence_ids(out, i))
     assert f"<|im_start|>user\n{released.error_text(reason)}<|im_end|>" in text
     # the released numbering drifts after an error turn: Action 1 shows "Observation 2" for observation_1

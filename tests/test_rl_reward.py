@@ -12,6 +12,7 @@ import pytest
 from loopback_teacher import Fault, LoopbackTeacher, RequestView
 from needs_verl import require_verl
 
+from minio3_data.profiles import get_profile
 from train.rl.reward import JudgeFailed, close_judges, compute_score
 
 QUESTION = "What colour is the car?"
@@ -124,7 +125,7 @@ def test_verl_loads_and_calls_it_with_our_reward_kwargs(tmp_path: Any) -> None:
     from train.rl.plugins import rollout_config
 
     with LoopbackTeacher(_grader) as srv:
-        values = rollout_config("released", "openai:loopback-model", judge_base_urls=[srv.openai_url],
+        values = rollout_config(get_profile("released"), "openai:loopback-model", judge_base_urls=[srv.openai_url],
                                 judge_api_key_env="NONE")  # fmt: skip
         cfg = OmegaConf.create({})
         for key, value in values.items():

@@ -19,6 +19,8 @@ import pytest
 from needs_verl import require_verl
 from test_rl_agent_loop import IMAGE_CAP_CASE, SCRIPTS, rl, rows_for, setup  # noqa: F401 (rl, setup: fixtures)
 
+from minio3_data.profiles import get_profile
+
 ANSWER_FIRST = "Case answer-first: what colour is the sign?"  # 1 turn, answers B (right)
 ZOOM_LAST = "Case zoom-last: what colour is the sign?"  # zooms at turns 1-3 of 3: over-turn (turns), 2 zooms run
 ANSWER_LAST = "Case answer-last: what colour is the sign?"  # zoom, zoom, answers A (wrong) at the last turn
@@ -28,9 +30,9 @@ N = 2  # trajectories per question (rollout.n): each question's are identical (s
 
 
 def trajectory(source: str, **fields: Any) -> Any:
-    from train.rl.step_metrics import Trajectory
+    from train.rl.step_metrics import Rollout
 
-    return Trajectory(source, fields)
+    return Rollout(source, fields)
 
 
 # --- the metrics, from what the loop and the reward record ------------------------------------------------
@@ -56,6 +58,7 @@ def test_step_metrics_from_recorded_fields() -> None:
         "minio3/turns/mean": (1 + 4 + 6 + 2) / 4,
         "minio3/turns/max": 6.0,
         "minio3/zooms/mean": (0 + 2 + 5 + 1) / 4,
+        "minio3/zooms/rate": 3 / 4,  # all but the one that answered in turn 1
         "minio3/zoom_errors/mean": 1 / 4,
         "minio3/answered/rate": 2 / 4,  # the void turn (no answer) and the over-turn did not answer
         "minio3/acc/mean": 1 / 4,
@@ -94,16 +97,17 @@ def test_rows_another_loop_made_give_no_metrics_and_no_error() -> None:
 # --- the trainers: verl's own, under minio3_<mode> --------------------------------------------------------
 
 
-def step_config(rl: Any, setup: dict[str, Any], questions: int, overrides: list[str] | None = None) -> Any:
+def step_config(rl: Any, setup: dict[str, Any], questions: int, overrides: list[str] | None = None, n: int = N) -> Any:
     from train.masked_grpo import DEFAULT_NORMALISATION
-    from train.rl.objective import VERL_OBJECTIVES
+    from train.rl.objective import GROUP_SIZE_KEY, VERL_OBJECTIVES
 
     objective = VERL_OBJECTIVES[DEFAULT_NORMALISATION]
     return rl.compose_config(
         setup["model"],
         overrides=[
             f"algorithm.adv_estimator={objective.adv_estimator}",
-            f"actor_rollout_ref.rollout.n={N}",
+            f"+algorithm.{GROUP_SIZE_KEY}=${{actor_rollout_ref.rollout.n}}",  # as the launcher sets it
+            f"actor_rollout_ref.rollout.n={n}",
             f"data.train_batch_size={questions}",
             "trainer.n_gpus_per_node=1",
             "trainer.logger=[console]",
@@ -120,7 +124,7 @@ def test_each_minio3_trainer_is_verls_own_mode(rl: Any, setup: dict[str, Any]) -
     from train.rl.plugins import REGISTERED, rollout_config
     from train.rl.trainer import TRAINER, TRAINERS, StepMetrics
 
-    assert rollout_config("released", "rule")["trainer.v1.trainer_mode"] == TRAINER
+    assert rollout_config(get_profile("released"), "rule")["trainer.v1.trainer_mode"] == TRAINER
     assert REGISTERED["trainer"] == TRAINERS
 
     def built(name: str, cls: type | None = None) -> tuple[Any, ...]:
@@ -234,6 +238,7 @@ def test_one_training_step_logs_minio3_metrics(
         "minio3/turns/mean": (1 + 3 + 3 + 2) / 4,
         "minio3/turns/max": 3.0,
         "minio3/zooms/mean": (0 + 2 + 2 + 1) / 4,
+        "minio3/zooms/rate": 3 / 4,  # all but answer-first
         "minio3/zoom_errors/mean": 0.0,
         "minio3/answered/rate": 2 / 4,
         "minio3/acc/mean": 1 / 4,
@@ -252,4 +257,4 @@ def test_the_dry_run_config_names_the_minio3_trainer() -> None:
     from train.rl.registries import resolve
     from train.rl.trainer import ZoomTrainerSync
 
-    assert resolve("trainer", rollout_config("released", "rule")["trainer.v1.trainer_mode"]) is ZoomTrainerSync
+    assert resolve("trainer", rollout_config(get_profile("released"), "rule")["trainer.v1.trainer_mode"]) is ZoomTrainerSync

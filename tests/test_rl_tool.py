@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import types
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,13 @@ from minio3_data.images import OriginalCache
 from minio3_data.profiles import get_profile
 from minio3_data.protocol import Answer, Malformed, Zoom, render_turn
 from minio3_data.zoom import ZoomEnv
-from train.rl.actions import first_answer, from_arguments, to_arguments, tries_to_zoom
+from train.rl.actions import from_arguments, to_arguments, tries_to_zoom
 from train.rl.zoom_session import ZoomSession
 
 ZOOM = render_turn("Look closer.", Zoom((0.1, 0.2, 0.6, 0.7)))
 NESTED = render_turn("Closer still.", Zoom((0.25, 0.25, 0.75, 0.75), "observation_1"))
 ANSWER = render_turn("Clear now.", Answer("B"))
+RELEASED, MINIO3 = get_profile("released"), get_profile("minio3")
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def calls(tokenizer: Any, protocol: str, text: str) -> list[dict[str, Any]]:
 
     from train.rl.parser import parser_name
 
-    parser = ToolParser.get_tool_parser(parser_name(protocol), tokenizer)
+    parser = ToolParser.get_tool_parser(parser_name(get_profile(protocol)), tokenizer)
     ids = [*tokenizer.encode(text, add_special_tokens=False), tokenizer.convert_tokens_to_ids("<|im_end|>")]
     content, found = asyncio.run(parser.extract_tool_calls(ids))
     assert content == text  # the end-of-turn token is not part of the turn's text
@@ -65,32 +65,37 @@ def calls(tokenizer: Any, protocol: str, text: str) -> list[dict[str, Any]]:
 
 def test_parsers_read_a_turn_as_their_profile_does(tokenizer: Any) -> None:
     for protocol in ("released", "minio3"):
-        assert calls(tokenizer, protocol, ZOOM) == [{"bbox_2d": [0.1, 0.2, 0.6, 0.7], "source": "original_image"}]
-        assert calls(tokenizer, protocol, NESTED)[0]["source"] == "observation_1"
+        assert calls(tokenizer, protocol, ZOOM) == [{"turn": ZOOM}]
+        assert calls(tokenizer, protocol, NESTED) == [{"turn": NESTED}]
         assert calls(tokenizer, protocol, ANSWER) == []  # an answer ends the trajectory
     void = "<think>Probably blue.</think> B"
     assert calls(tokenizer, "released", void) == []  # released: a turn without an action ends it
-    assert "error" in calls(tokenizer, "minio3", void)[0]  # minio3: an error turn asks for an action
+    assert calls(tokenizer, "minio3", void) == [{"turn": void}]  # minio3: an error turn asks for an action
     both = '<think>x</think><answer>A</answer><grounding>{"bbox_2d": [0, 0, 0.5, 0.5], "source": "original_image"}'
-    assert calls(tokenizer, "released", both)[0]["bbox_2d"] == [0.0, 0.0, 0.5, 0.5]  # any grounding: a zoom
+    assert calls(tokenizer, "released", both) == [{"turn": both + "</grounding>"}]  # any grounding: a zoom
     assert calls(tokenizer, "minio3", both) == []  # minio3: the first complete action, the answer, wins
+    refused = '<think>x</think>\n<grounding>{"bbox_2d":[0,0,1,1],"source":"original_image"}</grounding>'
+    assert calls(tokenizer, "released", refused) == [{"turn": refused}]  # refused by the tool: an error turn
 
 
-def test_a_refused_grounding_carries_the_profiles_message(tokenizer: Any) -> None:
-    bad = '<think>x</think><grounding>{"bbox_2d": [0.2, "left", 0.5, 0.5], "source": "original_image"}</grounding>'
-    for protocol in ("released", "minio3"):
-        (args,) = calls(tokenizer, protocol, bad)
-        assert args == {"error": get_profile(protocol).parse_turn(bad).reason}  # type: ignore[union-attr]
-    nan = '<think>x</think><grounding>{"bbox_2d": [NaN, 0.1, 0.5, 0.5], "source": "original_image"}</grounding>'
-    (args,) = calls(tokenizer, "released", nan)  # released: nan reaches the tool, which refuses it like int()
-    assert math.isnan(args["bbox_2d"][0])
+def test_the_tool_reads_the_turn_with_the_trajectorys_profile(image: Path) -> None:
+    """What the released rollout does with what the model wrote: string coordinates crop, a compact grounding
+    gets the exception text, a name eval cannot find its NameError."""
+    session = ZoomSession(image, RELEASED, cache=OriginalCache())
+    whole = session.step(0, '<think>x</think>\n<grounding>{"bbox_2d": ["0", "0", "1", "1"], "source": "original_image"}</grounding>')
+    assert whole.image is not None and session.env.observations[-1].box == (0, 0, 1599, 1199)
+    compact = session.step(1, '<think>x</think>\n<grounding>{"bbox_2d":[0,0,1,1],"source":"original_image"}</grounding>')
+    assert compact.image is None and compact.text == RELEASED.error_text("'NoneType' object has no attribute 'group'")
+    named = session.step(2, '<think>x</think>\n<grounding>{"bbox_2d": [x0, y0, x1, y1], "source": "original_image"}</grounding>')
+    assert named.text == RELEASED.error_text("name 'x0' is not defined")
+    nested = session.step(3, render_turn("x", Zoom((0.0, 0.0, 0.5, 0.5), "observation_1")))
+    assert nested.image is not None and nested.text == RELEASED.observation_text(3, 2)
+    assert session.crops == 2 and session.errors == 2
 
 
-def test_arguments_round_trip() -> None:
-    zoom = Zoom((0.1, 0.2, 0.3, 0.4), "observation_2")
-    assert from_arguments(to_arguments(zoom)) == zoom
-    assert from_arguments(to_arguments(Malformed("why"))) == Malformed("why")
-    assert isinstance(from_arguments({"bbox_2d": [1, 2]}), Malformed)
+def test_arguments_carry_the_turn() -> None:
+    assert from_arguments(to_arguments(ZOOM)) == ZOOM
+    assert from_arguments({"bbox_2d": [1, 2]}) == ""  # read by the profile as a turn with no action
     assert tries_to_zoom(Malformed("x"), "<grounding>{") and not tries_to_zoom(Malformed("no action"), "text")
 
 
@@ -99,27 +104,27 @@ def test_arguments_round_trip() -> None:
 
 def test_session_serves_zoomenv_crops_and_texts_and_decodes_the_original_once(image: Path) -> None:
     cache = OriginalCache()
-    released = get_profile("released")
+    released = RELEASED
     zooms = [Zoom((0.1, 0.2, 0.6, 0.7)), Zoom((0.25, 0.25, 0.75, 0.75), "observation_1"), Zoom((0.5, 0.5, 0.9, 0.9))]
     for _ in range(3):  # three trajectories on one image (a group), one process-wide cache
-        session = ZoomSession(image, "released", cache=cache)
-        reference = ZoomEnv(image, cache=OriginalCache(), protocol="released")
+        session = ZoomSession(image, RELEASED, cache=cache)
+        reference = ZoomEnv(image, cache=OriginalCache(), protocol=RELEASED)
         assert np.array_equal(np.asarray(session.first_view()), np.asarray(reference.first_view().image))
         for t, zoom in enumerate(zooms):
-            step = session.step(t, zoom)
+            step = session.step(t, render_turn("Look.", zoom))
             expected = reference.step(zoom)
             assert step.image is not None and np.array_equal(np.asarray(step.image), np.asarray(expected.image))
             assert step.text == released.observation_text(t, expected.index)  # type: ignore[union-attr]
     full_decodes = [key for key in cache._items if key[-1] == "full"]
     assert len(full_decodes) == 1 and cache.misses == 1  # decoded once (its 1.9 MP first view is the original)
-    bad = session.step(3, Zoom((0.5, 0.5, 0.5, 0.9)))
+    bad = session.step(3, render_turn("Look.", Zoom((0.5, 0.5, 0.5, 0.9))))
     assert bad.image is None and bad.text == released.error_text(bad_width_message(image))
     assert session.crops == 3 and session.errors == 1
 
 
 def bad_width_message(image: Path) -> str:
     """What the released profile tells a model about a zero-width box, from ZoomEnv itself."""
-    env = ZoomEnv(image, cache=OriginalCache(), protocol="released")
+    env = ZoomEnv(image, cache=OriginalCache(), protocol=RELEASED)
     return env.step(Zoom((0.5, 0.5, 0.5, 0.9))).message  # type: ignore[union-attr]
 
 
@@ -127,17 +132,19 @@ def test_zoom_tool_answers_through_the_trajectorys_session(image: Path) -> None:
     require_verl()
     from train.rl.tool import SESSION_ATTR, ZoomTool
 
-    session = ZoomSession(image, "released", cache=OriginalCache())
+    session = ZoomSession(image, RELEASED, cache=OriginalCache())
     agent_data = types.SimpleNamespace(assistant_turns=2, **{SESSION_ATTR: session})
     tool = ZoomTool()
-    response, reward, metrics = asyncio.run(tool.execute("id", to_arguments(Zoom((0.1, 0.1, 0.5, 0.5))), agent_data=agent_data))
+    zoom = to_arguments(render_turn("Look.", Zoom((0.1, 0.1, 0.5, 0.5))))
+    response, reward, metrics = asyncio.run(tool.execute("id", zoom, agent_data=agent_data))
     assert response.image is not None and len(response.image) == 1 and metrics == {"zoomed": True} and reward == 0.0
-    assert response.text == get_profile("released").observation_text(1, 1)  # assistant turn index 1
+    assert response.text == RELEASED.observation_text(1, 1)  # assistant turn index 1
     assert "<image>" in response.text  # where the chat template puts the crop
-    response, _, metrics = asyncio.run(tool.execute("id", {"error": "bad box"}, agent_data=agent_data))
-    assert response.image is None and response.text == get_profile("released").error_text("bad box") and not metrics["zoomed"]
+    refused = to_arguments('<think>Look.</think>\n<grounding>{"bbox_2d": [0.1, 0.2, 0.5], "source": "original_image"}</grounding>')
+    response, _, metrics = asyncio.run(tool.execute("id", refused, agent_data=agent_data))
+    assert response.image is None and response.text == RELEASED.error_text("") and not metrics["zoomed"]
     with pytest.raises(RuntimeError, match="minio3_zoom agent loop"):
-        asyncio.run(tool.execute("id", to_arguments(Zoom((0.1, 0.1, 0.5, 0.5))), agent_data=types.SimpleNamespace(assistant_turns=1)))
+        asyncio.run(tool.execute("id", zoom, agent_data=types.SimpleNamespace(assistant_turns=1)))
 
 
 # --- token counting -----------------------------------------------------------------------------------------
@@ -190,11 +197,10 @@ def test_chat_template_renders_tool_turns_as_sft_user_turns(tokenizer: Any) -> N
 
 
 def test_first_answer_across_turns() -> None:
-    released, minio3 = get_profile("released"), get_profile("minio3")
     quoted = "<think>Not <answer>A</answer> yet.</think>\n<answer>B</answer>"
-    assert first_answer([ZOOM, ANSWER], released) == "B" == first_answer([ZOOM, ANSWER], minio3)
-    assert first_answer([quoted], released) == "A"  # the release's reward: the first span anywhere
-    assert first_answer([quoted], minio3) == "B"  # minio3: the turn's action, not a tag quoted in thought
+    assert RELEASED.first_answer([ZOOM, ANSWER]) == "B" == MINIO3.first_answer([ZOOM, ANSWER])
+    assert RELEASED.first_answer([quoted]) == "A"  # the release's reward: the first span anywhere
+    assert MINIO3.first_answer([quoted]) == "B"  # minio3: the turn's action, not a tag quoted in thought
     zoom_then_text = ZOOM + " <answer>C</answer>"  # generation would have stopped at </grounding>
-    assert first_answer([zoom_then_text], released) is None
-    assert first_answer([ZOOM], released) is None and first_answer([], minio3) is None
+    assert RELEASED.first_answer([zoom_then_text]) is None
+    assert RELEASED.first_answer([ZOOM]) is None and MINIO3.first_answer([]) is None

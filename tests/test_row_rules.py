@@ -15,6 +15,7 @@ import pytest
 from export_fixtures import make_dataset, make_run, record
 
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME, Exclusion, by_reason
 from minio3_data.records import ProbeItem, read_items, write_items
 from minio3_data.row_rules import row_problems, usable_items
 from pipelines.build_visualprobe import build_visualprobe
@@ -59,8 +60,8 @@ def test_each_broken_rule_is_named(change: dict, reason: str) -> None:
 
 def test_a_row_is_checked_against_its_image() -> None:
     assert row_problems(GOOD, (1280, 960)) == ["width/height 640x480 but the image is 1280x960"]
-    usable, rejected = usable_items([GOOD, dataclasses.replace(GOOD, id="b", question="")])
-    assert usable == [GOOD] and rejected == ["item b: question: empty"]
+    usable, rejected = usable_items([GOOD, dataclasses.replace(GOOD, id="b", question="")], "a stage")
+    assert usable == [GOOD] and rejected == [Exclusion("a stage", "b", "empty question", "question: empty")]
 
 
 def _write_columns(path: Path, **columns: pa.Array) -> Path:
@@ -129,10 +130,13 @@ def test_synthesis_skips_bad_rows_and_reports_each(tiny_dataset: Path, tmp_path:
     ids = [it.id for it in read_items(dataset / "train.parquet")]
     summary = synth_coldstart(_cfg(dataset, tmp_path / "run"))
     assert summary.attempts == len(ids) - 2
-    assert len(summary.skipped) == 2 and summary.skipped[0].startswith(f"item {ids[1]}: target_bbox")
-    assert "outside the" in summary.skipped[0] and summary.skipped[1] == f"item {ids[2]}: question: empty"
-    assert summary.skipped_line().startswith("skipped 2 dataset row(s) that cannot be used: item ")
-    assert json.loads((tmp_path / "run" / "stats.json").read_text())["skipped_rows"] == summary.skipped
+    first, second = summary.sampling.skipped
+    assert (first.id, first.reason) == (ids[1], "bad target_bbox") and "outside the" in first.detail
+    assert second == Exclusion("synth-coldstart", ids[2], "empty question", "question: empty")
+    assert summary.sampling.exclusion_line().startswith("left out 2 (bad target_bbox: 1, empty question: 1), e.g. ")
+    listed = [json.loads(line) for line in (tmp_path / "run" / EXCLUDED_NAME).read_text().splitlines()]
+    assert listed == [first.to_dict(), second.to_dict()]
+    assert json.loads((tmp_path / "run" / "stats.json").read_text())["excluded"]["count"] == 2
     lines = (tmp_path / "run" / "attempts.jsonl").read_text().splitlines()
     attempted = {json.loads(x)["item_id"] for x in lines}
     assert attempted == set(ids) - {ids[1], ids[2]}
@@ -144,7 +148,7 @@ def test_a_dataset_with_no_usable_row_is_one_line(tiny_dataset: Path, tmp_path: 
     )
     with pytest.raises(
         BadInputError,
-        match=r"no items to synthesise from \(every row is skipped, e\.g\. item .*: answer: empty",
+        match=r"no items to synthesise from \(every row is skipped, e\.g\. .*: answer: empty",
     ):
         synth_coldstart(_cfg(dataset, tmp_path / "run"))
 
@@ -176,11 +180,11 @@ def test_a_row_whose_size_disagrees_with_its_image_fails_its_attempts(
     dataset = _dataset_copy(tiny_dataset, tmp_path / "vp", shrink)
     first = read_items(dataset / "train.parquet")[0]
     summary = synth_coldstart(_cfg(dataset, tmp_path / "run", limit=2))
-    [(reason, n)] = summary.failures.items()
+    [(reason, n)] = summary.sampling.failures.items()
     assert n == 1 and reason.startswith(
         f"item {first.id}: width/height {first.width}x{first.height} but the image"
     )
-    assert summary.failure_line().startswith("1 of 2 attempts failed: item ")
+    assert summary.sampling.failure_line().startswith("1 of 2 attempts failed: item ")
 
 
 def test_export_excludes_a_trajectory_whose_row_is_broken(tmp_path: Path) -> None:
@@ -195,7 +199,8 @@ def test_export_excludes_a_trajectory_whose_row_is_broken(tmp_path: Path) -> Non
     )
     run = make_run(tmp_path, [good, resized, beyond, same])
     summary = export_run(run, tmp_path / "out", workers=1, progress=False)
-    assert summary.rows_written == 1 and summary.excluded == {"bad_row": 3}
+    assert summary.rows_written == 1
+    assert by_reason(summary.excluded) == {"bad options": 1, "bad answer": 1, "bad width/height": 1}
     lines = (tmp_path / "out" / "excluded.jsonl").read_text().splitlines()
     listed = {e["id"]: e["detail"] for e in map(json.loads, lines)}
     assert listed["resized#0"] == "width/height 450x300 but the image is 900x600"
@@ -214,11 +219,12 @@ def test_the_official_import_never_writes_a_broken_row(tmp_path: Path) -> None:
     rows[1]["solution"] = "C"
     path.write_text(json.dumps(rows))
     summary = build_visualprobe("official", tmp_path / "vp", from_dir=root, workers=1)
-    reasons = {s["item"]: s["reason"] for s in summary.skipped}
+    reasons = {s.id: (s.reason, s.detail) for s in summary.skipped}
     assert reasons == {
-        "official-train-0": "question: empty",
-        "official-train-1": "options: the same option appears more than once; "
-        "answer 'C': not an option letter (A-B)",
-    }
+        "official-train-0": ("empty question", "question: empty"),
+        "official-train-1": ("bad options", "options: the same option appears more than once; "
+                             "answer 'C': not an option letter (A-B)"),
+    }  # fmt: skip
     assert [it.id for it in read_items(tmp_path / "vp" / "train.parquet")] == ["official-train-2"]
-    assert json.loads((tmp_path / "vp" / "manifest.json").read_text())["skipped"] == summary.skipped
+    listed = [json.loads(line) for line in (tmp_path / "vp" / EXCLUDED_NAME).read_text().splitlines()]
+    assert listed == [s.to_dict() for s in summary.skipped]

@@ -53,7 +53,7 @@ def test_plain_content_length_server_with_mild_faults_loses_nothing(tiny_dataset
                                                 timeout=5, backoff_base=0.01))
         summary = synth_coldstart(cfg)
         assert all("transfer-encoding" not in r.headers for r in srv.requests)
-    assert summary.failures == {} and summary.failure_line() is None
+    assert summary.sampling.failures == {} and summary.sampling.failure_line() is None
     assert summary.attempts == 30 and {a["status"] for a in _attempts(tmp_path / "run")} <= {"answered"}
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     assert stats["usage"]["requests"] == srv.count  # retried requests included
@@ -113,7 +113,7 @@ def test_most_attempts_failing_for_one_reason_exits_non_zero_naming_it(tiny_data
 
 def test_unexpected_error_stops_the_run_naming_the_item(tiny_dataset, tmp_path, monkeypatch):
     """A bug is not a failed request: the run stops, names the item, and keeps the attempt for a rerun."""
-    import pipelines.synth_coldstart as synth
+    import pipelines.sampling.engine as synth
 
     real = synth.run_attempt
 
@@ -125,9 +125,10 @@ def test_unexpected_error_stops_the_run_naming_the_item(tiny_dataset, tmp_path, 
     monkeypatch.setattr(synth, "run_attempt", buggy)
     summary = synth_coldstart(SynthConfig(dataset=tiny_dataset, out=tmp_path / "run", target=None, concurrency=1,
                                           progress=False, limit=2))
-    assert summary.crashed and summary.crashed.startswith("item ") and "sample 1" in summary.crashed
-    assert "KeyError" in summary.crashed and summary.stopped == summary.crashed
-    assert summary.attempted_now == 2  # it stopped at the crash instead of walking every item
+    outcome = summary.sampling
+    assert outcome.crashed and outcome.crashed.startswith("item ") and "sample 1" in outcome.crashed
+    assert "KeyError" in outcome.crashed and outcome.stopped == outcome.crashed
+    assert outcome.attempted_now == 2  # it stopped at the crash instead of walking every item
 
 
 def test_judge_on_the_teachers_server_shares_its_limits(loopback: LoopbackTeacher):

@@ -211,8 +211,8 @@ def test_resume_after_a_damaged_line_redoes_only_that_attempt(tiny_dataset, tmp_
     lines[2] = b"\x00" * 40  # a bad sector in line 3
     (run / ATTEMPTS).write_bytes(b"\n".join(lines))
     summary = synth_coldstart(_synth(tiny_dataset, run))
-    assert summary.attempted_now == 1 and summary.attempts == 10  # not the 8 lines after it
-    assert summary.damaged == [f"{run / ATTEMPTS}: skipped 1 damaged line (line 3), moved to {run / ATTEMPTS}.bad"]
+    assert summary.sampling.attempted_now == 1 and summary.attempts == 10  # not the 8 lines after it
+    assert summary.sampling.damaged == [f"{run / ATTEMPTS}: skipped 1 damaged line (line 3), moved to {run / ATTEMPTS}.bad"]
     stats = json.loads((run / "stats.json").read_text())
     assert [(d["file"], d["bad_lines"]) for d in stats["damaged_lines"]] == [(str(run / ATTEMPTS), [3])]
     assert (run / (ATTEMPTS + ".bad")).read_bytes() == b"\x00" * 40 + b"\n"

@@ -16,6 +16,7 @@ import pytest
 from datasets import load_dataset
 from loopback_teacher import Fault, LoopbackTeacher
 
+from minio3_data.profiles import get_profile
 from minio3_data.records import read_items, read_trajectories
 from minio3_data.teacher_options import TeacherOptions
 from minio3_data.teachers.resilience import BreakerPolicy
@@ -50,7 +51,7 @@ def _final_set(run: Path) -> list[tuple[str, list[str]]]:
 def test_scripted_run_keeps_only_correct_and_writes_outputs(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     summary = synth_coldstart(_cfg(tiny_dataset, run))
-    assert summary.attempts == 20 and summary.stopped is None
+    assert summary.attempts == 20 and summary.sampling.stopped is None
     kept = read_trajectories(run / "trajectories.parquet")
     assert 0 < len(kept) == summary.kept < 20  # the scripted error rate leaves work for the filter
     assert all(t.verdict.correct and t.status == "answered" and t.teacher.startswith("scripted:") for t in kept)
@@ -77,9 +78,9 @@ def test_rerun_is_a_no_op_and_target_stops_early(tiny_dataset, tmp_path):
     synth_coldstart(_cfg(tiny_dataset, run))
     lines = (run / "attempts.jsonl").read_text()
     again = synth_coldstart(_cfg(tiny_dataset, run))
-    assert again.attempted_now == 0 and (run / "attempts.jsonl").read_text() == lines
+    assert again.sampling.attempted_now == 0 and (run / "attempts.jsonl").read_text() == lines
     small = synth_coldstart(_cfg(tiny_dataset, tmp_path / "small", target=2, concurrency=1))
-    assert small.kept == 2 and small.stopped and "target" in small.stopped
+    assert small.kept == 2 and small.sampling.stopped and "target" in small.sampling.stopped
     assert small.attempts < 20
 
 
@@ -150,7 +151,7 @@ def test_gemini_teacher_with_faults_loses_nothing(tiny_dataset, tmp_path, monkey
         srv.inject(Fault.truncated())
         summary = synth_coldstart(_cfg(tiny_dataset, run, teacher="gemini", model="gemini-loopback",
                                        base_urls=[srv.url], api_key_env="MINIO3_GEMINI_KEY", timeout=0.8,
-                                       backoff_base=0.01, limit=4, protocol="minio3"))
+                                       backoff_base=0.01, limit=4, protocol=get_profile("minio3")))
     attempts = [json.loads(x) for x in (run / "attempts.jsonl").read_text().splitlines()]
     assert summary.attempts == 8 and all(a["status"] != "failed" for a in attempts)
     errors = [tn["error"] for a in attempts for tn in a["turns"] if tn["action"] == "malformed"]
@@ -169,11 +170,11 @@ def test_endpoint_down_pauses_then_stops_and_resume_finishes(tiny_dataset, tmp_p
         srv.inject_every(1, Fault.server_error(503))
         down = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
         sent_while_down = srv.count
-    assert down.stopped and "503" in down.stopped or "failing" in (down.stopped or "")
+    assert down.sampling.stopped and "503" in down.sampling.stopped or "failing" in (down.sampling.stopped or "")
     assert sent_while_down < 20  # it stopped instead of burning through the items
     with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
         up = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
-    assert up.stopped is None and up.kept == 6
+    assert up.sampling.stopped is None and up.kept == 6
     assert sorted(set(_attempt_keys(run))) == sorted(_attempt_keys(run))
 
 
@@ -191,7 +192,7 @@ def test_killed_api_run_replays_paid_turns(tiny_dataset, tmp_path):
     with LoopbackTeacher(answers=_answers(tiny_dataset)) as srv:
         again = synth_coldstart(_cfg(tiny_dataset, run, base_urls=[srv.openai_url], **opts))
         assert srv.count == first - 3  # only the answer turns were asked again
-    assert again.cache_hits == 3 and again.kept == 3
+    assert again.sampling.cache_hits == 3 and again.kept == 3
     assert pq.read_table(run / "trajectories.parquet").num_rows == 3
 
 
@@ -247,7 +248,7 @@ def test_merged_shards_equal_the_unsharded_run(tiny_dataset, tmp_path):
     assert _final_set(tmp_path / "merged") == _final_set(whole)
     assert [(s / "attempts.jsonl").read_bytes() for s in shards] == before  # sources only read
     again = synth_coldstart(_cfg(tiny_dataset, tmp_path / "merged"))  # a merged run resumes like any run
-    assert again.attempted_now == 0 and again.kept == merged.kept
+    assert again.sampling.attempted_now == 0 and again.kept == merged.kept
     res = subprocess.run(_cli("merge-runs", str(shards[0]), str(whole), "--out", str(tmp_path / "m2")), cwd=ROOT,
                          capture_output=True, text=True)
     shared = set(_attempt_keys(shards[0])) & set(_attempt_keys(whole))  # s0's attempts are also in whole

@@ -14,7 +14,7 @@ from minio3_data.errors import BadInputError
 from minio3_data.teacher_options import TeacherOptions
 from minio3_data.teachers.base import GenerationConfig, ImageRef, Message
 from pipelines.synth_coldstart import SynthConfig, synth_coldstart
-from pipelines.synth_coldstart.attempt import _reply_key
+from pipelines.sampling.attempt import _reply_key
 from pipelines.synth_coldstart.merge import merge_runs
 
 SHIPPED_EXEMPLARS = Path(__file__).resolve().parents[1] / "exemplars"
@@ -62,13 +62,13 @@ def test_options_that_do_not_shape_an_attempt_may_change(tiny_dataset: Path, tmp
     changed = _cfg(
         tiny_dataset, run, client=TeacherOptions(stop_at="client", rpm=10), concurrency=1, target=5
     )
-    assert synth_coldstart(changed).attempted_now == 0
+    assert synth_coldstart(changed).sampling.attempted_now == 0
 
 
 def test_resume_refuses_another_minio3_version(tiny_dataset: Path, tmp_path: Path, monkeypatch) -> None:
     run = tmp_path / "run"
     synth_coldstart(_cfg(tiny_dataset, run))
-    monkeypatch.setattr("pipelines.synth_coldstart.config.__version__", "99.0.0")
+    monkeypatch.setattr("pipelines.sampling.config.__version__", "99.0.0")
     with pytest.raises(BadInputError, match="made with different minio3;"):
         synth_coldstart(_cfg(tiny_dataset, run))
 

@@ -10,7 +10,8 @@ import pytest
 from loopback_teacher import Fault, LoopbackTeacher, fast_teacher, loopback_fixture  # noqa: F401 (`loopback`)
 
 from minio3_data.errors import BadInputError
-from minio3_data.protocol import Malformed, Zoom, parse_turn
+from minio3_data.profiles import get_profile
+from minio3_data.protocol import Malformed, Zoom
 from minio3_data.records import Usage
 from minio3_data.teachers import (
     GenerationConfig,
@@ -25,6 +26,7 @@ from minio3_data.teachers.pricing import Price, price_for, table_price
 
 STOP = GenerationConfig(stop=["</grounding>", "</answer>"], max_tokens=256, seed=7)
 FAKE_KEY = "sk-loopback-Zq81xTR0-DO-NOT-LEAK"
+parse_turn = get_profile("minio3").parse_turn
 APIS = ["openai", "gemini"]
 
 

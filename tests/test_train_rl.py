@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,8 @@ def test_dry_run_writes_the_run_dir_and_checks_it_with_verl(
     assert (cfg["data"]["train_batch_size"], actor["ppo_mini_batch_size"]) == (256, 32)
     assert cfg["actor_rollout_ref"]["rollout"]["n"] == 16
     assert cfg["trainer"]["v1"]["trainer_mode"] == "minio3_sync"  # verl's sync trainer with our step metrics
+    assert cfg["algorithm"]["minio3_group_size"] == 16  # the estimator's G: rollout.n
+    assert cfg["minio3"]["collapse"] == {"on_collapse": "warn", "baseline_steps": 5, "fraction": 0.5, "patience": 3}
     assert cfg["trainer"]["default_local_dir"] == str((out / "checkpoints").resolve())
     rows = {s: pq.read_table(out / "data" / f"{s}.parquet").to_pylist() for s in ("train", "val")}
     assert (len(rows["train"]), len(rows["val"])) == (10, 3)
@@ -173,6 +176,8 @@ def test_bad_numbers_are_refused_before_anything_runs(tiny_dataset: Path, tmp_pa
         (["--rollout-n", "1"], "--rollout-n 1: GRPO compares"),
         (["--loss-agg", "mean"], "--loss-agg 'mean'"),
         (["--protocol", "v2"], "--protocol 'v2'"),
+        (["--on-collapse", "halt"], "--on-collapse 'halt': use warn or stop"),
+        (["--preset", "gpu-9b"], "--preset 'gpu-9b': use one of node-7b, gpu-3b, gpu-7b-lora"),
     ):
         _one_line_error(_train_rl(tiny_dataset, tmp_path, tmp_path / "run", *args), needle)
 
@@ -209,12 +214,13 @@ def test_some_bad_rows_are_skipped_and_listed(tiny_dataset: Path, rl_model: Path
     items[0].answer = ""
     write_items(dataset / "train.parquet", items)
     res = _train_rl(dataset, rl_model, tmp_path / "run", "--dry-run")
-    assert res.exit_code == 0 and "skipped 1 dataset row(s): train item" in res.output, res.output
+    assert res.exit_code == 0, res.output
+    assert f"left out 1 (empty answer: 1), e.g. {items[0].id}: answer: empty" in res.output
     excluded = [
         json.loads(line) for line in (tmp_path / "run" / "data" / "excluded.jsonl").read_text().splitlines()
     ]
-    assert excluded == [{"stage": "train-rl", "split": "train", "id": f"item {items[0].id}", "reason": "no_answer",
-                         "detail": "answer: empty"}]  # fmt: skip
+    assert excluded == [{"stage": "train-rl", "id": items[0].id, "reason": "empty answer", "detail": "answer: empty",
+                         "split": "train"}]  # fmt: skip
 
 
 def test_unknown_or_invalid_overrides_get_verls_message_in_one_line(
@@ -298,3 +304,128 @@ def test_verls_import_warnings_never_precede_our_lines(tiny_dataset: Path, rl_mo
                "--dry-run", "--", "trainer.no_such_key=1")  # fmt: skip
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+
+
+# --- the dry run refuses what would crash on the cluster, naming the key ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("trainer.total_epochs=abc", "trainer.total_epochs: expected an integer, got 'abc'"),
+        ("actor_rollout_ref.actor.clip_ratio_low=abc", "actor_rollout_ref.actor.clip_ratio_low: expected a number"),
+        ("actor_rollout_ref.rollout.temperature=", "actor_rollout_ref.rollout.temperature: expected a number, got an empty value"),
+        ("actor_rollout_ref.rollout.multi_turn.format=hermes", "actor_rollout_ref.rollout.multi_turn.format=hermes: "),
+        ("actor_rollout_ref.rollout.multi_turn.format=grounding_minio3", "format=grounding_minio3: the data rows speak protocol 'released'"),
+        ("actor_rollout_ref.rollout.n=1", "actor_rollout_ref.rollout.n=1: GRPO compares the trajectories of a group"),
+        ("trainer.experiment_name=2024", "trainer.experiment_name: expected a string, got 2024 (int) (a string? quote it"),
+        ("trainer.v1.sampler.max_off_policy_strategy=later", "verl trainer minio3_sync: Invalid max off policy strategy"),
+    ],
+)  # fmt: skip
+def test_an_override_that_would_crash_on_the_cluster_fails_the_dry_run_naming_its_key(
+    tiny_dataset: Path, rl_model: Path, tmp_path: Path, override: str, needle: str
+) -> None:
+    """Each of these passed the dry run before, then failed on GPUs: verl multiplied a string, compared '' with
+    0, or our loop refused the parser or every row at rollout; the last one fails in verl's trainer constructor."""
+    _one_line_error(_train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--", override), needle)
+
+
+def test_a_wrong_type_reached_through_an_interpolation_names_the_key_the_user_set(
+    tiny_dataset: Path, rl_model: Path, tmp_path: Path
+) -> None:
+    """rollout.prompt_length is ${data.max_prompt_length} in verl's config: the error names the key given."""
+    res = _train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--", "data.max_prompt_length=long")
+    _one_line_error(res, "verl config: data.max_prompt_length: expected an integer, got 'long'")
+
+
+@pytest.fixture(scope="module")
+def composed_run(tiny_dataset: Path, rl_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A dry run's composed config (resolved, plain data) and verl's stock defaults, as the dry run checks them."""
+    from train.rl.compose import verl_defaults
+
+    out = tmp_path_factory.mktemp("sweep") / "run"
+    res = _train_rl(tiny_dataset, rl_model, out, "--dry-run")
+    assert res.exit_code == 0, res.output
+    return {"tree": yaml.safe_load((out / "config.yaml").read_text()), "defaults": verl_defaults()}
+
+
+def _wrong_value(hint: object) -> object:
+    """A value of no type the key takes: a word where a number, a flag or a list is wanted; a mapping where a
+    string (or a string or list) is; None when the key takes both (verl gives it no type)."""
+    from train.rl.config_types import fits
+
+    return next((v for v in ("abc", {"wrong": 1}) if not fits(v, hint)), None)
+
+
+def test_the_schema_sweep_finds_no_wrongly_typed_value_approved(composed_run: dict) -> None:
+    """Every key of the run's config that verl's schema types (a dataclass annotation or a typed default), set
+    in turn to a value of the wrong type, is refused naming that key."""
+    import copy
+
+    from minio3_data.errors import BadInputError
+    from train.rl.config import minio3_key_types
+    from train.rl.config_types import check_types, expected_types, nodes
+
+    tree, defaults = composed_run["tree"], composed_run["defaults"]
+    expected = expected_types(defaults, tree, minio3_key_types())
+    check_types(tree, defaults, minio3_key_types())  # the run itself is well typed
+    swept, untyped, approved = 0, [], []
+    for key, _ in list(nodes(tree)):
+        wrong = _wrong_value(expected[key]) if key in expected else None
+        if wrong is None:
+            untyped.append(key)
+            continue
+        mutated = copy.deepcopy(tree)
+        *parents, leaf = key.split(".")
+        node = mutated
+        for part in parents:
+            node = node[part]
+        node[leaf] = wrong
+        try:
+            check_types(mutated, defaults, minio3_key_types(), first={key})
+            approved.append(key)
+        except BadInputError as e:
+            assert str(e).startswith(f"verl config: {key}: expected "), (key, str(e))
+        swept += 1
+    assert approved == []
+    assert swept > 1000, swept  # verl 0.9.1's ppo_trainer with ours: ~1050 keys
+    # all verl leaves untyped: fields annotated Any, and what a free-form mapping of kwargs holds
+    free_form = re.compile(
+        r"(.*\.profiler\.tool_config|global_profiler\.global_tool_config|.*\.model\.(external_lib|target_modules)"
+        r"|reward\.custom_reward_function\.reward_kwargs(\..*)?)$"
+    )
+    assert [key for key in untyped if not free_form.match(key)] == []
+
+
+# --- presets and the memory estimate --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["node-7b", "gpu-3b", "gpu-7b-lora"])
+def test_each_preset_passes_the_dry_run_and_prints_its_memory_estimate(
+    tiny_dataset: Path, rl_model: Path, tmp_path: Path, preset: str
+) -> None:
+    from train.rl.presets import PRESETS
+
+    res = _train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--preset", preset)
+    assert res.exit_code == 0, res.output
+    assert "memory per GPU (GiB, an estimate until measured on GPUs" in res.output
+    assert "by phase: training" in res.output and "peak" in res.output
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    p = PRESETS[preset]
+    scale = (cfg["trainer"]["n_gpus_per_node"], cfg["actor_rollout_ref"]["rollout"]["n"])
+    assert scale == (p.gpus_per_node, p.rollout_n)
+    for key, value in p.settings.items():
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        assert node == value, key
+
+
+def test_options_and_overrides_win_over_a_preset(tiny_dataset: Path, rl_model: Path, tmp_path: Path) -> None:
+    res = _train_rl(tiny_dataset, rl_model, tmp_path / "run", "--dry-run", "--preset", "gpu-3b", "--rollout-n", "4",
+                    "--", "data.train_batch_size=4")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    cfg = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (cfg["actor_rollout_ref"]["rollout"]["n"], cfg["data"]["train_batch_size"]) == (4, 4)
+    assert cfg["algorithm"]["minio3_group_size"] == 4  # the estimator's G follows n
+    assert cfg["trainer"]["n_gpus_per_node"] == 1  # still the preset's

@@ -15,12 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import BadInputError
-from ..teacher_options import STOP_AT, TeacherOptions
+from ..teacher_options import STOP_AT, BreakerPolicy, TeacherOptions
 from .base import GenerationConfig, ImageRef, Message, Reply, Speaker, Teacher
 from .guarded import Endpoint, GuardedTeacher
-from .limits import Budget, BudgetExhausted, RateLimiter
+from .limits import RateLimiter
 from .pricing import price_for
-from .resilience import BreakerPolicy, RetryPolicy, TeacherError, TeacherFailure, TeacherUnavailable, log
+from .resilience import RetryPolicy, TeacherError, TeacherFailure, TeacherUnavailable, log
+from .spending import BudgetExhausted, SpendingCap
 
 NO_KEY = "NONE"  # --api-key-env NONE: a local server that wants no key (sent as "EMPTY")
 DEFAULT_KEY_ENVS: dict[str, tuple[str, ...]] = {
@@ -29,8 +30,8 @@ DEFAULT_KEY_ENVS: dict[str, tuple[str, ...]] = {
 }
 
 __all__ = [
-    "BreakerPolicy", "Budget", "BudgetExhausted", "GenerationConfig", "GuardedTeacher", "ImageRef", "Message",
-    "Reply", "RetryPolicy", "Speaker", "Teacher", "TeacherError", "TeacherFailure", "TeacherOptions",
+    "BreakerPolicy", "BudgetExhausted", "GenerationConfig", "GuardedTeacher", "ImageRef", "Message", "Reply",
+    "RetryPolicy", "Speaker", "SpendingCap", "Teacher", "TeacherError", "TeacherFailure", "TeacherOptions",
     "TeacherUnavailable", "api_key_from_env", "make_teacher",
 ]  # fmt: skip
 
@@ -68,7 +69,7 @@ def make_teacher(
     """An API teacher ('openai' or 'gemini'): one client per base URL, round robin, behind rate limits,
     a circuit breaker per URL and retries. `overrides` replace fields of `options` (TeacherOptions).
 
-    Spending is capped by a new Budget of `max_cost` USD / `max_requests`, or by the budget of
+    Spending is capped by a new SpendingCap of `max_cost` USD / `max_requests`, or by the budget of
     `share_with`: the run's teacher, for a judge: the judge counts against its budget and, on the same
     base URLs, shares its rate limiter and circuit breakers."""
     o = replace(options or TeacherOptions(), **overrides)
@@ -104,7 +105,7 @@ def make_teacher(
         endpoints,
         retry=RetryPolicy(max_retries=o.max_retries, base_delay=o.backoff_base, max_delay=o.backoff_max),
         limiter=RateLimiter(o.rpm, o.tpm),
-        budget=Budget(o.max_cost, o.max_requests),
+        budget=SpendingCap(o.max_cost, o.max_requests),
         price=price_for(o.model, o.price_input, o.price_output, local=_all_local(urls)),
         breaker=o.breaker,
         notify=notify,

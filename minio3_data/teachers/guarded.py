@@ -24,11 +24,11 @@ from dataclasses import replace
 from typing import Protocol
 
 from ..records import ProbeItem, Usage
+from ..teacher_options import BreakerPolicy
 from .base import GenerationConfig, ImageRef, Message, Reply, Speaker
-from .limits import Budget, RateLimiter, estimate_prompt_tokens
+from .limits import RateLimiter, estimate_prompt_tokens
 from .pricing import Price
 from .resilience import (
-    BreakerPolicy,
     CircuitBreaker,
     RequestError,
     RetryPolicy,
@@ -37,6 +37,7 @@ from .resilience import (
     call_with_retries,
     log,
 )
+from .spending import SpendingCap
 from .usage import USAGE_UNKNOWN
 
 PROBE_POLL = 0.05  # seconds between looks while a half-open endpoint's probe request is in flight
@@ -64,7 +65,7 @@ class GuardedTeacher:
         *,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
-        budget: Budget | None = None,
+        budget: SpendingCap | None = None,
         price: Price | None = None,
         breaker: BreakerPolicy | None = None,
         notify: Callable[[str], None] = log.warning,
@@ -80,7 +81,7 @@ class GuardedTeacher:
         self.endpoints = endpoints
         self.retry = retry or RetryPolicy()
         self.price = price or Price()
-        self.budget = share_with.budget if share_with is not None else budget or Budget()
+        self.budget = share_with.budget if share_with is not None else budget or SpendingCap()
         if share_with is not None and [e.endpoint for e in share_with.endpoints] == [e.endpoint for e in endpoints]:
             self.limiter, self.breakers = share_with.limiter, share_with.breakers
         else:

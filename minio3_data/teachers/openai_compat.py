@@ -2,12 +2,14 @@
 
 One request per `generate`, SDK retries off: `GuardedTeacher` decides about retries, pauses and
 budget. Images go as `image_url` data URLs built from each ImageRef's cached base64, so an image is
-encoded once per trajectory however many requests re-send it.
+encoded once per trajectory however many requests re-send it. `--timeout` is the whole request's deadline
+and the reply's bytes are capped (bounds.py).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,13 @@ from openai import AsyncOpenAI
 from ..protocol import restore_stop
 from ..records import Usage
 from .base import GenerationConfig, ImageRef, Message, Reply
-from .resilience import RequestError, log, server_message
+from .bounds import bounded, cap_replies
+from .resilience import RequestError, connection_refused, log, server_message
+from .usage import read_usage, token_count
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 ADJUSTABLE = ("stop", "temperature", "seed")  # parameters dropped when an endpoint says it does not support them
+SLICE = 1 << 18  # bytes per socket write: an upload the server reads slowly buffers at most this much of its body
 
 
 def _dumps(obj: Any) -> bytes:
@@ -68,6 +73,23 @@ def request_chunks(
     return chunks
 
 
+class FragmentBody:
+    """A request body sent as its fragments under a declared Content-Length (`length`). Plain HTTP/1.1 servers
+    read Content-Length only (a chunked body reads as empty), and a joined body would cost every request in
+    flight its own copy (~3 MB with images inline); streamed, the requests share the pre-serialized image
+    parts and the socket buffers one slice at a time. Iterable again and again (a fresh pass each time)."""
+
+    def __init__(self, fragments: list[bytes]):
+        self.fragments = fragments
+        self.length = sum(map(len, fragments))
+
+    async def __aiter__(self) -> AsyncIterator[memoryview]:
+        for fragment in self.fragments:
+            view = memoryview(fragment)
+            for start in range(0, len(view), SLICE):
+                yield view[start : start + SLICE]
+
+
 class OpenAITeacher:
     """An `Endpoint` for one base URL with its own AsyncOpenAI client."""
 
@@ -82,7 +104,8 @@ class OpenAITeacher:
         # the SDK's aiohttp transport: its per-request CPU is about half of httpx's, whose pool also probes
         # every idle connection on each request (quadratic at hundreds of requests in flight)
         self._client = AsyncOpenAI(api_key=api_key, base_url=self.endpoint, timeout=timeout, max_retries=0,
-                                   http_client=openai.DefaultAioHttpClient(timeout=timeout))
+                                   http_client=openai.DefaultAioHttpClient(
+                                       timeout=timeout, event_hooks={"response": [cap_replies]}))
         # Reasoning models (o-series, gpt-5) refuse `max_tokens`, `stop` and non-default temperatures;
         # learnt from their first 400 and remembered for this endpoint.
         self._max_tokens_field = "max_tokens"
@@ -113,19 +136,23 @@ class OpenAITeacher:
         return True
 
     async def generate(self, messages: list[Message], config: GenerationConfig) -> Reply:
+        async with bounded(self.endpoint, self.timeout, config.max_tokens):
+            return await self._request(messages, config)
+
+    async def _request(self, messages: list[Message], config: GenerationConfig) -> Reply:
         while True:
             wanted = {"temperature": config.temperature, "stop": list(config.stop) or None, "seed": config.seed}
             kwargs = {k: v for k, v in wanted.items() if v is not None and k not in self._dropped}
             kwargs[self._max_tokens_field] = config.max_tokens
             try:
                 # pre-serialized fragments skip the SDK's typed-dict transform and JSON encode of megabytes
-                # of base64 on every turn (~30 ms a request with exemplar images in context); the body goes
-                # whole, with a Content-Length, which every HTTP/1.1 server and proxy reads
-                body = b"".join(request_chunks(self.model, messages, kwargs, self.image_dir))
+                # of base64 on every turn (~30 ms a request with exemplar images in context); they are
+                # streamed, not joined, under a Content-Length, which every HTTP/1.1 server and proxy reads
+                body = FragmentBody(request_chunks(self.model, messages, kwargs, self.image_dir))
                 resp = await self._client.post(
                     "/chat/completions",
                     content=body,
-                    options={"headers": {"Content-Type": "application/json"}},
+                    options={"headers": {"Content-Type": "application/json", "Content-Length": str(body.length)}},
                     cast_to=httpx2.Response,  # read as plain JSON below
                 )
                 break
@@ -136,10 +163,10 @@ class OpenAITeacher:
                 raise RequestError.from_status(
                     self.endpoint, e.status_code, e.response.headers, message, self._client.api_key
                 ) from None
-            except openai.APITimeoutError:
-                raise RequestError(self.endpoint, f"no reply within {self.timeout:g} s") from None
-            except openai.APIConnectionError:
-                raise RequestError(self.endpoint, "connection failed") from None
+            except openai.APIConnectionError as e:  # APITimeoutError too: aiohttp calls a refusal a connect timeout
+                if isinstance(e, openai.APITimeoutError) and not connection_refused(e):
+                    raise RequestError(self.endpoint, f"no reply within {self.timeout:g} s") from None
+                raise RequestError.connection(self.endpoint, e) from None
             except openai.APIError as e:
                 raise RequestError(self.endpoint, f"unreadable reply ({e.__class__.__name__})") from None
         try:
@@ -166,14 +193,14 @@ def _reply(data: dict[str, Any]) -> Reply:
     reasoning = message.get("reasoning_content") or message.get("reasoning")  # vLLM / SGLang reasoning parsers
     if isinstance(reasoning, str) and reasoning:
         extra["reasoning"] = reasoning  # kept apart: the turn text is what the student learns to write
-    return Reply(text=text, usage=_usage(data.get("usage")), finish_reason=finish, extra=extra)
+    usage = read_usage(data.get("usage"), _usage, extra)
+    return Reply(text=text, usage=usage, finish_reason=finish, extra=extra)
 
 
-def _usage(u: dict[str, Any] | None) -> Usage:
-    """Usage with hidden reasoning tokens moved out of completion_tokens into thought_tokens."""
-    if not u:
-        return Usage()
-    reasoning = (u.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    completion = u.get("completion_tokens") or 0
-    return Usage(prompt_tokens=u.get("prompt_tokens") or 0, completion_tokens=max(0, completion - reasoning),
+def _usage(u: dict[str, Any]) -> Usage:
+    """Usage with hidden reasoning tokens moved out of completion_tokens into thought_tokens; ValueError,
+    TypeError or AttributeError on junk."""
+    reasoning = token_count((u.get("completion_tokens_details") or {}).get("reasoning_tokens"))
+    completion = token_count(u.get("completion_tokens"))
+    return Usage(prompt_tokens=token_count(u.get("prompt_tokens")), completion_tokens=max(0, completion - reasoning),
                  thought_tokens=reasoning)

@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 from ..errors import Minio3Error
-from ..teacher_options import DEFAULT_MAX_RETRIES
+from ..teacher_options import DEFAULT_MAX_RETRIES, BreakerPolicy
 
 log = logging.getLogger("minio3.teachers")
 
@@ -209,15 +209,6 @@ async def call_with_retries(
                 log.info("%s; retry %d/%d in %.2f s", e, retry + 1, policy.max_retries, wait)
             await sleep(wait)
     raise AssertionError("unreachable")  # the loop always returns or raises
-
-
-@dataclass(frozen=True)
-class BreakerPolicy:
-    """When an endpoint counts as failing (`threshold` failures in a row), how long it pauses, how often."""
-
-    threshold: int = 5
-    cooldown: float = 30.0
-    max_pauses: int = 3
 
 
 class CircuitBreaker:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from ..errors import BadInputError
 from ..exemplars import SEARCH_PATTERNS
+from ..profiles import DEFAULT, ProtocolProfile
 from ..protocol import OPTION_LETTERS, Answer, Zoom, render_turn, source_name
 from ..records import ProbeItem, Usage
 from ..zoom import to_relative
 from .base import GenerationConfig, ImageRef, Message, Reply
-from .limits import Budget
+from .spending import SpendingCap
 
 PlanBox = tuple[float, float, float, float]  # a planned zoom region: xyxy original pixels, unrounded
 
@@ -75,11 +76,12 @@ def _wrong_answer(item: ProbeItem, rng: random.Random) -> str:
 class ScriptedTeacher:
     """Factory: `bind(item, seed)` gives the per-attempt teacher that plays one planned search."""
 
-    def __init__(self, error_rate: float = 0.15, malformed_rate: float = 0.05) -> None:
+    def __init__(self, error_rate: float = 0.15, malformed_rate: float = 0.05, profile: ProtocolProfile = DEFAULT) -> None:
+        self.profile = profile  # whose words (its coordinate frame) the zooms are written in
         self.error_rate = error_rate
         self.malformed_rate = malformed_rate
         self.name = "scripted:guided"
-        self.budget = Budget()  # free: never capped
+        self.budget = SpendingCap()  # free: never capped
 
     def prepare_image(self, ref: ImageRef) -> None:
         """Images go nowhere: the plan knows the target."""
@@ -108,6 +110,7 @@ class ScriptedAttempt:
         self.pattern = rng.choice(SEARCH_PATTERNS)
         self.name = f"scripted:{self.pattern}"
         self.wrong = rng.random() < parent.error_rate
+        self.profile = parent.profile
         self.plan = self._plan()
         if rng.random() < parent.malformed_rate:
             at = rng.randrange(len(self.plan))
@@ -230,7 +233,8 @@ class ScriptedAttempt:
             frame = self.frames[src]
             rel = to_relative(step.box, frame)
             self.pending_box = _clip(step.box, self.item.width, self.item.height)
-            text = render_turn(step.think, Zoom(rel, source_name(src)))
+            zoom = Zoom(rel, source_name(src))
+            text = self.profile.in_words(render_turn(step.think, zoom), zoom)
             text = text[: -len("</grounding>")]  # as an API would return it: the stop string cut off
         usage = Usage(prompt_tokens=0, completion_tokens=len(text) // 4, requests=1)
         return Reply(text=text, usage=usage, finish_reason="stop")

@@ -9,6 +9,7 @@ manifest.json; see DESIGN.md) from one source:
               the test split, for `minio3 eval`;
   o3bench, vtcbench - harder ones the field reports now (O3-Bench, VTC-Bench), likewise (docs/eval.md,
               "Benchmarks", says which others are not public and why).
+Whatever a source leaves out (an unusable image, a row that breaks the row rules) is listed in excluded.jsonl.
 The dir is built in a temporary sibling and renamed at the end, so a killed build leaves nothing at
 --out; --out is locked for the build and may never be, contain or sit inside an input (minio3_data.outputs).
 `emit_mini_o3_json=True` also writes the released layout next to the parquet files.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
+from minio3_data.exclusions import EXCLUDED_NAME, Exclusion, exclusion_line, write_exclusions
 from minio3_data.fsutil import atomic_dir
 
 from ..parallel import default_workers
@@ -56,9 +58,12 @@ class BuildSummary:
     source: str
     counts: dict[str, int]  # items per split
     by_difficulty: dict[str, dict[str, int]]  # split -> difficulty -> items
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[Exclusion] = field(default_factory=list)  # as listed in excluded.jsonl
     mini_o3_json: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def exclusion_line(self) -> str | None:
+        return exclusion_line(self.skipped, self.out / EXCLUDED_NAME)
 
 
 def _need(value: Any, option: str, source: str) -> Any:
@@ -167,10 +172,11 @@ def build_visualprobe(
         )
         drop_bad_rows(built)
         if not any(built.splits.values()):
-            reasons = "; ".join(s["reason"] for s in built.skipped[:3]) or "no image had a usable question"
+            reasons = "; ".join(f"{s.id}: {s.detail}" for s in built.skipped[:3]) or "no image had a usable question"
             raise BadInputError(f"--source {source}: no usable items ({reasons})")
         emitted = emit_mini_o3_json(root, built.splits) if emit_mini_o3 else []
         manifest = write_dataset(root, built, source, emitted)
+        write_exclusions(root, built.skipped)
     return BuildSummary(
         out=out,
         source=source,

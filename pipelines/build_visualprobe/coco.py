@@ -308,11 +308,11 @@ def _fill(
         if sum(need.values()) == 0 and len(built.splits["train"]) >= train:
             break
         if isinstance(size, str):
-            built.skipped.append(skip(size, image=pic.file_name))
+            built.skipped.append(skip("bad image", size, image=pic.file_name))
             continue
         if size != (pic.width, pic.height):
-            reason = f"annotations say {pic.width}x{pic.height} but the image is {size[0]}x{size[1]}"
-            built.skipped.append(skip(reason, image=pic.file_name))
+            detail = f"annotations say {pic.width}x{pic.height} but the image is {size[0]}x{size[1]}"
+            built.skipped.append(skip("image size mismatch", detail, image=pic.file_name))
             continue
         chosen = []
         for c in cands:

@@ -6,7 +6,7 @@
 
 Options lose their "(A) " prefixes (our question text letters them again); the task path becomes `kind`.
 A record of the wrong shape stops the import naming it (the file is not MME-RealWorld); a record whose
-options are not lettered "(A)", "(B)", ... in order is skipped and listed in the manifest.
+options are not lettered "(A)", "(B)", ... in order is skipped and listed in excluded.jsonl.
 """
 
 from __future__ import annotations
@@ -78,9 +78,8 @@ def import_mmerw(
         seen.add(item_id)
         image, options = images[r["image"]], split_choice(r["choices"])
         if isinstance(image, str) or isinstance(options, str):
-            built.skipped.append(
-                skip(image if isinstance(image, str) else options, image=r["image"], item=item_id)
-            )
+            why = ("bad image", image) if isinstance(image, str) else ("bad options", options)
+            built.skipped.append(skip(*why, image=r["image"], item=item_id))
             continue
         copy, size = image
         built.splits["test"].append(ProbeItem(

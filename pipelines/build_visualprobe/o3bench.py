@@ -87,15 +87,14 @@ def import_o3bench(
         where = f"{annotations}: {r['where']}.options"
         options = split_lettered(r["choices"], DOT_LETTERED, where, "{letter}. <option>")
         if isinstance(image, str) or isinstance(options, str):
-            built.skipped.append(
-                skip(image if isinstance(image, str) else options, image=r["image"], item=item_id)
-            )
+            why = ("bad image", image) if isinstance(image, str) else ("bad options", options)
+            built.skipped.append(skip(*why, image=r["image"], item=item_id))
             continue
         copy, size = image
         target, outside = target_box([[x0, y0, x1 - x0, y1 - y0] for x0, y0, x1, y1 in r["boxes"]], size)
         built.skipped += [
-            skip(f"{annotations}: {r['where']}: target layout box {r['boxes'][i]} has no area inside the "
-                 f"{size[0]}x{size[1]} image; the item is kept without it", item=item_id)
+            skip("box outside image", f"{annotations}: {r['where']}: target layout box {r['boxes'][i]} has no area "
+                 f"inside the {size[0]}x{size[1]} image; the item is kept without it", item=item_id)
             for i in outside
         ]  # fmt: skip
         built.splits["test"].append(ProbeItem(

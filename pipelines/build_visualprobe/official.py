@@ -122,7 +122,7 @@ def import_official(
         for item_id, row in split_rows:
             image = images[row["image"]]
             if isinstance(image, str):
-                built.skipped.append(skip(image, image=row["image"], item=item_id))
+                built.skipped.append(skip("bad image", image, image=row["image"], item=item_id, split=split))
                 continue
             rel, size = image
             question, options = canonical_question(row["problem"])

@@ -9,7 +9,7 @@ options are shuffled with a seed (per item, so a subset or another file order gi
 the manifest records each item's order (`option_order`: shown option i is the annotation's options[order[i]]).
 The union of the target boxes, each clipped to the image, becomes `target_bbox` (the region a search must
 find; the scripted teacher can evaluate offline on it). A box with no area inside the image is left out of
-the union and listed in the manifest's skipped entries (the item itself is kept).
+the union and listed in excluded.jsonl (the item itself is kept).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def import_vstar(
     for category, ann, image in entries:
         item_id = f"{SOURCE}-{category}-{ann.stem}"
         if image is None:
-            built.skipped.append(skip(f"{ann}: no image beside it", item=item_id))
+            built.skipped.append(skip("missing image", f"{ann}: no image beside it", item=item_id))
             continue
         rows.append((item_id, category, _read(ann), image.relative_to(root).as_posix()))
     images = import_images(root, [rel for *_, rel in rows], out, workers=workers, max_pixels=max_pixels)
@@ -114,14 +114,14 @@ def import_vstar(
     for item_id, category, ann, rel in rows:
         image = images[rel]
         if isinstance(image, str):
-            built.skipped.append(skip(image, image=rel, item=item_id))
+            built.skipped.append(skip("bad image", image, image=rel, item=item_id))
             continue
         copy, size = image
         order = orders[item_id] = option_order(len(ann["options"]), seed, item_id)
         target, outside = target_box(ann["boxes"], size)
         built.skipped += [
-            skip(f"{ann['path']}: bbox[{i}] {ann['boxes'][i]} has no area inside the {size[0]}x{size[1]} image; "
-                 "the item is kept without that box", item=item_id)
+            skip("box outside image", f"{ann['path']}: bbox[{i}] {ann['boxes'][i]} has no area inside the "
+                 f"{size[0]}x{size[1]} image; the item is kept without that box", item=item_id)
             for i in outside
         ]  # fmt: skip
         built.splits["test"].append(ProbeItem(

@@ -78,7 +78,7 @@ def import_vtcbench(
     for item_id, row in zip(item_ids, rows):
         image = images[row["image"]]
         if isinstance(image, str):
-            built.skipped.append(skip(image, image=row["image"], item=item_id))
+            built.skipped.append(skip("bad image", image, image=row["image"], item=item_id))
             continue
         copy, size = image
         built.splits["test"].append(ProbeItem(

@@ -1,4 +1,5 @@
-"""The dataset dir: train.parquet, test.parquet, images/ (written by the source) and manifest.json."""
+"""The dataset dir: train.parquet, test.parquet, images/ (written by the source) and manifest.json (which counts
+what was left out; excluded.jsonl lists it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data import __version__
+from minio3_data.exclusions import exclusion_summary
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.profiles import DEFAULT_PROFILE
 from minio3_data.records import ProbeItem, write_items
@@ -43,7 +45,7 @@ def manifest(built: Built, source: str, emitted: list[str]) -> dict[str, Any]:
         "protocol": DEFAULT_PROFILE,
         "counts": {split: counts(built.splits.get(split, [])) for split in SPLITS},
         **built.notes,
-        "skipped": built.skipped,
+        "excluded": exclusion_summary(built.skipped),
         "mini_o3_json": emitted,
     }
 

@@ -24,6 +24,7 @@ class Shared:
     key: str
     difficulty: str
     source: str
+    kind: str
     row: int
 
 
@@ -68,7 +69,7 @@ def _slices(evals: list[EvalScores], keys: list[str]) -> None:
         for q in keys:
             if e.slices[q] != base.slices[q]:
                 raise BadInputError(
-                    f"question {q!r} is difficulty/source {'/'.join(base.slices[q])} in {base.label} but "
+                    f"question {q!r} is difficulty/source/kind {'/'.join(base.slices[q])} in {base.label} but "
                     f"{'/'.join(e.slices[q])} in {e.label}; are they evals of one dataset?"
                 )
 

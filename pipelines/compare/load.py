@@ -21,7 +21,7 @@ from minio3_data.errors import BadInputError
 from pipelines.eval.config import check_budgets
 from pipelines.eval.report import RESULTS, SCORES
 
-COLUMNS = ("question", "difficulty", "source", "budget", "score")
+COLUMNS = ("question", "difficulty", "source", "kind", "budget", "score")
 REWRITE = "rerun minio3 eval on it to rewrite it"
 
 
@@ -34,7 +34,7 @@ class EvalScores:
     record: dict[str, Any]
     budgets: list[int]
     questions: list[str]  # in the eval's (dataset) order
-    slices: dict[str, tuple[str, str]]  # question -> (difficulty, source)
+    slices: dict[str, tuple[str, str, str]]  # question -> (difficulty, source, kind)
     scores: np.ndarray
 
     def column(self, budgets: list[int]) -> np.ndarray:
@@ -77,7 +77,9 @@ def _results(path: Path) -> tuple[dict[str, Any], list[int]]:
 def _rows(path: Path) -> dict[str, list[Any]]:
     where = path / SCORES
     try:
-        return pq.read_table(where, columns=list(COLUMNS)).to_pydict()
+        rows = pq.read_table(where).to_pydict()
+        rows.setdefault("kind", [""] * len(rows.get("question", [])))  # scored before evals reported kinds
+        return {c: rows[c] for c in COLUMNS}
     except FileNotFoundError:
         raise BadInputError(f"{where}: missing; {REWRITE}") from None
     except (OSError, KeyError, pa.ArrowException):
@@ -95,8 +97,8 @@ def load_eval(path: Path, label: str) -> EvalScores:
         raise BadInputError(f"{path / SCORES}: no question has a finished sample; {REWRITE}")
     index, col = {q: i for i, q in enumerate(questions)}, {b: j for j, b in enumerate(budgets)}
     scores = np.full((len(questions), len(budgets)), np.nan)
-    slices: dict[str, tuple[str, str]] = {}
-    for q, difficulty, source, budget, score in zip(*(rows[c] for c in COLUMNS)):
+    slices: dict[str, tuple[str, str, str]] = {}
+    for q, difficulty, source, kind, budget, score in zip(*(rows[c] for c in COLUMNS)):
         valid = budget in col and isinstance(score, float) and math.isfinite(score) and 0 <= score <= 1
         if not valid or not math.isnan(scores[index[q], col[budget]]):
             raise BadInputError(
@@ -104,7 +106,7 @@ def load_eval(path: Path, label: str) -> EvalScores:
                 f"of {RESULTS} ({', '.join(map(str, budgets))}); {REWRITE}"
             )
         scores[index[q], col[budget]] = score
-        slices.setdefault(q, (difficulty or "", source or ""))
+        slices.setdefault(q, (difficulty or "", source or "", kind or ""))
     if np.isnan(scores).any():
         q = questions[int(np.argwhere(np.isnan(scores))[0][0])]
         raise BadInputError(f"{path / SCORES}: question {q!r} lacks a score at some budget; {REWRITE}")

@@ -54,7 +54,7 @@ def _eval_record(c: Comparison, i: int) -> dict[str, Any]:
     r = e.record
     return {
         "label": e.label, "dir": str(e.path.resolve()), "model": r.get("model"), "teacher": r.get("teacher"),
-        "protocol": r.get("protocol"), "judge": r.get("judge"), "k": r.get("k"),
+        "protocol": r.get("protocol"), "judge": r.get("judge"), "ablation": r.get("ablation"), "k": r.get("k"),
         "temperature": r.get("temperature"), "dataset": r.get("dataset"), "split": r.get("split"),
         "budgets": e.budgets, "questions": len(e.questions),
         "ci95_all": None if band is None else {str(b): [float(band[0][j]), float(band[1][j])]
@@ -96,15 +96,16 @@ def markdown(c: Comparison) -> str:
         f"The baseline is {base}. A row X - {base} is eval X minus {base} on the same questions, in points, "
         f"with a 95% interval by {METHOD} ({c.resamples} resamples, seed {c.seed}).",
         "",
-        "| eval | model | teacher | protocol | judge | k | temperature | questions | dir |",
-        "|---|---|---|---|---|---:|---:|---:|---|",
+        "| eval | model | teacher | protocol | judge | ablation | k | temperature | questions | dir |",
+        "|---|---|---|---|---|---|---:|---:|---:|---|",
     ]
     for i, e in enumerate(c.evals):
         r = e.record
         name = md_text(e.label) + (" (baseline)" if i == 0 else "")
         lines.append(
             f"| {name} | {_who(r)} | {md_text(r.get('teacher'))} | {md_text(r.get('protocol'))} | "
-            f"{md_text(r.get('judge'))} | {md_text(r.get('k'))} | {md_text(r.get('temperature'))} | "
+            f"{md_text(r.get('judge'))} | {md_text(r.get('ablation') or 'none')} | {md_text(r.get('k'))} | "
+            f"{md_text(r.get('temperature'))} | "
             f"{len(e.questions)} | {md_text(e.path.resolve())} |"
         )
     head = " | ".join(f"{b} turns" for b in budgets)
@@ -138,8 +139,8 @@ def plot(path: Path, c: Comparison) -> Path:
     """Turn scaling: Avg@k of all shared questions against budget, one line per eval with its own band."""
     everything = c.slices[0]
     series = [
-        Series(f"{e.label}: {e.record.get('model') or e.record.get('teacher')}, {e.record.get('protocol')}",
-               avg, band)
+        Series(f"{e.label}: {e.record.get('model') or e.record.get('teacher')}, {e.record.get('protocol')}"
+               + (f", ablation {e.record['ablation']}" if e.record.get("ablation") else ""), avg, band)
         for e, avg, band in zip(c.evals, everything.avg_at_k, c.bands)
     ]
     return budget_plot(

@@ -5,7 +5,12 @@ The run is a `SynthConfig` with what evaluating a policy requires: no exemplars 
 test sees exactly the question, as it was trained), k samples per question, no target to stop at, and a turn
 cap and an image cap equal to the largest budget. One pass at that budget serves every smaller one
 (budgets.py says why that is exact), so the budgets are not part of the run's identity: rescoring a run
-at other budgets up to its largest never samples again.
+at other budgets up to its largest never samples again, and a larger largest budget plays on only the
+trajectories still running at the old one.
+
+The generation limits default to the protocol profile's release values (`ProtocolProfile.limits`: for Mini-o3,
+8,192 new tokens per turn, a 32,768-token context, 2,000 tokens of room to start a turn), so an eval of a
+released checkpoint is the release's evaluation unless an option says otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
-from pipelines.synth_coldstart import SynthConfig
+from minio3_data.profiles import DEFAULT
+from pipelines.sampling.config import SynthConfig
 
 DEFAULT_BUDGETS: tuple[int, ...] = (4, 8, 12, 16, 24, 32)  # the paper's turn-scaling plot
 DEFAULT_K = 32  # Avg@32, the paper's metric
@@ -67,13 +73,20 @@ def eval_config(
 ) -> EvalConfig:
     """An evaluation of `split` of `dataset` into run dir `out`, checked before anything starts.
 
-    `run_options` are SynthConfig fields (teacher, client, protocol, judge, temperature, concurrency, ...);
-    the ones an evaluation fixes (exemplars in context, samples per item, turn and image caps, target) are
-    not among them."""
+    `run_options` are SynthConfig fields (teacher, client, protocol, judge, temperature, concurrency, ablate,
+    ...); the ones an evaluation fixes (exemplars in context, samples per item, turn and image caps, target)
+    are not among them. max_tokens, context_tokens and context_reserve left out (or None) are the protocol
+    profile's release values."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BadInputError(f"--k {k}: must be a whole number of samples per question, at least 1")
     chosen = check_budgets(budgets)
     top = chosen[-1]
+    limits = run_options.get("protocol", DEFAULT).limits
+    released = {"max_tokens": limits.turn_tokens, "context_tokens": limits.context_tokens,
+                "context_reserve": limits.context_reserve}  # fmt: skip
+    for name, value in released.items():
+        if run_options.get(name) is None:
+            run_options[name] = value
     run = SynthConfig(
         dataset=Path(dataset), out=Path(out), split=split, samples_per_item=k, max_turns=top, max_images=top,
         exemplars_in_context=0, target=None, **run_options,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,23 +19,29 @@ import pyarrow as pa
 from minio3_data import __version__
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.records import Trajectory, Usage, write_parquet
-from pipelines.synth_coldstart import failure_reasons
-from pipelines.synth_coldstart.report import total_usage
+from pipelines.sampling.outcome import failure_reasons
+from pipelines.sampling.usage import spending
 
 from .budget_plot import Series, budget_plot
 from .config import EvalConfig
-from .metrics import LEVEL, GroupResult, Question
+from .completeness import Completeness
+from .metrics import LEVEL, GroupResult, Question, scored
 
 RESULTS = "results.json"
 TABLE = "results.md"
 PLOT = "accuracy.png"
 SCORES = "scores.parquet"
 FORMAT = "minio3-eval/1"
+ABLATION_NOTE = (
+    "Ablation `{name}` (docs/eval.md, \"Does the model use what it sees?\"): for accuracy with and without it, "
+    "compare this eval with the plain one: `minio3 compare PLAIN_EVAL THIS_EVAL --out DIR`."
+)
 
 SCORES_SCHEMA = pa.schema(
-    [("question", pa.string()), ("difficulty", pa.string()), ("source", pa.string()), ("budget", pa.int64()),
-     ("samples", pa.int64()), ("correct", pa.int64()), ("score", pa.float64()), ("over_turn", pa.int64()),
-     ("turns", pa.int64())]
+    [("question", pa.string()), ("difficulty", pa.string()), ("source", pa.string()), ("kind", pa.string()),
+     ("budget", pa.int64()), ("samples", pa.int64()), ("expected", pa.int64()), ("failed", pa.int64()),
+     ("missing", pa.int64()), ("correct", pa.int64()), ("score", pa.float64()), ("over_turn", pa.int64()),
+     ("turns", pa.int64()), ("unjudged", pa.int64())]
 )  # fmt: skip
 
 
@@ -43,14 +50,19 @@ def results_record(
     groups: list[GroupResult],
     attempts: list[Trajectory],
     superseded: Usage,
+    replies: Iterable[dict[str, Any]],
+    complete: Completeness,
     extra: dict[str, Any],
 ) -> dict[str, Any]:
-    """results.json: what was evaluated, how, and the numbers (shares in [0, 1])."""
+    """results.json: what was evaluated, how, and the numbers (shares in [0, 1]); `complete` false, with the
+    counts in `completeness`, when samples failed, never ran or are unjudged."""
     run = cfg.run
     finished = [t for t in attempts if t.status != "failed"]
     return {
         "format": FORMAT,
         "minio3": __version__,
+        "complete": complete.complete,
+        "completeness": complete.record(),
         "dataset": str(Path(run.dataset).resolve()),
         "split": run.split,
         "teacher": run.teacher,
@@ -61,9 +73,12 @@ def results_record(
         "temperature": run.temperature,
         "max_tokens": run.max_tokens,
         "context_tokens": run.context_tokens,
+        "context_reserve": run.reserve,
+        "ablation": run.ablate,
         "seed": run.seed,
         "budgets": cfg.budgets,
-        "single_pass": f"one sampling pass at {max(cfg.budgets)} turns serves every budget: see docs/eval.md",
+        "max_turns": run.max_turns,
+        "single_pass": f"one sampling pass at {run.max_turns} turns serves every budget: see docs/eval.md",
         "interval": {"level": LEVEL, "method": "percentile bootstrap over questions",
                      "resamples": cfg.resamples, "seed": run.seed},
         "groups": {g.name: {"questions": g.questions, "samples": g.samples,
@@ -72,7 +87,7 @@ def results_record(
                      "status": dict(Counter(t.status for t in finished)),
                      "verdict": dict(Counter(t.verdict.label for t in finished)),
                      "failure_reasons": failure_reasons(attempts)},
-        "usage": total_usage(attempts, superseded),
+        **spending(attempts, superseded, replies),
         **extra,
     }  # fmt: skip
 
@@ -96,13 +111,17 @@ def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
     who, dataset, split = (
         md_text(v) for v in (record["model"] or record["teacher"], record["dataset"], record["split"])
     )
+    banner, ablation = record["completeness"]["banner"], record["ablation"]
     lines = [
-        f"# Avg@{record['k']} of {who} on {dataset} ({split})",
+        *([f"**{banner}**", ""] if banner else []),
+        f"# Avg@{record['k']} of {who} on {dataset} ({split}){f', ablation {ablation}' if ablation else ''}",
         "",
         (f"teacher {md_text(record['teacher'])}, protocol {record['protocol']}, "
-         f"judge {md_text(record['judge'])}, "
-         f"temperature {record['temperature']}; one sampling pass at {budgets[-1]} turns scored at every budget."),
+         f"judge {md_text(record['judge'])}, temperature {record['temperature']}, "
+         f"{record['max_tokens']} tokens per turn in a {record['context_tokens']}-token context; "
+         f"one sampling pass at {record['max_turns']} turns scored at every budget."),
         "",
+        *([ABLATION_NOTE.format(name=ablation), ""] if ablation else []),
         f"| group | questions | {head} |",
         "|---|---:|" + "---:|" * len(budgets),
     ]
@@ -119,6 +138,9 @@ def markdown(record: dict[str, Any], groups: list[GroupResult]) -> str:
             "|---|" + "---:|" * len(budgets),
             "| over-turn rate (%) | " + " | ".join(pct(r.over_turn_rate) for r in rows) + " |",
             "| mean turns | " + " | ".join(f"{r.mean_turns:.2f}" for r in rows) + " |",
+            "| unjudged answers (scored 0) | " + " | ".join(str(r.unjudged) for r in rows) + " |",
+            f"| samples scored, of {record['completeness']['expected_samples']} | "
+            + " | ".join(str(record['completeness']['scored_samples']) for _ in rows) + " |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -132,17 +154,21 @@ def plot(out: Path, record: dict[str, Any], groups: list[GroupResult]) -> Path:
     ]  # fmt: skip
     return budget_plot(
         out / PLOT, record["budgets"], series, ylabel=f"Avg@{record['k']} (%)",
-        title=f"{record['model'] or record['teacher']}: accuracy against turn budget",
+        title=f"{record['model'] or record['teacher']}: accuracy against turn budget"
+        + (f", ablation {record['ablation']}" if record["ablation"] else "")
+        + ("" if record["complete"] else " (INCOMPLETE)"),
     )  # fmt: skip
 
 
 def score_rows(qs: list[Question], budgets: list[int]) -> list[dict[str, Any]]:
-    """One row per (question, budget): what scores.parquet holds."""
+    """One row per (question with a finished sample, budget): what scores.parquet holds, with the samples the
+    question should have had and those that failed or never ran."""
     return [
-        {"question": q.key, "difficulty": q.difficulty, "source": q.source, "budget": b, "samples": q.samples,
+        {"question": q.key, "difficulty": q.difficulty, "source": q.source, "kind": q.kind, "budget": b,
+         "samples": q.samples, "expected": q.expected, "failed": q.failed, "missing": q.missing,
          "correct": int(q.correct[i]), "score": float(q.score[i]), "over_turn": int(q.over_turn[i]),
-         "turns": int(q.turns[i])}
-        for q in qs for i, b in enumerate(budgets)
+         "turns": int(q.turns[i]), "unjudged": int(q.unjudged[i])}
+        for q in scored(qs) for i, b in enumerate(budgets)
     ]  # fmt: skip
 
 

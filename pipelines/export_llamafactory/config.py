@@ -1,8 +1,9 @@
-"""The LLaMA-Factory side of an export: `dataset_info.json`, the SFT YAML and the DeepSpeed ZeRO-3 configs.
+"""The LLaMA-Factory side of an export: `dataset_info.json`, an SFT YAML per variant of the model family
+(sft_qwen2_5_vl.yaml; sft_qwen3_vl.yaml and sft_qwen3_vl_thinking.yaml) and the DeepSpeed ZeRO-3 configs.
 
 Defaults are the released Mini-o3 cold-start recipe (sft_configs/qwen2.5-vl.yaml), with two deliberate
 changes: `max_samples` is left out (LLaMA-Factory would silently cut the data at 100,000 rows) and
-`report_to` is `none` (nothing phones home unless asked).
+`report_to` is `none` (nothing phones home unless asked). The family gives the template and the default model.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from minio3_data.export_dir import DATASET_INFO_NAME
+from minio3_data.families import ModelFamily, SftVariant
+
 DATASET_NAME = "minio3_coldstart"
-YAML_NAME = "sft_qwen2_5_vl.yaml"
-DATASET_INFO_NAME = "dataset_info.json"
 DS_Z3_NAME = "ds_z3_config.json"
 DS_Z3_OFFLOAD_NAME = "ds_z3_offload_config.json"
-DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
 
 def dataset_info(file_name: str) -> dict[str, Any]:
@@ -35,6 +36,7 @@ def dataset_info(file_name: str) -> dict[str, Any]:
             },
         }
     }
+
 
 
 def deepspeed_z3(offload: bool) -> dict[str, Any]:
@@ -68,13 +70,13 @@ def deepspeed_z3(offload: bool) -> dict[str, Any]:
 
 
 def sft_config(
-    export_dir: Path, cutoff_len: int, image_max_pixels: int, image_min_pixels: int
+    export_dir: Path, cutoff_len: int, image_max_pixels: int, image_min_pixels: int, variant: SftVariant
 ) -> dict[str, dict[str, Any]]:
-    """The released hyper-parameters, by section, for full SFT of Qwen2.5-VL on this export."""
+    """The released hyper-parameters, by section, for full SFT of `variant`'s model on this export."""
     root = str(export_dir.resolve())
     return {
         "model": {
-            "model_name_or_path": DEFAULT_MODEL,
+            "model_name_or_path": variant.model,
             "image_max_pixels": image_max_pixels,
             "image_min_pixels": image_min_pixels,
             "video_max_pixels": 16384,
@@ -94,14 +96,14 @@ def sft_config(
             "dataset": DATASET_NAME,
             "dataset_dir": root,
             "media_dir": root,  # image paths in the data are relative to the export dir
-            "template": "qwen2_vl",
+            "template": variant.template,
             "cutoff_len": cutoff_len,
             "overwrite_cache": True,
             "preprocessing_num_workers": 16,
             "dataloader_num_workers": 0,
         },
         "output": {
-            "output_dir": "saves/qwen2_5vl-7b/full/mini-o3-coldstart",
+            "output_dir": f"saves/{variant.model.rsplit('/', 1)[-1].lower()}/full/mini-o3-coldstart",
             "logging_steps": 10,
             "save_steps": 500,
             "plot_loss": True,
@@ -144,7 +146,8 @@ def yaml_scalar(v: Any) -> str:
 
 
 def render_yaml(sections: dict[str, dict[str, Any]]) -> str:
-    lines = ["# LLaMA-Factory full SFT of Qwen2.5-VL on a minio3 export (released Mini-o3 cold-start recipe).",
+    model = sections["model"]["model_name_or_path"]
+    lines = [f"# LLaMA-Factory full SFT of {model} on a minio3 export (released Mini-o3 cold-start recipe).",
              "# Run: minio3 train-sft --export <this dir> --model <path or id>   (overrides: -- key=value ...)"]  # fmt: skip
     for name, values in sections.items():
         lines.append(f"\n### {name}")
@@ -153,12 +156,17 @@ def render_yaml(sections: dict[str, dict[str, Any]]) -> str:
 
 
 def config_files(
-    export_dir: Path, data_file: str, cutoff_len: int, image_max_pixels: int, image_min_pixels: int
+    export_dir: Path, data_file: str, cutoff_len: int, image_max_pixels: int, image_min_pixels: int,
+    family: ModelFamily,
 ) -> dict[str, str]:
     """Every LLaMA-Factory file of an export, name -> text; `export_dir` is the final (not temp) location."""
+    yamls = {
+        family.yaml_name(v): render_yaml(sft_config(export_dir, cutoff_len, image_max_pixels, image_min_pixels, v))
+        for v in family.variants
+    }
     return {
         DATASET_INFO_NAME: _json_text(dataset_info(data_file)),
-        YAML_NAME: render_yaml(sft_config(export_dir, cutoff_len, image_max_pixels, image_min_pixels)),
+        **yamls,
         DS_Z3_NAME: _json_text(deepspeed_z3(offload=False)),
         DS_Z3_OFFLOAD_NAME: _json_text(deepspeed_z3(offload=True)),
     }

@@ -10,8 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from minio3_data.exclusions import Exclusion
+
 from .media import ImageEntry, ImageSink
-from .validate import Exclusion, Limits, check_row
+from .validate import Limits, check_row
+
+STAGE = "export-llamafactory"
 
 
 @dataclass
@@ -30,8 +34,8 @@ class RowResult:
     tokens: int = 0
 
 
-def excluded(row_id: str, code: str, detail: str) -> RowResult:
-    return RowResult(row_id, None, Exclusion(code, detail))
+def excluded(row_id: str, reason: str, detail: str) -> RowResult:
+    return RowResult(row_id, None, Exclusion(STAGE, row_id, reason, detail))
 
 
 def finish(
@@ -40,6 +44,6 @@ def finish(
     """Validate a drafted row and, if it passes, store its images and return the row to write."""
     problem, tokens = check_row(conversations, [(im.width, im.height) for im in images], limits)
     if problem:
-        return RowResult(row_id, None, problem, tokens)
+        return excluded(row_id, problem.reason, problem.detail)
     entries: list[ImageEntry] = [sink.put(im.rel, im.data) for im in images]
     return RowResult(row_id, {"id": row_id, "conversations": conversations, "images": entries}, None, tokens)

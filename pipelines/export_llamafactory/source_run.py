@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError, ImageError
+from minio3_data.families import DEFAULT_FAMILY, ModelFamily, get_family
 from minio3_data.fsutil import file_hash, safe_relpath
 from minio3_data.images import OriginalCache, open_header
 from minio3_data.profiles import ProtocolProfile, get_profile
@@ -40,6 +41,12 @@ def run_protocol(run_dir: Path) -> ProtocolProfile:
     """The protocol a run was made in; runs from before profiles existed spoke what is now `minio3`."""
     name = read_run_json(run_dir).get("identity", {}).get("protocol", "minio3")
     return get_profile(name, f"{run_dir / RUN_JSON}: protocol")
+
+
+def run_family(run_dir: Path) -> ModelFamily:
+    """The model family a run budgeted its context for; runs from before families existed: Qwen2.5-VL."""
+    name = read_run_json(run_dir).get("identity", {}).get("model_family", DEFAULT_FAMILY)
+    return get_family(name, f"{run_dir / RUN_JSON}: model_family")
 
 
 def _dataset_dir(run_dir: Path) -> Path:
@@ -86,7 +93,7 @@ def _row_of(traj: Trajectory) -> ProbeItem:
 
 
 @dataclass
-class RunSource:
+class KeptRunSource:
     """Streams a run's kept trajectories in chunks, rendered in `protocol` (None: the run's own)."""
 
     run_dir: Path
@@ -95,7 +102,13 @@ class RunSource:
 
     def __post_init__(self) -> None:
         self.dataset_dir = _dataset_dir(self.run_dir)
-        self.protocol = self.protocol or run_protocol(self.run_dir)
+        made_in = run_protocol(self.run_dir)
+        self.protocol = self.protocol or made_in
+        if self.protocol.frame != made_in.frame:  # its stored turns write boxes in the run's frame
+            raise BadInputError(
+                f"--protocol {self.protocol.name} writes boxes in {self.protocol.frame.range}, but {self.run_dir}'s turns "
+                f"were written in {made_in.frame.range} (protocol {made_in.name}); export it in a protocol of that frame"
+            )
         self.path = self.run_dir / TRAJECTORIES
         if not self.path.is_file():
             raise BadInputError(f"{self.path}: missing; run synth-coldstart to the end first")

@@ -2,7 +2,7 @@
 
 LLaMA-Factory silently skips rows whose roles do not alternate, aborts the whole run when `<image>`
 placeholders and images disagree, and crashes when `cutoff_len` cuts through image tokens. Every row is
-checked here first; a failing row is excluded and listed with the rule it broke, never written.
+checked here first; a failing row is excluded and listed with the rule it broke (its reason), never written.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from minio3_data.families import DEFAULT, ModelFamily
 
 from .tokens import row_tokens
 
@@ -20,10 +22,10 @@ SYSTEM, HUMAN, GPT = "system", "human", "gpt"
 
 
 @dataclass(frozen=True)
-class Exclusion:
-    """Why a row was not written: a stable code for counting, and a detail for the listing."""
+class Violation:
+    """The rule a row broke: a short reason to count by, and the detail for excluded.jsonl."""
 
-    code: str
+    reason: str
     detail: str
 
 
@@ -32,6 +34,7 @@ class Limits:
     cutoff_len: int
     image_max_pixels: int
     image_min_pixels: int
+    family: ModelFamily = DEFAULT  # whose processor counts the image tokens
 
 
 def _encodable(text: str) -> bool:
@@ -42,63 +45,64 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def check_structure(conversations: Any) -> Exclusion | None:
+def check_structure(conversations: Any) -> Violation | None:
     """Shape and role order: [system], then human/gpt pairs, ending with gpt, no empty turns."""
     if not isinstance(conversations, list) or not conversations:
-        return Exclusion("bad_conversations", "conversations must be a non-empty list of {from, value} turns")
+        return Violation("bad conversations", "conversations must be a non-empty list of {from, value} turns")
     for i, m in enumerate(conversations):
         if (
             not isinstance(m, dict)
             or not isinstance(m.get("from"), str)
             or not isinstance(m.get("value"), str)
         ):
-            return Exclusion("bad_conversations", f"turn {i} is not a {{from: str, value: str}} object")
+            return Violation("bad conversations", f"turn {i} is not a {{from: str, value: str}} object")
         if not m["value"].strip():
-            return Exclusion("empty_turn", f"turn {i} ({m['from']}) is empty")
+            return Violation("empty turn", f"turn {i} ({m['from']}) is empty")
         if not _encodable(m["from"]) or not _encodable(m["value"]):
-            return Exclusion("bad_text", f"turn {i} holds a lone surrogate, which UTF-8 cannot write")
+            return Violation("bad text", f"turn {i} holds a lone surrogate, which UTF-8 cannot write")
     body = conversations[1:] if conversations[0]["from"] == SYSTEM else conversations
     for i, m in enumerate(body):
         want = HUMAN if i % 2 == 0 else GPT
         if m["from"] != want:
             pos = i + len(conversations) - len(body)
-            return Exclusion(
-                "role_order", f"turn {pos} is {m['from']!r}, expected {want!r} (roles must alternate)"
+            return Violation(
+                "role order", f"turn {pos} is {m['from']!r}, expected {want!r} (roles must alternate)"
             )
     if not body or len(body) % 2:
-        return Exclusion("role_order", "the conversation must end with a gpt turn after a human turn")
+        return Violation("role order", "the conversation must end with a gpt turn after a human turn")
     return None
 
 
-def check_placeholders(conversations: list[dict[str, str]], num_images: int) -> Exclusion | None:
+def check_placeholders(conversations: list[dict[str, str]], num_images: int) -> Violation | None:
     """One `<image>` per image, none in the system turn, no other placeholders or special tokens."""
     if conversations[0]["from"] == SYSTEM and IMAGE in conversations[0]["value"]:
-        return Exclusion("image_count", "the system turn holds <image>, which LLaMA-Factory does not count")
+        return Violation("image count", "the system turn holds <image>, which LLaMA-Factory does not count")
     count = sum(m["value"].count(IMAGE) for m in conversations)
     if count != num_images:
-        return Exclusion("image_count", f"{count} <image> placeholder(s) but {num_images} image(s)")
+        return Violation("image count", f"{count} <image> placeholder(s) but {num_images} image(s)")
     for i, m in enumerate(conversations):
         for p in OTHER_PLACEHOLDERS:
             if p in m["value"]:
-                return Exclusion(
+                return Violation(
                     "placeholder", f"turn {i} holds {p}, which LLaMA-Factory treats as a media slot"
                 )
         special = SPECIAL_TOKEN_RE.search(m["value"])
         if special:
-            return Exclusion("special_token", f"turn {i} holds the special token {special.group(0)} as text")
+            return Violation("special token", f"turn {i} holds the special token {special.group(0)} as text")
     return None
 
 
 def check_row(
     conversations: Any, image_sizes: list[tuple[int, int]], limits: Limits
-) -> tuple[Exclusion | None, int]:
+) -> tuple[Violation | None, int]:
     """All rules in order; returns the first broken one (or None) and the estimated token length."""
     problem = check_structure(conversations) or check_placeholders(conversations, len(image_sizes))
     if problem:
         return problem, 0
     tokens = row_tokens(
-        (m["value"] for m in conversations), image_sizes, limits.image_max_pixels, limits.image_min_pixels
+        (m["value"] for m in conversations), image_sizes, limits.image_max_pixels, limits.image_min_pixels,
+        limits.family,
     )
     if tokens > limits.cutoff_len:
-        return Exclusion("too_long", f"about {tokens} tokens > cutoff_len {limits.cutoff_len}"), tokens
+        return Violation("too long", f"about {tokens} tokens > cutoff_len {limits.cutoff_len}"), tokens
     return None, tokens

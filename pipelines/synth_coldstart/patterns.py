@@ -11,9 +11,17 @@
 
 from __future__ import annotations
 
+from minio3_data.errors import BadInputError
 from minio3_data.records import Trajectory
 
 TRAJECTORY_TAGS = ("direct", "depth_first", "backtrack", "verification", "error_recovery")
+
+
+def check_mix(mix: dict[str, float]) -> None:
+    """A one-line error, before anything runs, for a --mix naming a pattern that is not a tag."""
+    unknown = sorted(set(mix) - set(TRAJECTORY_TAGS))
+    if unknown:
+        raise BadInputError(f"--mix: unknown pattern(s) {', '.join(unknown)}; use {', '.join(TRAJECTORY_TAGS)}")
 
 
 def _overlap(a: list[int], b: list[int]) -> float:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,16 +11,18 @@ from typing import Any
 import polars as pl
 
 from minio3_data.fsutil import atomic_path, atomic_write_text
-from minio3_data.records import DIFFICULTIES, Trajectory, Usage, field_values
-from minio3_data.teachers.usage import USAGE_UNKNOWN
+from minio3_data.records import DIFFICULTIES, Trajectory, Usage
+from pipelines.sampling.usage import spending
 
 from .curate import primary_pattern
 
 
 def run_stats(
-    attempts: list[Trajectory], kept: list[Trajectory], candidates: int, superseded: Usage, extra: dict[str, Any]
+    attempts: list[Trajectory], kept: list[Trajectory], candidates: int, superseded: Usage,
+    replies: Iterable[dict[str, Any]], extra: dict[str, Any],
 ) -> dict:
-    """`superseded`: what earlier lines of retried attempts paid, so `usage` counts every request made."""
+    """`superseded`: what earlier lines of retried attempts paid, so `usage` counts every request made;
+    `replies`: the reply log, where the LLM judge's usage is."""
     df = pl.DataFrame(
         {
             "status": [t.status for t in attempts],
@@ -56,42 +57,9 @@ def run_stats(
         "kept_turns_histogram": dict(sorted(Counter(t.num_turns for t in kept).items())),
         "kept_patterns": dict(Counter(p for t in kept for p in t.patterns)),
         "kept_primary_pattern": dict(Counter(primary_pattern(t.patterns) for t in kept)),
-        "usage": total_usage(attempts, superseded),
+        **spending(attempts, superseded, replies),
         **extra,
     }
-
-
-def total_usage(attempts: list[Trajectory], superseded: Usage) -> dict[str, Any]:
-    """Every request a run made, as plain JSON: its attempts' usage plus what earlier, failed lines of retried
-    attempts paid (`superseded`)."""
-    return _usage_json([superseded, *(t.usage for t in attempts)])
-
-
-JUDGE = "judge"  # the `extra` field that marks a replies.jsonl line as the LLM judge's usage (its name)
-
-
-def judge_reply(usage: Usage, judge: str) -> dict[str, Any]:
-    """A replies.jsonl line for one judgement's usage: the log a resume, a merge and the stats already read,
-    under a key no teacher request has, so the judge is counted and priced once across kills and resumes."""
-    key = f"{JUDGE}:{uuid.uuid4().hex}"
-    return {"key": key, "text": "", "usage": field_values(usage), "finish_reason": JUDGE, "extra": {JUDGE: judge}}
-
-
-def judge_usage(replies: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """What the LLM judge consumed over the whole run (stats.json's `judge_usage`, beside the teacher's `usage`)."""
-    return _usage_json(Usage(**r["usage"]) for r in replies if JUDGE in (r.get("extra") or {}))
-
-
-def unknown_usage(replies: Iterable[dict[str, Any]]) -> int:
-    """How many of the teacher's replies came with usage it could not read (their tokens count as 0)."""
-    return sum(USAGE_UNKNOWN in (r.get("extra") or {}) for r in replies)
-
-
-def _usage_json(usages: Iterable[Usage]) -> dict[str, Any]:
-    total = Usage()
-    for u in usages:
-        total.add(u)
-    return field_values(total) | {"cost_usd": round(total.cost_usd, 6)}
 
 
 def write_stats(run_dir: Path, stats: dict) -> None:

@@ -25,6 +25,7 @@ from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_dir
 
 from ..parallel import default_workers, ordered_map, span
+from .compare_source import CompareSource
 from .dataset_source import DatasetSource
 from .entries import Chunked, Entry, PageResult, ViewSource
 from .eval_source import EvalSource
@@ -37,6 +38,7 @@ from .site import INDEX, SITE_JSON, SiteImages
 
 SOURCES: dict[str, Callable[[Path], ViewSource]] = {
     "run": RunSource, "eval": EvalSource, "dataset": DatasetSource, "export": ExportSource,
+    "compare": CompareSource,
 }  # fmt: skip
 SHOWN_MISSING = 3  # missing entries named in the summary line; site.json and the index list them all
 

@@ -23,6 +23,7 @@ from pipelines.build_visualprobe.difficulty import SIZE_CUTS, size_points, view_
 from pipelines.export_llamafactory.source_run import WORKER_CACHE_BYTES
 
 from .entries import Entry, PageResult, Renderer, render_or_missing, summary_json
+from .excluded import excluded_fact
 from .filters import Field
 from .markup import document, esc, facts, picture_html, problems_html, question_html
 from .search import SearchPictures
@@ -165,7 +166,10 @@ class DatasetSource:
             if isinstance(c, dict):
                 mix = ", ".join(f"{d} {n}" for d, n in (c.get("by_difficulty") or {}).items())
                 rows.append((split, esc(f"{c.get('total', '?')} items ({mix})")))
-        skipped = self.manifest.get("skipped") or []
-        if skipped:
-            rows.append(("skipped while building", esc(f"{len(skipped)} (reasons in manifest.json)")))
+        excluded = excluded_fact(self.path)
+        older = self.manifest.get("skipped") or []  # a dataset built before excluded.jsonl lists them here
+        if excluded:
+            rows.append(excluded)
+        elif older:
+            rows.append(("skipped while building", esc(f"{len(older)} (reasons in manifest.json)")))
         return facts(rows)

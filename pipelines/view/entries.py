@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from minio3_data.errors import BadInputError
-from minio3_data.profiles import DEFAULT_PROFILE, PROFILE_NAMES
+from minio3_data.profiles import DEFAULT, PROFILES, ProtocolProfile
 
 from .filters import Field, Value
 from .site import SiteImages
@@ -54,7 +54,7 @@ class ViewSource(Protocol):
     def header(self, images: SiteImages) -> str: ...
 
 
-def summary_json(path: Path, what: str) -> tuple[dict[str, Any], str]:
+def summary_json(path: Path, what: str) -> tuple[dict[str, Any], ProtocolProfile]:
     """A dir's own summary (a dataset's manifest.json, an export's export.json) and the protocol profile it
     records (the default for files from before profiles were recorded); unreadable is a one-line error."""
     try:
@@ -63,8 +63,8 @@ def summary_json(path: Path, what: str) -> tuple[dict[str, Any], str]:
         raise BadInputError(f"{path}: unreadable; is {path.parent} {what}?") from None
     if not isinstance(summary, dict):
         raise BadInputError(f"{path}: not a JSON object; is {path.parent} {what}?")
-    protocol = summary.get("protocol", DEFAULT_PROFILE)
-    return summary, protocol if protocol in PROFILE_NAMES else DEFAULT_PROFILE
+    protocol = summary.get("protocol")
+    return summary, PROFILES.get(protocol, DEFAULT) if isinstance(protocol, str) else DEFAULT
 
 
 def render_or_missing(entry_id: str, make: Callable[[], PageResult]) -> PageResult:

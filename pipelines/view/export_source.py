@@ -3,32 +3,32 @@
 The pictures are the export's own image files (or embedded bytes), byte for byte: what the student learns
 from. The zooms are read back from the assistant turns with the export's protocol and stepped through a
 ZoomEnv on the row's first image, to draw them numbered by turn and over the image each one zoomed into;
-the rows the export left out are counted in the header from its excluded.jsonl.
+the rows the export left out are counted by reason in the header from its excluded.jsonl.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
+from minio3_data.export_dir import SUMMARY_NAME
 from minio3_data.fsutil import content_hash, file_hash, safe_relpath
 from minio3_data.images import OriginalCache
-from minio3_data.profiles import get_profile
+from minio3_data.profiles import ProtocolProfile
 from minio3_data.protocol import IMAGE_PLACEHOLDER, Answer, Zoom
 from minio3_data.zoom import Observation, ZoomEnv
-from pipelines.export_llamafactory import EXCLUDED_NAME, SUMMARY_NAME
 from pipelines.export_llamafactory.source_run import WORKER_CACHE_BYTES
 from pipelines.export_llamafactory.stream import open_parquet
 from pipelines.export_llamafactory.writers import JSON_NAME, PARQUET_NAME
 
 from .entries import Entry, PageResult, Renderer, render_or_missing, summary_json
+from .excluded import excluded_fact
 from .filters import Field
-from .markup import Message, Picture, chip, conversation_html, document, esc, facts, picture_html
+from .markup import PageMessage, Picture, chip, conversation_html, document, esc, facts, picture_html
 from .search import SearchPictures, Step, into
 from .site import INDEX, SiteImages, from_page, page_rel, write_page
 
@@ -89,7 +89,7 @@ def _question(row: dict[str, Any]) -> str:
 class RowRenderer:
     export_dir: Path
     data_file: Path
-    protocol: str
+    protocol: ProtocolProfile
     site: Path
     cache: OriginalCache | None = field(default=None, repr=False)
     _group: tuple[int, list[dict[str, Any]]] | None = field(default=None, repr=False)
@@ -136,13 +136,13 @@ class RowRenderer:
         files = [self._image(images, entry, row_id) for entry in row.get("images") or []]
         if not files:
             raise BadInputError(f"row {row_id}: no images")
-        profile = get_profile(self.protocol)
+        profile = self.protocol
         env = ZoomEnv(files[0][1], cache=self.cache, protocol=profile)
         steps: list[Step] = []
-        messages: list[Message] = []
+        messages: list[PageMessage] = []
         number = 0
         for m in row.get("conversations") or []:
-            msg = Message(ROLES.get(m.get("from"), str(m.get("from"))), str(m.get("value", "")))
+            msg = PageMessage(ROLES.get(m.get("from"), str(m.get("from"))), str(m.get("value", "")))
             if msg.role == "assistant":
                 number += 1
                 msg.heading = f"turn {number}"
@@ -168,7 +168,7 @@ class RowRenderer:
             f'<p><a href="{from_page(INDEX)}">&larr; index</a></p><h1>{esc(row_id)}</h1>'
             + facts(
                 [
-                    ("protocol", esc(self.protocol)),
+                    ("protocol", esc(self.protocol.name)),
                     ("images", esc(len(files))),
                     ("file", esc(self.data_file.name)),
                 ]
@@ -234,19 +234,9 @@ class ExportSource:
         rows = [
             ("export", esc(self.path.resolve())),
             ("from", esc(s.get("source", "?"))),
-            ("protocol", esc(self.protocol)),
+            ("protocol", esc(self.protocol.name)),
             ("format", esc(s.get("format", "?"))),
             ("rows", esc(f"{s.get('rows_written', '?')} written of {s.get('rows_read', '?')} read")),
         ]
-        reasons: Counter[str] = Counter()
-        excluded = self.path / EXCLUDED_NAME
-        if excluded.is_file():
-            for line in excluded.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    reasons[str(json.loads(line).get("reason", "?"))] += 1
-                except (ValueError, AttributeError):
-                    reasons["(unreadable line)"] += 1
-        if reasons:
-            listed = ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items()))
-            rows.append(("excluded", esc(f"{sum(reasons.values())} ({listed}); see {EXCLUDED_NAME}")))
-        return facts(rows)
+        excluded = excluded_fact(self.path)
+        return facts([*rows, excluded] if excluded else rows)

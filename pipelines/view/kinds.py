@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from minio3_data.errors import BadInputError
+from minio3_data.export_dir import SUMMARY_NAME
 from minio3_data.store import ATTEMPTS, RUN_JSON
 from pipelines.compare.report import RECORD as COMPARISON
 from pipelines.eval.report import RESULTS
-from pipelines.export_llamafactory import SUMMARY_NAME
 
 from .dataset_source import MANIFEST
 

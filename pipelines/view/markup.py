@@ -134,7 +134,7 @@ def picture_html(pic: Picture) -> str:
 
 
 @dataclass
-class Message:
+class PageMessage:
     """One message of a conversation: its text with IMAGE_PLACEHOLDER where each picture goes, and notes
     (HTML) that say what the environment made of it."""
 
@@ -145,7 +145,7 @@ class Message:
     notes: list[str] = field(default_factory=list)
 
 
-def message_html(msg: Message) -> str:
+def message_html(msg: PageMessage) -> str:
     pieces = msg.text.split(IMAGE_PLACEHOLDER)
     body = esc(pieces[0])
     for i, piece in enumerate(pieces[1:]):
@@ -160,7 +160,7 @@ def message_html(msg: Message) -> str:
     )
 
 
-def conversation_html(messages: Sequence[Message]) -> str:
+def conversation_html(messages: Sequence[PageMessage]) -> str:
     return "".join(message_html(m) for m in messages)
 
 

@@ -28,6 +28,7 @@ from pipelines.synth_coldstart.patterns import tag_patterns
 
 from .budget_outcomes import outcome_summary, outcome_tokens
 from .entries import Entry, PageResult, Renderer, render_or_missing
+from .excluded import excluded_fact
 from .filters import Field
 from .markup import esc, facts
 from .search import SearchPictures
@@ -254,6 +255,9 @@ class RunSource:
                 "attempts", esc(f"{stats.get('attempts')} ({stats.get('kept')} kept, acceptance "
                                 f"{stats.get('acceptance', 0):.0%}, ${usage.get('cost_usd', 0):.2f})"),
             ))  # fmt: skip
+        excluded = excluded_fact(self.path)
+        if excluded:
+            rows.append(excluded)
         plot = ""
         if (self.path / STATS_PNG).is_file():
             src = images.put("stats.png", (self.path / STATS_PNG).read_bytes())

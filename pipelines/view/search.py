@@ -93,7 +93,7 @@ class SearchPictures:
         """The exact JPEG the model was sent, with the zooms made into it laid over it."""
         x0, y0, x1, y1 = obs.box
         w, h = obs.size
-        name = f"obs/{self.original_id}-{self.env.resize}-{x0}_{y0}_{x1}_{y1}-{w}x{h}.jpg"
+        name = f"obs/{self.original_id}-{self.env.display.name}-{x0}_{y0}_{x1}_{y1}-{w}x{h}.jpg"
         src = self.images.put(name, make=obs.jpeg)
         return Picture(from_page(src), caption, into(obs, steps), alt=f"observation {obs.index}")
 
@@ -101,7 +101,7 @@ class SearchPictures:
         """The first view at overview width, made once per original and shared by all its samples (the
         scaling costs more than drawing and encoding together)."""
         first = self.env.first_view()
-        key = (self.original_id, self.env.resize, first.size)
+        key = (self.original_id, self.env.display.name, first.size)
         base = _BASES.pop(key, None)
         if base is None:
             base = fit_width(first.image, OVERVIEW_WIDTH)
@@ -118,7 +118,7 @@ class SearchPictures:
         picture per trajectory would double a site's size); the thumbnail has them drawn in."""
         first, size = self.env.first_view(), (self.env.width, self.env.height)
         w, h = first.size
-        name = f"overview/{self.original_id}-{self.env.resize}-{w}x{h}.jpg"
+        name = f"overview/{self.original_id}-{self.env.display.name}-{w}x{h}.jpg"
         src = self.images.put(name, make=lambda: encode_jpeg(self._overview_base(), quality=OVERVIEW_QUALITY))
         boxes = overlays((0, 0, *size), steps)
         if target is not None:

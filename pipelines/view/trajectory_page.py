@@ -15,7 +15,7 @@ from minio3_data.zoom import Observation
 
 from .budget_outcomes import outcome_summary
 from .markup import (
-    Message,
+    PageMessage,
     chip,
     conversation_html,
     document,
@@ -68,13 +68,13 @@ def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str) 
     ]
 
 
-def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> list[Message]:
+def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> list[PageMessage]:
     observations = view.observations
     chat = conversation(traj.question, traj.options, traj.turns, protocol=view.protocol)
-    messages: list[Message] = []
+    messages: list[PageMessage] = []
     turn_index = 0
     for chat_turn in chat:
-        msg = Message(chat_turn.role, chat_turn.text)
+        msg = PageMessage(chat_turn.role, chat_turn.text)
         if chat_turn.role == "assistant":
             number = turn_index + 1
             msg.heading = f"turn {number}"

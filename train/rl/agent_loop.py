@@ -39,8 +39,11 @@ from typing import Any, Literal
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.tool_agent_loop import AgentData, AgentState, ToolAgentLoop
 
-from .actions import ZOOM_TOOL, first_answer, tries_to_zoom
-from .parser import PARSERS, GroundingToolParser, parser_name
+from minio3_data.profiles import get_profile
+
+from .actions import ZOOM_TOOL, tries_to_zoom
+from .budgets import MAX_IMAGES
+from .parser import PARSERS, GroundingToolParser
 from .token_counting import counting_processor
 from .tool import SESSION_ATTR, ZoomTool
 from .zoom_session import ZoomSession
@@ -49,7 +52,6 @@ AGENT_LOOP = "minio3_zoom"
 TURN_BUDGET_KEY = "max_turns"  # extra_info: this sample's turn budget (assistant turns)
 IMAGE_CAP_KEY = "max_images"  # extra_info: this sample's image cap (first view included)
 PROTOCOL_KEY = "protocol"  # extra_info: the protocol the row's prompt was rendered in
-DEFAULT_MAX_IMAGES = 12  # the released cap (limit_mm_per_prompt.image), first view included
 
 StopReason = Literal["turns", "images", "context"]
 
@@ -78,12 +80,12 @@ def original_path(messages: list[dict[str, Any]]) -> str:
 class ZoomAgentLoop(ToolAgentLoop):
     """One trajectory (verl builds one loop per trajectory), zooming with ZoomEnv until it answers or over-turns."""
 
-    def __init__(self, *args: Any, max_images: int = DEFAULT_MAX_IMAGES, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_images: int = MAX_IMAGES, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not isinstance(self.tool_parser, GroundingToolParser):
             raise TypeError(
                 f"the {AGENT_LOOP} agent loop reads <grounding> turns: set actor_rollout_ref.rollout.multi_turn.format "
-                f"to one of {', '.join(parser_name(p) for p in PARSERS)} (got {self.tool_parser_name!r})"
+                f"to one of {', '.join(PARSERS)} (got {self.tool_parser_name!r})"
             )
         if max_images < 1:
             raise ValueError(f"max_images must be at least 1 (the first view), got {max_images}")
@@ -107,7 +109,7 @@ class ZoomAgentLoop(ToolAgentLoop):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput:
         extra_info = kwargs.get("extra_info") or {}
         protocol = extra_info.get(PROTOCOL_KEY)
-        if protocol is not None and protocol != self.profile.name:
+        if protocol is not None and get_profile(protocol, "this row's protocol") != self.profile:
             raise ValueError(
                 f"this row's prompt was rendered in protocol {protocol!r}, but the rollout speaks "
                 f"{self.profile.name!r} (multi_turn.format={self.tool_parser_name}); rebuild the data or switch"
@@ -170,7 +172,7 @@ class ZoomAgentLoop(ToolAgentLoop):
                 "assistant_turns": len(self.turn_texts),
                 "zooms": self.session.crops,
                 "zoom_errors": self.session.errors,
-                "answer": first_answer(self.turn_texts, self.profile),
+                "answer": self.profile.first_answer(self.turn_texts),
                 "protocol": self.profile.name,
             }
         )

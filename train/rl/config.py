@@ -19,8 +19,11 @@ verl's dual clip (`clip_ratio_c` 3.0) stays on, as in the verl the release forke
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+from train.rl.budgets import MAX_IMAGES
 
 if TYPE_CHECKING:
     from train.masked_grpo import Normalisation
@@ -32,12 +35,15 @@ CHECKPOINTS = "checkpoints"
 
 def released_settings(
     *, model: str, train_file: str, val_file: str, out: Path, nnodes: int, gpus_per_node: int, rollout_n: int,
-    max_turns: int, normalisation: Normalisation,
+    max_turns: int, normalisation: Normalisation, on_collapse: str,
 ) -> dict[str, Any]:  # fmt: skip
-    """Dotted verl keys -> values: the released run's settings, our objective, and this run's paths."""
-    from train.rl.objective import VERL_OBJECTIVES  # verl: imported once the rl extra is known to be there
+    """Dotted verl keys -> values: the released run's settings, our objective, the tool-use collapse alarm's
+    settings (`minio3.collapse.*`, read by our trainers), and this run's paths."""
+    from train.rl.collapse import SECTION, CollapseSettings  # verl: imported once the rl extra is known to be there
+    from train.rl.objective import GROUP_SIZE_KEY, VERL_OBJECTIVES
 
     objective = VERL_OBJECTIVES[normalisation]
+    collapse = asdict(CollapseSettings(on_collapse=on_collapse))  # type: ignore[arg-type]
     return {
         # data: rows from train/rl/data.py; images and ground truth are in each row
         "data.train_files": train_file,
@@ -64,6 +70,7 @@ def released_settings(
         "actor_rollout_ref.actor.loss_agg_mode": objective.loss_agg_mode,
         "actor_rollout_ref.actor.policy_loss.loss_mode": objective.loss_mode,
         "algorithm.adv_estimator": objective.adv_estimator,
+        f"algorithm.{GROUP_SIZE_KEY}": "${actor_rollout_ref.rollout.n}",  # G for our estimator, whatever n is
         "algorithm.norm_adv_by_std_in_grpo": True,
         "algorithm.use_kl_in_reward": False,
         "algorithm.filter_groups.enable": True,  # the released rejection_sample: drop zero-variance groups
@@ -78,16 +85,15 @@ def released_settings(
         "actor_rollout_ref.rollout.tensor_model_parallel_size": 1,
         "actor_rollout_ref.rollout.gpu_memory_utilization": 0.6,
         "actor_rollout_ref.rollout.max_num_batched_tokens": 32768,
-        "actor_rollout_ref.rollout.limit_images": 12,
+        "actor_rollout_ref.rollout.limit_images": MAX_IMAGES,
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": 1,
         "actor_rollout_ref.rollout.val_kwargs.temperature": 1.0,
         "actor_rollout_ref.rollout.val_kwargs.do_sample": True,
         "actor_rollout_ref.rollout.val_kwargs.n": 1,
-        "actor_rollout_ref.rollout.multi_turn.enable": True,
+        # multi_turn.enable and the agent loop: plugins.rollout_config, laid over these
         # the outer cap; each row's extra_info.max_turns is the budget the agent loop enforces
         "actor_rollout_ref.rollout.multi_turn.max_assistant_turns": max_turns,
         "actor_rollout_ref.rollout.multi_turn.max_tool_response_length": 2048,  # observation/error text, never cut
-        "actor_rollout_ref.rollout.agent.default_agent_loop": "tool_agent",
         # the trainer
         "trainer.nnodes": nnodes,
         "trainer.n_gpus_per_node": gpus_per_node,
@@ -98,7 +104,21 @@ def released_settings(
         "trainer.experiment_name": out.name,
         "trainer.default_local_dir": str(out / CHECKPOINTS),
         "trainer.logger": ["console"],
+        **{f"{SECTION}.{key}": value for key, value in collapse.items()},
     }
+
+
+def minio3_key_types() -> dict[str, Any]:
+    """The types of the keys minio3 adds to verl's config (verl's schema has none for them)."""
+    from train.rl.collapse import SECTION, CollapseSettings
+    from train.rl.objective import GROUP_SIZE_KEY
+
+    hints = get_type_hints(CollapseSettings)
+    sections = {part: dict for part in ("minio3", SECTION)}
+    return {
+        f"algorithm.{GROUP_SIZE_KEY}": int, **sections,
+        **{f"{SECTION}.{f.name}": hints[f.name] for f in fields(CollapseSettings)},
+    }  # fmt: skip
 
 
 def nest(dotted: dict[str, Any]) -> dict[str, Any]:
@@ -119,4 +139,4 @@ def primary_config(settings: dict[str, Any]) -> dict[str, Any]:
     return {"hydra": {"searchpath": [VERL_CONFIG]}, "defaults": ["ppo_trainer", "_self_"], **nest(settings)}
 
 
-__all__ = ["CHECKPOINTS", "CONFIG_NAME", "nest", "primary_config", "released_settings"]
+__all__ = ["CHECKPOINTS", "CONFIG_NAME", "minio3_key_types", "nest", "primary_config", "released_settings"]

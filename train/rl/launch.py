@@ -16,15 +16,20 @@ import shlex
 import warnings
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from minio3_data import __version__
 from minio3_data.errors import BadInputError
+from minio3_data.families.model_dir import family_of_model, processor_view
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.outputs import claim_output
-from minio3_data.profiles import DEFAULT_PROFILE, get_profile
+from minio3_data.profiles import DEFAULT, ProtocolProfile
+from train.rl.budgets import TRAIN_MAX_TURNS, VAL_MAX_TURNS
+from train.rl.collapse import ON_COLLAPSE
 from train.rl.config import CONFIG_NAME, primary_config, released_settings
+from train.rl.constraints import FORMAT_KEY, check_constraints, check_group_size
+from train.rl.presets import get_preset
 from train.stream import run_streaming
 
 # Only minio3_data and this package's light modules are imported here: without the rl extra (torch, verl,
@@ -37,6 +42,7 @@ INSTALL_HINT = "pip install -e '.[rl]' (on a CPU-only machine: pip install torch
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
 RAY_PORT, RAY_DASHBOARD_PORT = 6379, 8265
+MODEL_VIEW = "model"  # the model dir seen with its family's processor bounds, where it needs them
 
 
 @dataclass
@@ -44,17 +50,32 @@ class RlOptions:
     dataset: Path
     model: Path
     out: Path
-    nnodes: int = 1
-    gpus_per_node: int = 8
-    max_turns: int = 6
-    val_max_turns: int = 12
-    rollout_n: int = 16
+    nnodes: int | None = None  # None: the preset's, else SCALE's
+    gpus_per_node: int | None = None
+    max_turns: int = TRAIN_MAX_TURNS
+    val_max_turns: int = VAL_MAX_TURNS
+    rollout_n: int | None = None
     judge: str = "rule"
     judge_base_urls: list[str] = field(default_factory=list)
     judge_api_key_env: str | None = None
     loss_agg: str = "paper"  # masked_grpo.DEFAULT_NORMALISATION
-    protocol: str = DEFAULT_PROFILE
+    protocol: ProtocolProfile = DEFAULT
+    preset: str | None = None  # presets.PRESETS
+    on_collapse: str = "warn"  # collapse.ON_COLLAPSE
     overrides: list[str] = field(default_factory=list)
+
+
+SCALE = {"nnodes": 1, "gpus_per_node": 8, "rollout_n": 16}  # without a preset: one node of the released run
+
+
+def with_preset(o: RlOptions) -> RlOptions:
+    """The options with each scale the command line left out taken from the preset (or SCALE)."""
+    preset = get_preset(o.preset)
+    chosen = {
+        name: given if (given := getattr(o, name)) is not None else getattr(preset, name, default)
+        for name, default in SCALE.items()
+    }
+    return replace(o, **chosen)
 
 
 @dataclass
@@ -68,6 +89,7 @@ class RlLaunch:
     skipped: str | None
     checked: list[str]
     notes: list[str] = field(default_factory=list)  # settings that run but lose something minio3 adds
+    memory: list[str] = field(default_factory=list)  # the per-GPU memory estimate, as printed
 
     def command(self) -> str:
         return shlex.join(self.argv)
@@ -98,22 +120,24 @@ class RlLaunch:
 
 
 def check_options(o: RlOptions) -> None:
-    """Numbers and names, before anything is written."""
-    from train.masked_grpo import NORMALISATIONS
+    """Numbers and names (of options with their preset applied: with_preset), before anything is written."""
+    try:
+        from train.masked_grpo import NORMALISATIONS  # torch: the rl extra
+    except ImportError as e:
+        raise missing_rl_extra(e) from None
 
+    assert o.nnodes is not None and o.gpus_per_node is not None and o.rollout_n is not None, "with_preset first"
     for name, value, least in (
         ("--max-turns", o.max_turns, 1), ("--val-max-turns", o.val_max_turns, 1), ("--nnodes", o.nnodes, 1),
         ("--gpus-per-node", o.gpus_per_node, 1),
     ):  # fmt: skip
         if value < least:
             raise BadInputError(f"{name} {value}: must be at least {least}")
-    if o.rollout_n < 2:
-        raise BadInputError(
-            f"--rollout-n {o.rollout_n}: GRPO compares the trajectories of a group; use at least 2"
-        )
+    check_group_size(o.rollout_n, f"--rollout-n {o.rollout_n}")
     if o.loss_agg not in NORMALISATIONS:
         raise BadInputError(f"--loss-agg {o.loss_agg!r}: use {', '.join(NORMALISATIONS)}")
-    get_profile(o.protocol)
+    if o.on_collapse not in ON_COLLAPSE:
+        raise BadInputError(f"--on-collapse {o.on_collapse!r}: use {' or '.join(ON_COLLAPSE)}")
 
 
 def require_rl_extra() -> None:
@@ -129,11 +153,13 @@ def require_rl_extra() -> None:
             import hydra  # noqa: F401
             import verl  # noqa: F401
         except ImportError as e:
-            raise BadInputError(
-                f"train-rl needs the rl extra ({e.name or e} is missing): {INSTALL_HINT}"
-            ) from None
+            raise missing_rl_extra(e) from None
         finally:
             logging.disable(logging.NOTSET)
+
+
+def missing_rl_extra(e: ImportError) -> BadInputError:
+    return BadInputError(f"train-rl needs the rl extra ({e.name or e} is missing): {INSTALL_HINT}")
 
 
 def check_model(model: Path) -> None:
@@ -170,30 +196,49 @@ def _write_yaml(path: Path, data: object) -> None:
 
 def prepare(o: RlOptions, out: Path) -> RlLaunch:
     """Write the run dir `out` (claimed by the caller) and check its config with verl; run nothing."""
+    from omegaconf import OmegaConf
+
     from train.rl import plugins
-    from train.rl.compose import check_entry_point, compose_config, resolve_plugins, validate
+    from train.rl.compose import (
+        build_trainer, check_entry_point, check_value_types, compose_config, resolve_plugins, validate,
+    )  # fmt: skip
     from train.rl.data import write_rl_data
+    from train.rl.memory_estimate import DEFAULT_GPU_GIB, estimate_lines
     from train.rl.trainer import TRAINERS
 
+    assert o.nnodes is not None and o.gpus_per_node is not None and o.rollout_n is not None, "with_preset first"
+    preset = get_preset(o.preset)
+
+    family = family_of_model(o.model)  # the chat template and the processor's bounds are the family's
+    view = processor_view(o.model, family, out / MODEL_VIEW)
+    model = view.write() if view else o.model
     extra = plugins.rollout_config(
-        o.protocol, o.judge, judge_base_urls=o.judge_base_urls, judge_api_key_env=o.judge_api_key_env
+        o.protocol, o.judge, judge_base_urls=o.judge_base_urls, judge_api_key_env=o.judge_api_key_env, family=family
     )
-    agent = extra.get("actor_rollout_ref.rollout.agent.default_agent_loop", "tool_agent")
+    agent = extra[plugins.AGENT_LOOP_KEY]
     data = write_rl_data(
         o.dataset, out / DATA_DIR, protocol=o.protocol, max_turns=o.max_turns, val_max_turns=o.val_max_turns,
         agent_name=agent,
     )  # fmt: skip
     settings = released_settings(
-        model=str(o.model.resolve()), train_file=data.files["train"], val_file=data.files["val"], out=out,
+        model=str(model.resolve()), train_file=data.files["train"], val_file=data.files["val"], out=out,
         nnodes=o.nnodes, gpus_per_node=o.gpus_per_node, rollout_n=o.rollout_n,
         max_turns=max(o.max_turns, o.val_max_turns), normalisation=o.loss_agg,  # type: ignore[arg-type]
+        on_collapse=o.on_collapse,
     )  # fmt: skip
-    _write_yaml(out / f"{CONFIG_NAME}.yaml", primary_config({**settings, **extra}))
+    laid = {**settings, **(preset.settings if preset else {}), **extra}
+    _write_yaml(out / f"{CONFIG_NAME}.yaml", primary_config(laid))
     cfg = compose_config(out, o.overrides)
+    check_value_types(cfg, o.overrides)  # before verl's own checks, which can trip over a wrong type unnamed
     validate(cfg)
+    check_constraints(cfg, o.protocol.name, extra[FORMAT_KEY])
     check_entry_point()
     checked = resolve_plugins(cfg, plugins.REGISTERED)
-    notes = [] if cfg.trainer.v1.trainer_mode in TRAINERS else [
+    build_trainer(cfg)
+    gpu_gib = preset.gpu_gib if preset else DEFAULT_GPU_GIB
+    memory = estimate_lines(o.model, OmegaConf.to_container(cfg, resolve=True), gpu_gib)
+    notes = [view.note()] if view else []
+    notes += [] if cfg.trainer.v1.trainer_mode in TRAINERS else [
         f"trainer.v1.trainer_mode={cfg.trainer.v1.trainer_mode}: verl's trainer without minio3's step metrics "
         f"(over-turn rate, turns, accuracy per source at every step); {', '.join(TRAINERS)} keep them"
     ]  # fmt: skip
@@ -202,7 +247,7 @@ def prepare(o: RlOptions, out: Path) -> RlLaunch:
         sys.executable, "-m", "verl.trainer.main_ppo", f"--config-path={out}", f"--config-name={CONFIG_NAME}",
         *o.overrides,
     ]  # fmt: skip
-    launch = RlLaunch(out, argv, o.nnodes, data.rows, data.skipped_line(), checked, notes)
+    launch = RlLaunch(out, argv, o.nnodes, data.rows, data.exclusion_line(), checked, notes, memory)
     script = out / COMMAND
     atomic_write_text(script, launch.script())
     script.chmod(0o755)
@@ -220,6 +265,7 @@ def train_rl(
 ) -> tuple[RlLaunch, int | None]:
     """Prepare the run (always) and, unless `dry_run`, run verl and return its exit code. `on_ready(launch)`
     is called between the two (the CLI prints the summary there, before verl's output starts)."""
+    o = with_preset(o)
     check_options(o)
     check_model(o.model)
     require_rl_extra()  # after the checks that need no verl: their one-line errors come first and fast
@@ -232,7 +278,7 @@ def train_rl(
             on_ready(launch)
         if dry_run:
             return launch, None
-        if o.nnodes > 1 and not _ray_cluster_running():
+        if launch.nnodes > 1 and not _ray_cluster_running():
             raise BadInputError(
                 f"--nnodes {o.nnodes}: no Ray cluster is running here; start one on every node as "
                 f"{out / COMMAND} says, then rerun this on the head node"
@@ -240,4 +286,4 @@ def train_rl(
         return launch, run_streaming(launch.argv, cwd=str(out))
 
 
-__all__ = ["RlLaunch", "RlOptions", "check_model", "check_options", "prepare", "train_rl"]
+__all__ = ["RlLaunch", "RlOptions", "SCALE", "check_model", "check_options", "prepare", "train_rl", "with_preset"]

@@ -1,10 +1,11 @@
 """verl tool parsers for the `<grounding>` action, one registered name per protocol profile.
 
-verl asks its parser whether a generated turn calls a tool. Ours reads the turn exactly as synthesis does,
-with the profile's `trim_turn` and `parse_turn` (so the released profile's rules hold here too: any
+verl asks its parser whether a generated turn calls a tool. Ours reads the turn exactly as eval does, with
+the profile's `trim_turn` and `parse_turn` (so the released profile's rules hold here too: any
 `<grounding>` makes a tool call, its last grounding runs, a turn without an action ends the trajectory),
-and answers with one `zoom` call for a zoom or for a refused grounding (which the tool turns into the
-profile's error turn); an answer or a void turn has no call, so verl ends the trajectory.
+and answers with one `zoom` call carrying the turn for a zoom or for a refused grounding (the tool reads it
+again and answers with the observation or the profile's error turn); an answer or a void turn has no call,
+so verl ends the trajectory.
 
 The registered name carries the protocol (`grounding_released`, `grounding_minio3`): set it as
 `actor_rollout_ref.rollout.multi_turn.format`, and the agent loop takes its profile from its parser, so the
@@ -25,9 +26,9 @@ from .actions import ZOOM_TOOL, needs_tool, to_arguments
 PARSER_PREFIX = "grounding_"
 
 
-def parser_name(protocol: str) -> str:
+def parser_name(profile: ProtocolProfile) -> str:
     """The registered parser name for a protocol profile."""
-    return PARSER_PREFIX + protocol
+    return PARSER_PREFIX + profile.name
 
 
 class GroundingToolParser(ToolParser):
@@ -41,15 +42,15 @@ class GroundingToolParser(ToolParser):
 
     async def extract_tool_calls(self, responses_ids: list[int], tools: Any = None) -> tuple[str, list[FunctionCall]]:
         text = self.decode(responses_ids)
-        action = self.profile.parse_turn(self.profile.trim_turn(text))
-        if not needs_tool(action):
+        turn = self.profile.trim_turn(text)
+        if not needs_tool(self.profile.parse_turn(turn)):
             return text, []
-        return text, [FunctionCall(name=ZOOM_TOOL, arguments=json.dumps(to_arguments(action)))]  # type: ignore[arg-type]
+        return text, [FunctionCall(name=ZOOM_TOOL, arguments=json.dumps(to_arguments(turn)))]  # type: ignore[arg-type]
 
 
 def _register(profile: ProtocolProfile) -> type[GroundingToolParser]:
     cls = type(f"GroundingToolParser_{profile.name}", (GroundingToolParser,), {"profile": profile})
-    return ToolParser.register(parser_name(profile.name))(cls)
+    return ToolParser.register(parser_name(profile))(cls)
 
 
-PARSERS: dict[str, type[GroundingToolParser]] = {name: _register(p) for name, p in PROFILES.items()}
+PARSERS: dict[str, type[GroundingToolParser]] = {parser_name(p): _register(p) for p in PROFILES.values()}

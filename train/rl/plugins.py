@@ -17,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from minio3_data.profiles import get_profile
+from minio3_data import families
+from minio3_data.families import ModelFamily
+from minio3_data.profiles import ProtocolProfile
 from train.rl import agent_loop, chat_template, objective, parser, trainer
 
 # --- plug-in modules (each registers itself on import) ---------------------------------------------------
@@ -29,7 +31,7 @@ from train.rl import agent_loop, chat_template, objective, parser, trainer
 REGISTERED: dict[str, tuple[str, ...]] = {
     "adv_estimator": (objective.ESTIMATOR,),
     "policy_loss": (objective.POLICY_LOSS,),
-    "tool_parser": tuple(parser.parser_name(name) for name in parser.PARSERS),
+    "tool_parser": tuple(parser.PARSERS),
     "agent_loop": (agent_loop.AGENT_LOOP,),
     "trainer": trainer.TRAINERS,
 }
@@ -37,34 +39,37 @@ REWARD_FILE = Path(__file__).with_name("reward.py")
 REWARD_FUNCTION = "compute_score"
 
 
+AGENT_LOOP_KEY = "actor_rollout_ref.rollout.agent.default_agent_loop"  # also each data row's `agent_name`
+
+
 def rollout_config(
-    protocol: str, judge: str, *, judge_base_urls: Sequence[str] = (), judge_api_key_env: str | None = None
+    protocol: ProtocolProfile, judge: str, *, judge_base_urls: Sequence[str] = (), judge_api_key_env: str | None = None,
+    family: ModelFamily = families.DEFAULT,
 ) -> dict[str, Any]:
     """Config values (dotted verl key -> value) the plug-ins need, laid over the launcher's own
     (train/rl/config.py): the agent loop (`actor_rollout_ref.rollout.agent.default_agent_loop`, also each
     data row's `agent_name`), the trainer with step metrics (`trainer.v1.trainer_mode`), the tool parser
     (`...multi_turn.format`), the chat template
-    (`actor_rollout_ref.model.custom_chat_template`), the reward function
+    (`actor_rollout_ref.model.custom_chat_template`, the one of the policy's model `family`), the reward function
     (`reward.custom_reward_function.*`, with the `judge` spec in its `reward_kwargs`), and any tool config.
     `protocol` is the profile every turn is rendered in (the parser's name carries it to the agent loop);
     `judge` is "rule" or "openai:MODEL" / "gemini:MODEL" on `judge_base_urls` with the key in
     `judge_api_key_env`. The zoom tool needs no tool config: the loop brings it."""
-    get_profile(protocol)  # a one-line error naming the choices
     reward_kwargs: dict[str, Any] = {"judge": judge}
     if judge_base_urls:
         reward_kwargs["judge_base_urls"] = list(judge_base_urls)
     if judge_api_key_env:
         reward_kwargs["judge_api_key_env"] = judge_api_key_env
     return {
-        "actor_rollout_ref.rollout.agent.default_agent_loop": agent_loop.AGENT_LOOP,
+        AGENT_LOOP_KEY: agent_loop.AGENT_LOOP,
         "actor_rollout_ref.rollout.multi_turn.enable": True,
         "trainer.v1.trainer_mode": trainer.TRAINER,
         "actor_rollout_ref.rollout.multi_turn.format": parser.parser_name(protocol),
-        "actor_rollout_ref.model.custom_chat_template": chat_template.CHAT_TEMPLATE,
+        "actor_rollout_ref.model.custom_chat_template": chat_template.chat_template(family),
         "reward.custom_reward_function.path": str(REWARD_FILE),
         "reward.custom_reward_function.name": REWARD_FUNCTION,
         "reward.custom_reward_function.reward_kwargs": reward_kwargs,
     }
 
 
-__all__ = ["REGISTERED", "REWARD_FILE", "REWARD_FUNCTION", "rollout_config"]
+__all__ = ["AGENT_LOOP_KEY", "REGISTERED", "REWARD_FILE", "REWARD_FUNCTION", "rollout_config"]

@@ -25,9 +25,10 @@ none left is refilled with `trainer.v1.sampler.sync_refill_failed_groups`; valid
 and also reports `acc_success_only`). A reward function cannot leave a
 sample out any other way: verl's registered estimator sees only rewards, masks and group ids, so a sentinel
 reward (NaN) would be needed, and it would poison the reward metrics too. The release drops the whole group
-instead (minio3_official.md §6), which verl's sampler does only for groups with no trajectory left. One verl
-caveat: a batch whose size a failed session makes indivisible is padded with zero-mask rows that copy the
-first row's group id and score 0.
+instead (minio3_official.md §6), which verl's sampler does only for groups with no trajectory left. A batch
+whose size a failed session makes indivisible is padded with all-masked rows under a group id of their own
+(`pad…`), which carry no weight; the paper's weights of the partial group are kept by the estimator
+(train/rl/objective.py, "Partial groups").
 
 Every key of the returned dict is numeric and present for every sample, as verl builds its metric arrays from
 the first sample's keys; validation reports each per data source (`val-core/<source>/acc/mean@N`,

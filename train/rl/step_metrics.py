@@ -22,7 +22,7 @@ REWARD_INFO = "reward_extra_info"  # where verl's agent loop puts the reward fun
 
 
 @dataclass(frozen=True)
-class Trajectory:
+class Rollout:
     """One rollout, as the trainer finds it in the step batch."""
 
     data_source: str  # "<source>/<difficulty>" (train/rl/data.py)
@@ -40,7 +40,7 @@ def _mean(values: Sequence[float]) -> float:
 
 
 def step_metrics(
-    trajectories: Sequence[Trajectory], dropped_groups: Mapping[float, int] | None = None, group_size: int = 0
+    trajectories: Sequence[Rollout], dropped_groups: Mapping[float, int] | None = None, group_size: int = 0
 ) -> dict[str, float]:
     """`minio3/...` metrics of one step batch; {} when it holds no trajectory the minio3_zoom loop made (e.g. a
     run with another agent loop), so a trainer with these metrics never fails a run for them.
@@ -63,12 +63,13 @@ def step_metrics(
         f"{PREFIX}/turns/mean": _mean(turns),
         f"{PREFIX}/turns/max": max(turns),
         f"{PREFIX}/zooms/mean": _mean([float(t.fields.get("zooms", 0)) for t in ours]),
+        f"{PREFIX}/zooms/rate": _mean([float(t.fields.get("zooms", 0) > 0) for t in ours]),
         f"{PREFIX}/zoom_errors/mean": _mean([float(t.fields.get("zoom_errors", 0)) for t in ours]),
         f"{PREFIX}/answered/rate": _mean(
             [float(not t.fields["overturn"] and t.fields.get("answer") is not None) for t in ours]
         ),
     }
-    by_source: dict[str, list[Trajectory]] = defaultdict(list)
+    by_source: dict[str, list[Rollout]] = defaultdict(list)
     for t in ours:
         by_source[t.data_source].append(t)
     scored = [acc for t in ours if (acc := t.acc) is not None]
@@ -85,4 +86,4 @@ def step_metrics(
     return metrics
 
 
-__all__ = ["OVERTURN_REASONS", "PREFIX", "Trajectory", "step_metrics"]
+__all__ = ["OVERTURN_REASONS", "PREFIX", "Rollout", "step_metrics"]

@@ -7,7 +7,7 @@ _compute_multi_modal_inputs`). The image processor's resize, normalisation and p
 150 ms for a 2-megapixel crop on one CPU core, on every zoom, inside the rollout worker that serves the other
 trajectories — ten times what cutting the crop costs.
 
-`counting_processor(processor)` is a shallow copy of a Qwen2/2.5-VL processor (its class extended by a mixin)
+`counting_processor(processor)` is a shallow copy of a Qwen2/2.5-VL or Qwen3-VL processor (its class extended by a mixin)
 whose image step only counts each image's tokens: the patch count from the image processor's own `get_number_of_image_patches` (the method
 vLLM uses to size the same placeholders) divided by merge_size², written as that many image tokens, which is
 what Qwen's `replace_image_token` writes. The text path (placeholder expansion, the tokenizer call) is
@@ -22,9 +22,12 @@ import copy
 from typing import Any
 
 from PIL import Image
-from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor
+from transformers import Qwen2_5_VLProcessor, Qwen2VLProcessor, Qwen3VLProcessor
 from transformers.image_utils import make_flat_list_of_images
 
+# The processors whose image tokens are grid_t * grid_h * grid_w / merge_size² pads (replace_image_token), one per
+# family of minio3_data.families
+COUNTABLE_PROCESSORS = (Qwen2VLProcessor, Qwen2_5_VLProcessor, Qwen3VLProcessor)
 # Size overrides (data.mm_processor_kwargs) take the full path: transformers 5.10's image processor ignores a
 # lone `max_pixels` that get_number_of_image_patches applies, so only the processor's own sizes are counted.
 COUNTABLE_KWARGS = frozenset({"return_tensors"})
@@ -53,10 +56,10 @@ class _CountingMixin:
 
 def counting_processor(processor: Any) -> Any:
     """A copy of `processor` for token rendering (see the module docstring), or `processor` itself when it is
-    not a Qwen2/2.5-VL processor whose image processor resizes."""
+    not a Qwen2/2.5-VL or Qwen3-VL processor whose image processor resizes."""
     image_processor = getattr(processor, "image_processor", None)
     if (
-        not isinstance(processor, (Qwen2VLProcessor, Qwen2_5_VLProcessor))
+        not isinstance(processor, COUNTABLE_PROCESSORS)
         or not hasattr(image_processor, "get_number_of_image_patches")
         or not getattr(image_processor, "do_resize", True)
     ):

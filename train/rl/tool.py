@@ -17,7 +17,7 @@ from typing import Any
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
-from .actions import ZOOM_TOOL, from_arguments
+from .actions import TURN_KEY, ZOOM_TOOL, from_arguments
 from .zoom_session import ZoomSession
 
 SESSION_ATTR = "minio3_zoom"  # the AgentData attribute holding the trajectory's ZoomSession
@@ -32,10 +32,10 @@ SCHEMA = OpenAIFunctionToolSchema.model_validate(
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "bbox_2d": {"type": "array", "description": "[x0, y0, x1, y1], relative to the source (0-1)"},
-                    "source": {"type": "string", "description": "'original_image' or 'observation_k'"},
+                    TURN_KEY: {"type": "string", "description": "the assistant turn with its <grounding>, read "
+                               "by the trajectory's protocol profile"},
                 },
-                "required": ["bbox_2d", "source"],
+                "required": [TURN_KEY],
             },
         },
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from minio3_data.images import OriginalCache, default_cache
-from minio3_data.profiles import ProtocolProfile, get_profile
+from minio3_data.profiles import ProtocolProfile
 from minio3_data.protocol import Malformed, Zoom
 from minio3_data.zoom import ZoomEnv, ZoomError
 
@@ -33,9 +33,9 @@ class ZoomSession:
     """The zoom environment of one trajectory. Not thread-safe: one trajectory drives it, one step at a time."""
 
     def __init__(
-        self, image_path: str | os.PathLike, protocol: ProtocolProfile | str, *, cache: OriginalCache | None = None
+        self, image_path: str | os.PathLike, protocol: ProtocolProfile, *, cache: OriginalCache | None = None
     ) -> None:
-        self.profile = get_profile(protocol)
+        self.profile = protocol
         self.env = ZoomEnv(image_path, cache=cache if cache is not None else default_cache(), protocol=self.profile)
         self.crops = 0
         self.errors = 0
@@ -44,16 +44,20 @@ class ZoomSession:
         """Observation 0 as the model sees it: the profile's first-view size, from the cached original."""
         return self.env.first_view().image
 
-    def step(self, action_index: int, action: Zoom | Malformed) -> StepResult:
+    def step(self, action_index: int, turn: str) -> StepResult:
         """Answer assistant turn `action_index` (0-based, error turns included: the released numbering counts
-        them): crop and observation text for a valid zoom, the error text for anything refused."""
+        them), read in the profile's words: crop and observation text for a valid zoom, the error text for
+        anything refused. The parser sends only turns that need the tool."""
+        action = self.profile.parse_turn(turn, num_observations=self.crops)
         if isinstance(action, Malformed):
             return self._error(action.reason)
+        if not isinstance(action, Zoom):
+            raise ValueError(f"the zoom tool was called for a turn that asks for no zoom: {action!r}")
         result = self.env.step(action)
         if isinstance(result, ZoomError):
             return self._error(result.message)
         self.crops += 1
-        return StepResult(result.image, self.profile.observation_text(action_index, result.index))
+        return StepResult(result.image, self.profile.observation_text(action_index, result.index, size=result.size))
 
     def _error(self, message: str) -> StepResult:
         self.errors += 1

@@ -12,16 +12,18 @@ import hashlib
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError, Minio3Error
+from minio3_data.families import DEFAULT as DEFAULT_FAMILY
+from minio3_data.families import ModelFamily
 from minio3_data.fsutil import safe_relpath
 from minio3_data.images import OriginalCache, image_size
 from minio3_data.judge import Judge
 from minio3_data.profiles import ProtocolProfile
-from minio3_data.protocol import STOP_STRINGS, Answer, Malformed, Void, Zoom, canonical_turn
+from minio3_data.protocol import Answer, Malformed, Void, Zoom
 from minio3_data.records import ProbeItem, Trajectory, Turn, Usage, Verdict, field_values
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.row_rules import row_problems
@@ -31,11 +33,9 @@ from minio3_data.teachers.base import GenerationConfig, ImageRef, Message, Reply
 from minio3_data.teachers.limits import estimate_prompt_tokens
 from minio3_data.zoom import Observation, ZoomEnv, ZoomError
 
+from .ablation import Shown
 from .prompt import ExemplarPrompts, hash_messages, hash_text
 from .seeding import attempt_seed
-
-STOP = list(STOP_STRINGS)
-
 
 Prepare = Callable[[ImageRef], None]
 
@@ -59,9 +59,15 @@ def _to_ref(obs: Observation, prepare: Prepare) -> ImageRef:
     return ref
 
 
-def _execute(env: ZoomEnv, zoom: Zoom, prepare: Prepare) -> tuple[Observation | ZoomError, ImageRef | None]:
+def _execute(
+    env: ZoomEnv, zoom: Zoom, prepare: Prepare, shown: Shown | None
+) -> tuple[Observation | ZoomError, ImageRef | None]:
+    """The zoom's crop (or why it was refused) and the image the policy is shown of it: the crop, or what an
+    ablation shows instead."""
     result = env.step(zoom)
-    return result, (_to_ref(result, prepare) if isinstance(result, Observation) else None)
+    if not isinstance(result, Observation):
+        return result, None
+    return result, _to_ref(shown(result) if shown else result, prepare)
 
 
 class FirstViews:
@@ -101,11 +107,14 @@ class AttemptContext:
     max_turns: int
     max_images: int
     context_tokens: int
+    context_reserve: int  # the room a request leaves in the context for the next turn
     gen: GenerationConfig
     cache_replies: bool = True
+    family: ModelFamily = DEFAULT_FAMILY  # the student's: images in the context budget count as its processor counts them
     cache_hits: int = 0
     first_views: FirstViews = field(default_factory=FirstViews)
     sources: dict[str, tuple[Path, tuple[int, int]]] = field(default_factory=dict)  # item id -> image path, size
+    shown: Shown | None = None  # an ablation: what the policy is shown instead of each crop
 
 
 def _own_messages(
@@ -118,6 +127,12 @@ def _own_messages(
     for message, extra in zip((m for m in messages if m.role == "assistant"), extras):
         message.extra = extra
     return messages
+
+
+def turn_generation(gen: GenerationConfig, room: int) -> GenerationConfig:
+    """A turn's generation settings: its new tokens cut to the `room` the context has left (our estimate is an
+    upper bound, so a server checking prompt + max_tokens against its max model length never refuses it)."""
+    return gen if gen.max_tokens <= room else replace(gen, max_tokens=room)
 
 
 def _reply_key(
@@ -133,18 +148,19 @@ def _reply_key(
 
 
 async def _generate(
-    ctx: AttemptContext, teacher: Speaker, key: str | None, messages: list[Message], counted: bool
+    ctx: AttemptContext, teacher: Speaker, key: str | None, messages: list[Message], gen: GenerationConfig,
+    counted: bool,
 ) -> Reply:
     """Ask the teacher, or replay its already-paid reply for free; `key` is None when replies are not cached.
     A replayed reply brings its usage unless it is `counted` already (by an earlier failed line of the
     attempt), so every paid request is counted once in the run's stats, even across kills."""
     if key is None:
-        return await teacher.generate(messages, ctx.gen)
+        return await teacher.generate(messages, gen)
     if key in ctx.replies:
         r = ctx.replies[key]
         ctx.cache_hits += 1
         return Reply(r["text"], Usage() if counted else Usage(**r["usage"]), r["finish_reason"], r.get("extra") or {})
-    reply = await teacher.generate(messages, ctx.gen)
+    reply = await teacher.generate(messages, gen)
     rec = {"key": key, "text": reply.text, "usage": field_values(reply.usage), "finish_reason": reply.finish_reason,
            "extra": reply.extra}
     ctx.store.add_reply(rec)
@@ -187,19 +203,21 @@ async def _play(
     teacher = ctx.teacher.bind(item, seed)
     attempt_id = f"{item.id}#{sample_index}"
     refs = [first]
-    prefix_tokens = estimate_prompt_tokens(prefix)
+    prefix_tokens = estimate_prompt_tokens(prefix, ctx.family)
     turns, usage = state.turns, state.usage
     extras: list[dict[str, Any]] = []
     status = "over_turn"
     for t in range(ctx.max_turns):
         own = _own_messages(ctx, item, turns, extras, refs)
-        if prefix_tokens + estimate_prompt_tokens(own) + ctx.gen.max_tokens > ctx.context_tokens:
+        room = ctx.context_tokens - prefix_tokens - estimate_prompt_tokens(own, ctx.family)
+        if room < ctx.context_reserve:
             status = "over_turn"  # context budget, as the released rollout does
             break
+        gen = turn_generation(ctx.gen, room)
         request = prefix + own
-        key = _reply_key(attempt_id, t, teacher.name, seed, ctx.gen, request) if ctx.cache_replies else None
+        key = _reply_key(attempt_id, t, teacher.name, seed, gen, request) if ctx.cache_replies else None
         try:
-            reply = await _generate(ctx, teacher, key, request, counted=t < state.paid_turns)
+            reply = await _generate(ctx, teacher, key, request, gen, counted=t < state.paid_turns)
         except TeacherFailure as e:
             usage.requests += e.requests  # sent, maybe paid, and failed: still counted
             raise
@@ -207,32 +225,40 @@ async def _play(
         extras.append(reply.extra)
         text = ctx.profile.trim_turn(reply.text)
         action = ctx.profile.parse_turn(text, num_observations=len(refs) - 1)
-        if isinstance(action, Void):  # the released rollout ends here
+        if isinstance(action, Void):
             turns.append(Turn(text, "void"))
-            status = "void"
+            if ctx.profile.void_retries:  # generated again; the turn counts against the budget
+                status = "over_turn"
+                continue
+            status = "void"  # the released rollout ends here
             break
         if isinstance(action, Malformed):
             turns.append(Turn(text, "malformed", error=action.reason))
             status = "malformed"
+            if ctx.profile.refusal_ends:
+                break
             continue
-        text = canonical_turn(text, action)  # what the student learns: the exact form its rollout reads
+        text = ctx.profile.stored_turn(text, action)  # what the student learns: the form its rollout reads
         if isinstance(action, Answer):
             turns.append(Turn(text, "answer", answer=action.text))
             status = "answered"
             break
         assert isinstance(action, Zoom)
-        turn = Turn(text, "zoom", bbox=list(action.bbox), source=action.source)
+        turn = Turn(text, "zoom", bbox=action.numbers(), source=action.source)
         turns.append(turn)
         if t == ctx.max_turns - 1 or len(refs) >= ctx.max_images:
             status = "over_turn"  # a zoom on the last allowed turn or past the image cap is never executed
             break
-        result, ref = await asyncio.to_thread(_execute, env, action, ctx.teacher.prepare_image)
+        result, ref = await asyncio.to_thread(_execute, env, action, ctx.teacher.prepare_image, ctx.shown)
         if isinstance(result, Observation) and ref is not None:
             turn.box_px = list(result.box)
             turn.observation = result.index
             refs.append(ref)
         else:
             turn.error = result.message
+            if ctx.profile.refusal_ends:
+                status = "malformed"
+                break
         status = "over_turn"
     final = next((tn.answer for tn in turns if tn.action == "answer"), None)
     verdict = Verdict("unjudged", "no answer")

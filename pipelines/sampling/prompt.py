@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from minio3_data.errors import BadInputError
 from minio3_data.exemplars import Exemplar, load_exemplars, replay_exemplar
 from minio3_data.images import OriginalCache
-from minio3_data.profiles import DEFAULT_PROFILE, ProtocolProfile, get_profile
+from minio3_data.profiles import DEFAULT, ProtocolProfile
+from minio3_data.protocol import Zoom
 from minio3_data.render import conversation, to_teacher_messages
 from minio3_data.teachers.base import ImageRef, Message
 
@@ -59,7 +60,8 @@ def render_exemplar(ex: Exemplar, cache: OriginalCache, profile: ProtocolProfile
     """An exemplar as the teacher sees it: its observations at the profile's display sizes, in its words."""
     observations = replay_exemplar(ex, cache, profile)
     refs = [ImageRef(o.jpeg(), "image/jpeg", *o.size) for o in observations]
-    chat = conversation(ex.question, ex.options, ex.turns, protocol=profile)
+    turns = [replace(t, text=profile.in_words(t.text, Zoom(tuple(t.bbox), t.source))) if t.bbox else t for t in ex.turns]
+    chat = conversation(ex.question, ex.options, turns, protocol=profile)
     return RenderedExemplar(ex.id, to_teacher_messages(chat[1:], refs))
 
 
@@ -71,11 +73,11 @@ class ExemplarPrompts:
 
     def __init__(
         self, exemplars_dir: Path | None, k: int, cache: OriginalCache, sampling: str = "patterns",
-        protocol: ProtocolProfile | str = DEFAULT_PROFILE,
+        protocol: ProtocolProfile = DEFAULT,
     ) -> None:
         if sampling not in SAMPLINGS:
             raise BadInputError(f"--exemplar-sampling {sampling!r}: use one of {', '.join(SAMPLINGS)}")
-        profile = get_profile(protocol)
+        profile = protocol
         # none in context (an evaluation, where the policy under test must see only the question): none loaded,
         # so the prompts' digest, and with it the run's identity, does not depend on any exemplar
         exemplars = load_exemplars(exemplars_dir) if k > 0 else []
