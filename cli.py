@@ -354,7 +354,7 @@ def exemplars_check_cmd(
     """
     from pipelines.exemplars_check import check_exemplars
 
-    result = check_exemplars(directory, out, get_profile(protocol))
+    result = check_exemplars(directory, out, get_profile(protocol, stage="exemplars"))
     for problem in result.problems:
         typer.secho(problem, err=True, fg=typer.colors.RED)
     typer.echo(f"{result.exemplars} exemplar(s), {len(result.problems)} problem(s); page: {result.html}")
@@ -440,7 +440,7 @@ def synth_coldstart_cmd(
 
     summary = synth_coldstart(
         SynthConfig(
-            dataset=dataset, out=out, split=split, teacher=teacher, protocol=get_profile(protocol), client=client,
+            dataset=dataset, out=out, split=split, teacher=teacher, protocol=get_profile(protocol, stage="synth"), client=client,
             model_family=get_family(model_family), exemplars=exemplars, exemplars_in_context=exemplars_in_context,
             exemplar_sampling=exemplar_sampling, target=target, samples_per_item=samples_per_item,
             max_turns=max_turns, max_images=max_images, context_tokens=context_tokens, max_tokens=max_tokens,
@@ -566,7 +566,7 @@ def eval_cmd(
 
     summary = evaluate(eval_config(
         dataset, out, budgets=parse_budgets(max_turns), k=k, split=split, teacher=teacher,
-        protocol=get_profile(protocol), model_family=get_family(model_family), client=client,
+        protocol=get_profile(protocol, stage="eval"), model_family=get_family(model_family), client=client,
         temperature=temperature, max_tokens=max_tokens, context_tokens=context_tokens,
         context_reserve=context_reserve, ablate=ablate, concurrency=concurrency, image_transport=image_transport,
         seed=seed, limit=limit, judge_rule=judge_rule, **judge,
@@ -650,7 +650,7 @@ def export_llamafactory_cmd(
         fmt=format, cutoff_len=cutoff_len, image_max_pixels=image_max_pixels,
         image_min_pixels=image_min_pixels, workers=workers, overwrite=overwrite,
     )  # fmt: skip
-    profile = get_profile(protocol) if protocol is not None else None
+    profile = get_profile(protocol, stage="export") if protocol is not None else None
     family = get_family(model_family) if model_family is not None else None
     if run is not None:
         summary = export_run(run, out, protocol=profile, family=family, **options)
@@ -753,7 +753,7 @@ def train_rl_cmd(
 
     options = RlOptions(
         dataset=dataset, model=model, out=out, nnodes=nnodes, gpus_per_node=gpus_per_node, max_turns=max_turns,
-        val_max_turns=val_max_turns, rollout_n=rollout_n, loss_agg=loss_agg, protocol=get_profile(protocol),
+        val_max_turns=val_max_turns, rollout_n=rollout_n, loss_agg=loss_agg, protocol=get_profile(protocol, stage="rl"),
         preset=preset, on_collapse=on_collapse, overrides=extra or [], **judge,
     )  # fmt: skip
     _, code = train_rl(options, dry_run=dry_run, on_ready=ready)

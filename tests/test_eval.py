@@ -158,7 +158,7 @@ def test_cli_eval_with_the_scripted_teacher_prints_the_table(tiny_dataset: Path,
         (["--max-turns", "4,eight"], "--max-turns '4,eight': use turn budgets as whole numbers"),
         (["--max-turns", "0"], "--max-turns '0': use turn budgets as whole numbers"),
         (["--k", "0"], "--k 0: must be a whole number of samples per question, at least 1"),
-        (["--protocol", "v2"], "--protocol 'v2': use one of released, minio3"),
+        (["--protocol", "v2"], "--protocol 'v2': use one of released, chain-of-focus, deepeyes"),
     ],
 )
 def test_bad_options_are_one_line(tiny_dataset: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -309,3 +309,25 @@ def test_an_unknown_profile_is_one_line_naming_the_choices() -> None:
     assert names.startswith("released, ")
     with pytest.raises(BadInputError, match=rf"^run.json: protocol 'v2': use one of {re.escape(names)}$"):
         get_profile("v2", "run.json: protocol")
+
+
+@pytest.mark.parametrize(("stage", "command"), [
+    ("synth", ["synth-coldstart", "--dataset", "DATA", "--out", "OUT"]),
+    ("export", ["export-llamafactory", "--run", "DATA", "--out", "OUT"]),
+    ("exemplars", ["exemplars", "check", "--out", "OUT"]),
+])  # fmt: skip
+def test_a_peer_convention_is_refused_outside_eval_in_one_line(stage: str, command: list[str], tmp_path: Path) -> None:
+    """A peer's convention is for evaluating its checkpoints: a stage that would write data in it (or roll a
+    policy out in it) refuses it at once, naming the stages it is for, before reading anything."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    args = [str(tmp_path / a) if a in ("DATA", "OUT") else a for a in command]
+    res = CliRunner().invoke(app, [*args, "--protocol", "deepeyes"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == (
+        f"error: --protocol 'deepeyes': this convention is for eval only, not {stage} (docs/conventions.md says "
+        f"why); {stage} speaks released, minio3, minio3-1000"
+    )
+    assert not (tmp_path / "OUT").exists()

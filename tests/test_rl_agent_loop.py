@@ -133,9 +133,11 @@ def test_plugins_registered_in_verls_registries(rl: Any, setup: dict[str, Any]) 
 
     assert {"grounding_released", "grounding_minio3"} <= set(ToolParser._registry)
     assert _agent_loop_registry[agent_loop.AGENT_LOOP]["_target_"] == "train.rl.agent_loop.ZoomAgentLoop"
-    from minio3_data.profiles import PROFILE_NAMES
+    from minio3_data.profiles import PROFILES
 
-    assert set(plugins.REGISTERED["tool_parser"]) == {f"grounding_{name}" for name in PROFILE_NAMES}
+    rl_profiles = {name for name, p in PROFILES.items() if "rl" in p.stages}
+    assert {"released", "minio3"} <= rl_profiles and "deepeyes" not in rl_profiles
+    assert set(plugins.REGISTERED["tool_parser"]) == {f"grounding_{name}" for name in rl_profiles}
     assert set(plugins.REGISTERED["tool_parser"]) <= set(ToolParser._registry)
     assert plugins.REGISTERED["agent_loop"] == (agent_loop.AGENT_LOOP,)
     tools_yaml = setup["tmp"] / "tools.yaml"

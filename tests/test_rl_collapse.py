@@ -101,10 +101,10 @@ def test_bad_settings_are_one_line_naming_the_key() -> None:
 
 def test_the_signals_are_step_metrics() -> None:
     require_verl()
-    from train.rl.step_metrics import Trajectory, step_metrics
+    from train.rl.step_metrics import Rollout, step_metrics
 
     fields = [{"overturn": False, "zooms": z} for z in (0, 2, 1, 0)]
-    ours = step_metrics([Trajectory("s/easy", f) for f in fields])
+    ours = step_metrics([Rollout("s/easy", f) for f in fields])
     assert {m: ours[m] for m in SIGNALS} == {"minio3/zooms/rate": 0.5, "minio3/zooms/mean": 0.75}
 
 
@@ -136,7 +136,7 @@ def run_fit(trainer: Any, sequence: list[list[int]], monkeypatch: pytest.MonkeyP
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     from train.rl import trainer as minio3_trainer
-    from train.rl.step_metrics import Trajectory
+    from train.rl.step_metrics import Rollout
 
     ran: dict[str, list[int]] = {"steps": [], "saved": []}
 
@@ -146,7 +146,7 @@ def run_fit(trainer: Any, sequence: list[list[int]], monkeypatch: pytest.MonkeyP
 
     def trajectories(batch: Any) -> list[Any]:
         zooms = sequence[trainer.global_steps - 1]
-        return [Trajectory("synthetic/hard", {"overturn": False, "zooms": z}) for z in zooms]
+        return [Rollout("synthetic/hard", {"overturn": False, "zooms": z}) for z in zooms]
 
     monkeypatch.setattr(trainer, "step", step)
     monkeypatch.setattr(trainer, "on_step_end", lambda: None)  # the weight sync to vLLM

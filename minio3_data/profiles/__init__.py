@@ -9,6 +9,7 @@ object is passed down; nothing outside this package compares a profile's name. d
 from __future__ import annotations
 
 from .. import registry
+from ..errors import BadInputError
 from .base import ProtocolProfile
 
 DEFAULT_PROFILE = "released"
@@ -18,9 +19,22 @@ PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 DEFAULT = PROFILES[DEFAULT_PROFILE]
 
 
-def get_profile(name: str, where: str = "--protocol") -> ProtocolProfile:
-    """The profile called `name`; another name is a one-line error naming `where` it came from and the choices."""
-    return registry.lookup(PROFILES, name, where)
+def get_profile(name: str, where: str = "--protocol", stage: str | None = None) -> ProtocolProfile:
+    """The profile called `name`; another name is a one-line error naming `where` it came from and the choices.
+    With `stage`, a profile that stage cannot speak (a peer's convention outside eval) is refused too."""
+    profile = registry.lookup(PROFILES, name, where)
+    if stage is not None and stage not in profile.stages:
+        speaking = ", ".join(n for n, p in PROFILES.items() if stage in p.stages)
+        raise BadInputError(
+            f"{where} {name!r}: this convention is for {', '.join(sorted(profile.stages))} only, not {stage} "
+            f"(docs/conventions.md says why); {stage} speaks {speaking}"
+        )
+    return profile
+
+
+def speaking(stage: str) -> dict[str, ProtocolProfile]:
+    """The profiles a stage can speak, by name."""
+    return {n: p for n, p in PROFILES.items() if stage in p.stages}
 
 
 def help_text() -> str:
@@ -28,4 +42,6 @@ def help_text() -> str:
     return registry.help_text(PROFILES)
 
 
-__all__ = ["DEFAULT", "DEFAULT_PROFILE", "PROFILES", "PROFILE_NAMES", "ProtocolProfile", "get_profile", "help_text"]
+__all__ = [
+    "DEFAULT", "DEFAULT_PROFILE", "PROFILES", "PROFILE_NAMES", "ProtocolProfile", "get_profile", "help_text", "speaking",
+]

@@ -39,6 +39,12 @@ class ReleaseLimits:
     context_reserve: int = 2000
 
 
+# the stages a profile can be spoken in: eval samples a policy; synth writes data in it for a student; export
+# renders that data; rl rolls the policy out in verl; exemplars renders the exemplars in it
+ALL_STAGES = frozenset({"eval", "exemplars", "synth", "export", "rl"})
+EVAL_ONLY = frozenset({"eval"})  # a peer's convention: we evaluate its checkpoints; its data and RL are its own
+
+
 @dataclass(frozen=True)
 class ProtocolProfile(ABC):
     """One protocol. A profile module subclasses it, fills the fields and defines `PROFILE`."""
@@ -56,6 +62,7 @@ class ProtocolProfile(ABC):
     refusal_ends: bool = False  # a malformed turn or refused zoom ends the trajectory instead of an error turn
     void_retries: bool = False  # a turn without an action is left out of the context and generated again
     peer_judge: PeerJudgeRule | None = None  # the release's own answer scoring, where it has one
+    stages: frozenset[str] = ALL_STAGES  # the stages that speak it (a peer's convention: eval only)
 
     def question_turn(self, question: str, options: Sequence[str]) -> str:
         """The first user turn's text, IMAGE_PLACEHOLDER where the first view goes."""

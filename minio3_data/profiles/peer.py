@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..protocol import Answer, Zoom
-from .base import ProtocolProfile
+from .base import EVAL_ONLY, ProtocolProfile
 
 
 @dataclass(frozen=True)
 class SingleSourceProfile(ProtocolProfile):
+    stages: frozenset[str] = EVAL_ONLY  # docs/conventions.md says why synthesis, export and RL are not offered
     def trim_turn(self, text: str) -> str:
         """The turn as the server returned it: these releases keep it whole."""
         return text

@@ -33,7 +33,7 @@ from ..display import DisplayRule, PixelBox, SmartSize, SmartSteps
 from ..protocol import (
     IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, question_text, source_index, source_name,
 )
-from .base import ProtocolProfile, ReleaseLimits
+from .base import EVAL_ONLY, ProtocolProfile, ReleaseLimits
 from .nous import CALL_CLOSE, CALL_OPEN, image_index, tools_prompt
 
 CROP_TOOL = "crop_image_normalized"
@@ -110,6 +110,7 @@ def _target(value: object, num_observations: int | None) -> int:
 @dataclass(frozen=True)
 class PixelReasonerProfile(ProtocolProfile):
     """Pixel-Reasoner's rollout (module docstring)."""
+    stages: frozenset[str] = EVAL_ONLY  # docs/conventions.md says why synthesis, export and RL are not offered
 
     def question_turn(self, question: str, options: Sequence[str]) -> str:
         return IMAGE_PLACEHOLDER + question_text(question, list(options)) + TRIGGER

@@ -37,7 +37,7 @@ from ..display import MAX_ASPECT, DisplayRule, PixelBox, SmartSteps, unchanged_s
 from ..protocol import (
     IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, question_text, source_index, source_name,
 )
-from .base import ProtocolProfile, ReleaseLimits
+from .base import EVAL_ONLY, ProtocolProfile, ReleaseLimits
 from .frame import PER_MILLE
 from .nous import CALL_CLOSE, CALL_OPEN, history_turn, image_index, load_call, tools_prompt
 
@@ -96,6 +96,7 @@ def grown(left: float, top: float, right: float, bottom: float, width: int, heig
 @dataclass(frozen=True)
 class Qwen3AgentProfile(ProtocolProfile):
     """Qwen-Agent's zoom tool for Qwen3-VL (module docstring)."""
+    stages: frozenset[str] = EVAL_ONLY  # docs/conventions.md says why synthesis, export and RL are not offered
 
     def question_turn(self, question: str, options: Sequence[str]) -> str:
         """The user's message: the image, then the question."""

@@ -40,7 +40,7 @@ WORKER_CACHE_BYTES = 384 << 20
 def run_protocol(run_dir: Path) -> ProtocolProfile:
     """The protocol a run was made in; runs from before profiles existed spoke what is now `minio3`."""
     name = read_run_json(run_dir).get("identity", {}).get("protocol", "minio3")
-    return get_profile(name, f"{run_dir / RUN_JSON}: protocol")
+    return get_profile(name, f"{run_dir / RUN_JSON}: protocol", stage="export")
 
 
 def run_family(run_dir: Path) -> ModelFamily:

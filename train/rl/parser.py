@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from verl.experimental.agent_loop.tool_parser import FunctionCall, ToolParser
 
-from minio3_data.profiles import PROFILES, ProtocolProfile
+from minio3_data.profiles import ProtocolProfile, speaking
 
 from .actions import ZOOM_TOOL, needs_tool, to_arguments
 
@@ -53,4 +53,4 @@ def _register(profile: ProtocolProfile) -> type[GroundingToolParser]:
     return ToolParser.register(parser_name(profile))(cls)
 
 
-PARSERS: dict[str, type[GroundingToolParser]] = {parser_name(p): _register(p) for p in PROFILES.values()}
+PARSERS: dict[str, type[GroundingToolParser]] = {parser_name(p): _register(p) for p in speaking("rl").values()}
