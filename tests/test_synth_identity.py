@@ -102,6 +102,20 @@ def test_a_run_dir_of_an_older_minio3_is_refused_naming_what_it_lacks(
         synth_coldstart(_cfg(tiny_dataset, run))
 
 
+def test_a_run_made_before_an_identity_field_existed_resumes(tiny_dataset: Path, tmp_path: Path) -> None:
+    """model_family, context_reserve and ablate joined the identity later: a run.json without them was made
+    with what they mean by default, so it resumes; with another value it is refused, naming the field."""
+    run = tmp_path / "run"
+    synth_coldstart(_cfg(tiny_dataset, run))
+    record = json.loads((run / "run.json").read_text())
+    for name in ("model_family", "context_reserve", "ablate"):
+        del record["identity"][name]
+    (run / "run.json").write_text(json.dumps(record))
+    assert synth_coldstart(_cfg(tiny_dataset, run)).sampling.attempted_now == 0
+    with pytest.raises(BadInputError, match="made with different context_reserve;"):
+        synth_coldstart(_cfg(tiny_dataset, run, context_reserve=100))
+
+
 def test_merge_refuses_runs_made_with_other_generation_settings(tiny_dataset: Path, tmp_path: Path) -> None:
     synth_coldstart(_cfg(tiny_dataset, tmp_path / "a"))
     synth_coldstart(_cfg(tiny_dataset, tmp_path / "b", temperature=0.2, max_tokens=300))

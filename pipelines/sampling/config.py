@@ -30,6 +30,9 @@ IDENTITY_FIELDS = ("dataset", "split", "teacher", "model", "exemplars", "samples
                    "max_images", "context_tokens", "max_tokens", "temperature", "thinking_budget",
                    "exemplars_in_context", "exemplar_sampling", "seed", "judge", "error_rate", "protocol",
                    "model_family", "prompts", "minio3", "context_reserve", "ablate")
+# identity fields added after runs were first made: a run.json without one was made with what it means now,
+# so those runs still resume
+ADDED_LATER: dict[str, object] = {"model_family": DEFAULT_FAMILY.name, "context_reserve": None, "ablate": None}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from minio3_data.exemplars import shipped_dir
 from minio3_data.outputs import Inputs
 from minio3_data.store import ATTEMPTS, RUN_JSON, identity_diff, run_identity
 
-from .config import SynthConfig
+from .config import ADDED_LATER, SynthConfig
 
 
 def read_inputs(cfg: SynthConfig) -> Inputs:
@@ -40,7 +40,7 @@ def check_run_json(cfg: SynthConfig, prompts_digest: str, may_grow: Collection[s
     files there, and attempts whose run.json is gone cannot be checked against these options."""
     out = Path(cfg.out)
     if (out / RUN_JSON).exists():
-        old, new = run_identity(cfg.out), cfg.identity(prompts_digest)
+        old, new = {**ADDED_LATER, **run_identity(cfg.out)}, cfg.identity(prompts_digest)
         diff = [k for k in identity_diff(old, new) if not (k in may_grow and _grew(old.get(k), new.get(k)))]
         if diff:
             values = ", ".join(f"{k} {_shown(old.get(k))}, not {_shown(new.get(k))}" for k in diff)
