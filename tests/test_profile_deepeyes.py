@@ -50,8 +50,11 @@ class Policy:
     def __call__(self, view: RequestView) -> str:
         with self.lock:
             self.seen.append(view)
-        question = "".join(view.messages[1][1])
         turns = sum(1 for role, _, _ in view.messages if role == "assistant")
+        return self.reply("".join(view.messages[1][1]), turns)
+
+    def reply(self, question: str, turns: int) -> str:
+        """The turn for `question` after `turns` assistant turns."""
         if ZOOM in question:
             return CALL.format(box="[1000, 500, 1100.4, 530]") if turns == 0 else "<think>Red.</think><answer>A</answer>"
         if VOID in question:  # the retry sees the same conversation: the policy answers its second request
@@ -60,9 +63,10 @@ class Policy:
         return CALL.format(box="[500, 500, 400, 600]")  # right < left: Pillow raises, the release aborts
 
 
-def run(tmp_path: Path, *more: str) -> tuple[Policy, dict[str, float]]:
+def run(tmp_path: Path, *more: str, policy: Policy | None = None) -> tuple[Policy, dict[str, float]]:
+    """`minio3 eval --protocol deepeyes` (`more` may name another) at k = 1, budgets 1, 2, 3; Avg@k by budget."""
     data = dataset(tmp_path / "data")
-    policy = Policy()
+    policy = policy or Policy()
     with LoopbackTeacher(policy) as srv:
         res = runner.invoke(app, [
             "eval", "--dataset", str(data), "--out", str(tmp_path / "run"), "--k", "1", "--max-turns", "1,2,3",

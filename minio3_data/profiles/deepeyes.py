@@ -66,6 +66,12 @@ ZERO_SIDE = "division by zero"  # smart_resize of a crop with a side of 0 px
 TOO_LONG = f"aspect ratio must be smaller than {MAX_ASPECT}"
 
 
+def not_a_number(bbox: tuple) -> str | None:
+    """The message for a box holding a value that is not a number (JSON null, a string, a bool), or None."""
+    bad = [v for v in bbox if isinstance(v, bool) or not isinstance(v, (int, float))]
+    return NOT_A_NUMBER.format(value=bad[0]) if bad else None
+
+
 def _first_between(text: str, start: str, end: str) -> str:
     """The release's `text.split(start)[1].split(end)[0]`."""
     return text.split(start)[1].split(end)[0]
@@ -99,9 +105,9 @@ class DeepEyesProfile(SingleSourceProfile):
     def box_on_source(self, bbox: tuple, size: tuple[int, int]) -> PixelBox | str:
         """The numbers as pixels of the original (mapped from the first view's frame where `maps_to_original`),
         rounded as Pillow rounds a float box, unclamped; refused where Pillow or smart_resize raises."""
-        bad = next((v for v in bbox if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+        bad = not_a_number(bbox)
         if bad is not None:
-            return NOT_A_NUMBER.format(value=bad)
+            return bad
         values = list(bbox)
         if self.maps_to_original:
             w, h = size

@@ -37,10 +37,11 @@ AS_IS_FORMATS = ("JPEG", "PNG")
 WORKER_CACHE_BYTES = 384 << 20
 
 
-def run_protocol(run_dir: Path) -> ProtocolProfile:
-    """The protocol a run was made in; runs from before profiles existed spoke what is now `minio3`."""
+def run_protocol(run_dir: Path, stage: str | None = "export") -> ProtocolProfile:
+    """The protocol a run was made in, refused where `stage` cannot speak it (None: any, as the viewer shows
+    every run); runs from before profiles existed spoke what is now `minio3`."""
     name = read_run_json(run_dir).get("identity", {}).get("protocol", "minio3")
-    return get_profile(name, f"{run_dir / RUN_JSON}: protocol", stage="export")
+    return get_profile(name, f"{run_dir / RUN_JSON}: protocol", stage=stage)
 
 
 def run_family(run_dir: Path) -> ModelFamily:

@@ -192,7 +192,7 @@ class RunSource:
         self.budgets = tuple(budgets)
         self.record = read_run_json(path)
         self.identity = self.record.get("identity") if isinstance(self.record.get("identity"), dict) else {}
-        self.protocol = run_protocol(path)
+        self.protocol = run_protocol(path, stage=None)
         self.dataset_dir = _dataset_dir(path, self.record)
         self.split = str(self.identity.get("split") or "train")
         self.items = _items(self.dataset_dir, self.split)
