@@ -36,7 +36,8 @@ RELATIVE_DECIMALS = 3
 @dataclass(frozen=True)
 class Observation:
     """One image the model sees: index 0 is the first view, k the k-th crop; `box` is in original pixels (in
-    first-view pixels for a profile that cuts crops from the first view, `crops_first_view`).
+    first-view pixels for a profile that cuts crops from the first view, `crops_first_view`: the first view's
+    box is then its own whole; ZoomEnv.on_original maps such a box to the original).
 
     Pixels are rendered on demand: a trajectory that only needs the encoded bytes (synthesis holds
     hundreds at once) never keeps a decoded display image alive; `image` renders and keeps it.
@@ -135,8 +136,9 @@ class ZoomEnv:
         """Observation 0, made on first use: zooms never need it, only what the model is shown does."""
         if self._first is None:
             size = self._size(self.display.first_view_size, self.width, self.height)
+            whole = (0, 0, *size) if self.profile.crops_first_view else (0, 0, self.width, self.height)
             self._first = Observation(
-                0, (0, 0, self.width, self.height), size,
+                0, whole, size,
                 functools.partial(
                     self.cache.first_view, self.path, self.display.first_max_pixels, size=size,
                     full=(self.width, self.height), exact=self.display.exact,
@@ -161,8 +163,18 @@ class ZoomEnv:
     def _whole(self) -> PixelBox:
         """The box of the image crops are cut from: the original, or the first view where the profile cuts it."""
         if self.profile.crops_first_view:
-            return (0, 0, *self.first_view().size)
+            return self.first_view().box
         return 0, 0, self.width, self.height
+
+    def on_original(self, box: PixelBox) -> tuple[float, float, float, float]:
+        """Where `box` (an observation's or a turn's `box_px`: pixels of the image crops are cut from) lies
+        on the original, in the original's pixels: what a viewer draws. Scaled from the first view where the
+        profile cuts crops from it."""
+        if not self.profile.crops_first_view:
+            return box
+        shown_w, shown_h = self.first_view().size
+        sx, sy = self.width / shown_w, self.height / shown_h
+        return box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy
 
     def show(self, box: PixelBox) -> Image.Image:
         """What the model sees of `box` (pixels of the image crops are cut from): the crop as the display rule

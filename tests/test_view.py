@@ -8,10 +8,16 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import peer_eval
 import pyarrow.parquet as pq
 import pytest
+from loopback_teacher import RequestView
+from peer_eval import KITE, question_of, turn_of
+from test_profile_deepeyes import run as deepeyes_eval
+from test_profile_qwen3_agent import call as qwen3_call
 from typer.testing import CliRunner
 from view_fixtures import (
     EVAL_OUTCOMES,
@@ -357,3 +363,70 @@ def test_an_eval_whose_results_lost_their_budgets_is_one_line(
     result = CliRunner().invoke(app, ["view", str(copy), "--out", str(tmp_path / "site")])
     assert result.exit_code == 2 and "results.json: unreadable or without its budgets" in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "site").exists()
+
+
+Drawn = tuple[str, float, float, float, float]  # a box's label, then left, top, width, height as fractions
+
+
+def drawn_boxes(site: Path, entry_id: str) -> dict[str, list[Drawn]]:
+    """The boxes a trajectory's page lays over each picture (by its alt text), read back from the markup."""
+    page = page_of(site, entry_id).read_text()
+    number = r"calc\(([\d.]+)% [-+] 0px\)"
+    box = re.compile(rf'<div class="box" style="left:{number};top:{number};width:{number};height:{number};'
+                     r'border-color:#\w+"><span[^>]*>(\d+)</span></div>')  # fmt: skip
+    return {
+        alt: [(m[4], *(float(v) / 100 for v in m[:4])) for m in box.findall(boxes)]
+        for alt, boxes in re.findall(r'<img[^>]* alt="([^"]*)"></a>(.*?)</div><figcaption>', page)
+    }
+
+
+def viewed(out: Path, site: Path) -> Path:
+    """`minio3 view OUT --out SITE`."""
+    result = CliRunner().invoke(app, ["view", str(out), "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    return site
+
+
+def close(got: list[Drawn], want: list[Drawn]) -> bool:
+    """The same boxes in the same order, up to the markup's four decimals of a percent."""
+    return len(got) == len(want) and all(
+        g[0] == w[0] and g[1:] == pytest.approx(w[1:], abs=1e-6) for g, w in zip(got, want)
+    )
+
+
+def kite_policy(turns: list[str], other: str) -> Callable[[RequestView], str]:
+    """Plays `turns` on peer_eval's kite question and answers `other` to the rest at once."""
+    return lambda view: turns[turn_of(view)] if KITE in question_of(view) else other
+
+
+def test_a_deepeyes_eval_draws_each_zoom_where_the_release_cut_it(tmp_path: Path) -> None:
+    deepeyes_eval(tmp_path)
+    boxes = drawn_boxes(viewed(tmp_path / "run", tmp_path / "site"), "zoom#0")
+    # [1000, 500, 1100.4, 530] in pixels of the 3000x2000 original, Pillow-rounded: (1000, 500, 1100, 530)
+    want = [("1", 1000 / 3000, 500 / 2000, 100 / 3000, 30 / 2000)]
+    assert close(boxes["the search on the original"], want) and close(boxes["observation 0"], want)
+
+
+def test_a_qwen3_agent_eval_draws_boxes_on_the_original_and_nested_ones_in_their_crop(tmp_path: Path) -> None:
+    turns = [qwen3_call([200, 250, 700, 750], 0), qwen3_call([0, 0, 500, 500], 1), "red"]
+    data = peer_eval.dataset(tmp_path / "data", (1000, 800))
+    peer_eval.run("qwen3-agent", kite_policy(turns, "dog"), data, tmp_path / "run", "3")
+    boxes = drawn_boxes(viewed(tmp_path / "run", tmp_path / "site"), "kite#0")
+    # turn 1: k/1000 of 1000x800 -> (200, 200, 700, 600); turn 2: [0, 0, 500, 500] of that 500x400 crop ->
+    # (0, 0, 250, 200) there, (200, 200, 450, 400) on the original
+    first, nested = ("1", 0.2, 0.25, 0.5, 0.5), ("2", 0.2, 0.25, 0.25, 0.25)
+    assert close(boxes["the search on the original"], [first, nested])
+    assert close(boxes["observation 0"], [first]) and close(boxes["observation 1"], [("2", 0, 0, 0.5, 0.5)])
+
+
+def test_a_chain_of_focus_eval_draws_first_view_boxes_on_the_original(tmp_path: Path) -> None:
+    zoom = '<tool_call>{"name":"image_zoom_in_tool","arguments":{"bbox_2d":[28, 14, 84, 56]}}</tool_call>'
+    turns = [zoom, "<answer>red</answer>"]
+    data = peer_eval.dataset(tmp_path / "data", (100, 50))
+    peer_eval.run("chain-of-focus", kite_policy(turns, "<answer>dog</answer>"), data, tmp_path / "run", "2")
+    boxes = drawn_boxes(viewed(tmp_path / "run", tmp_path / "site"), "kite#0")
+    # first view of 100x50: smart_resize(28, 112^2, 3840^2): 56x112 = 6,272 < 12,544, beta = sqrt(12544/5000):
+    # ceil(50*1.5839/28)*28 = 84, ceil(100*1.5839/28)*28 = 168 -> 168x84. The box on it x1.5 about (56, 35):
+    # [14, 3.5, 98, 66.5], int() -> (14, 3, 98, 66): on the original the same fractions of the first view
+    want = [("1", 14 / 168, 3 / 84, 84 / 168, 63 / 84)]
+    assert close(boxes["the search on the original"], want) and close(boxes["observation 0"], want)

@@ -155,7 +155,7 @@ class RowRenderer:
                 k = next(shown, None)
                 if k is None:
                     break
-                frame = into(observations[k], steps) if k < len(observations) else []
+                frame = into(observations[k], steps, env) if k < len(observations) else []
                 msg.pictures.append(
                     Picture(from_page(files[k][0]), f"image {k} of the row, as exported", frame)
                 )
@@ -193,7 +193,8 @@ class RowRenderer:
         if not isinstance(result, Observation):
             return f'<span class="err">zoom refused: {esc(result.message)}</span>'
         source = profile.source_index(action.source, crops)
-        steps.append(Step(number, result.index, result.box, source if isinstance(source, int) else 0))
+        source = source if isinstance(source, int) else 0
+        steps.append(Step(number, result.index, env.on_original(result.box), source))
         made = f"image {result.index}, {list(result.box)} px"
         return f"{chip(number)}: zoom into <code>{esc(action.source)}</code> &rarr; {made}"
 

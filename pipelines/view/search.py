@@ -1,8 +1,9 @@
 """A search as pictures: the zooms of a trajectory, numbered by turn, drawn on the original and laid over
 the observation each one zoomed into; and the observations themselves, written as the model was sent them.
 
-Every box here is a composed box from ZoomEnv (original pixels), so a zoom into an observation lands inside
-that observation's frame; nothing here computes a crop.
+Every box here is a composed box from ZoomEnv, placed on the original by ZoomEnv.on_original (a profile
+may cut crops from the first view), so a zoom into an observation lands inside that observation's frame;
+nothing here computes a crop.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from minio3_data.fsutil import file_hash
 from minio3_data.images import encode_jpeg
 from minio3_data.protocol import ORIGINAL, source_index
 from minio3_data.records import Turn
-from minio3_data.zoom import Observation, PixelBox, ZoomEnv
+from minio3_data.zoom import Observation, ZoomEnv
 
 from .draw import OVERVIEW_WIDTH, TARGET_COLOR, THUMB_WIDTH, DrawnBox, box_color, draw_boxes, fit_width
 from .markup import Overlay, Picture
 from .site import SiteImages, from_page
 
 OVERVIEW_QUALITY = 85
+Box = tuple[float, float, float, float]  # xyxy in the original's pixels
 BASES_KEPT = 16  # overview bases per process (about 2 MB each): the samples of a question come together
 _BASES: OrderedDict[tuple[str, str, tuple[int, int]], Image.Image] = OrderedDict()
 
@@ -32,15 +34,15 @@ _BASES: OrderedDict[tuple[str, str, tuple[int, int]], Image.Image] = OrderedDict
 @dataclass(frozen=True)
 class Step:
     """One executed zoom: the turn that asked for it (1-based), the observation it made, its box on the
-    original and the observation it was cut from (0: the original)."""
+    original (the original's pixels) and the observation it was cut from (0: the original)."""
 
     turn: int
     index: int
-    box: PixelBox
+    box: Box
     source: int
 
 
-def steps_of(turns: Sequence[Turn], observations: Sequence[Observation] | None) -> list[Step]:
+def steps_of(turns: Sequence[Turn], observations: Sequence[Observation] | None, env: ZoomEnv) -> list[Step]:
     """The executed zooms of recorded turns, with the boxes ZoomEnv re-derived for them; without
     observations (a replay that disagreed with the record), the recorded boxes, to show what was stored."""
     steps = []
@@ -57,11 +59,11 @@ def steps_of(turns: Sequence[Turn], observations: Sequence[Observation] | None) 
             source = source_index(t.source or ORIGINAL)  # stored sources are canonical (source_name)
         except ValueError:
             continue
-        steps.append(Step(i + 1, t.observation, box, source))  # type: ignore[arg-type]
+        steps.append(Step(i + 1, t.observation, env.on_original(box), source))  # type: ignore[arg-type]
     return steps
 
 
-def overlays(frame: PixelBox, steps: Sequence[Step]) -> list[Overlay]:
+def overlays(frame: Box, steps: Sequence[Step]) -> list[Overlay]:
     """The zooms of `steps` as fractions of `frame` (a box of the original): where in a picture of that box
     the model looked."""
     fx0, fy0, fx1, fy1 = frame
@@ -75,9 +77,9 @@ def overlays(frame: PixelBox, steps: Sequence[Step]) -> list[Overlay]:
     ]
 
 
-def into(obs: Observation, steps: Sequence[Step]) -> list[Overlay]:
-    """The zooms made into observation `obs`, over its picture: where the model looked next."""
-    return overlays(obs.box, [s for s in steps if s.source == obs.index])
+def into(obs: Observation, steps: Sequence[Step], env: ZoomEnv) -> list[Overlay]:
+    """The zooms made into observation `obs` of `env`, over its picture: where the model looked next."""
+    return overlays(env.on_original(obs.box), [s for s in steps if s.source == obs.index])
 
 
 class SearchPictures:
@@ -95,7 +97,7 @@ class SearchPictures:
         w, h = obs.size
         name = f"obs/{self.original_id}-{self.env.display.name}-{x0}_{y0}_{x1}_{y1}-{w}x{h}.jpg"
         src = self.images.put(name, make=obs.jpeg)
-        return Picture(from_page(src), caption, into(obs, steps), alt=f"observation {obs.index}")
+        return Picture(from_page(src), caption, into(obs, steps, self.env), alt=f"observation {obs.index}")
 
     def _overview_base(self) -> Image.Image:
         """The first view at overview width, made once per original and shared by all its samples (the

@@ -139,7 +139,7 @@ def _facts(traj: Trajectory, view: TrajectoryView) -> str:
 
 def trajectory_page(traj: Trajectory, view: TrajectoryView) -> tuple[str, str]:
     """The page's HTML and the site path of its thumbnail."""
-    steps = steps_of(traj.turns, view.observations)
+    steps = steps_of(traj.turns, view.observations, view.pictures.env)
     target = view.item.target_bbox if view.item is not None else None
     legend = "every executed zoom on the original, numbered by turn" + (
         ", the target in yellow" if target else ""
