@@ -46,13 +46,13 @@ class TrajectoryView:
     problems: list[str]
 
 
-def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str) -> list[str]:
+def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str, cut_from: str) -> list[str]:
     """What the environment made of one assistant turn, in words; `judged` is the final answer with its
-    verdict."""
+    verdict, `cut_from` the image crops are cut from (the original, or the first view)."""
     if turn.action == "zoom":
         asked = f"zoom into <code>{esc(turn.source)}</code> at {esc(turn.bbox)}"
         if turn.observation is not None:
-            made = f"observation {turn.observation}, {esc(turn.box_px)} px of the original"
+            made = f"observation {turn.observation}, {esc(turn.box_px)} px of {cut_from}"
             return [f"{chip(number)}: {asked} &rarr; {made}"]
         if turn.error is not None:
             return [f'<span class="err">{asked}: refused: {esc(turn.error)}</span>']
@@ -71,6 +71,7 @@ def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str) 
 def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> list[PageMessage]:
     observations = view.observations
     chat = conversation(traj.question, traj.options, traj.turns, protocol=view.protocol)
+    cut_from = "the first view" if view.protocol.crops_first_view else "the original"
     messages: list[PageMessage] = []
     turn_index = 0
     for chat_turn in chat:
@@ -78,7 +79,7 @@ def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> 
         if chat_turn.role == "assistant":
             number = turn_index + 1
             msg.heading = f"turn {number}"
-            msg.notes = _turn_notes(traj.turns[turn_index], number, traj.final_answer, _judged(traj))
+            msg.notes = _turn_notes(traj.turns[turn_index], number, traj.final_answer, _judged(traj), cut_from)
             turn_index += 1
         for index in chat_turn.images:
             if observations is None or index >= len(observations):
