@@ -42,7 +42,7 @@ class ModelFamily:
     architectures: tuple[str, ...]  # config.json `architectures` values, where model_type is missing
     patch_size: int
     merge_size: int
-    max_pixels: int  # the stock processor's maximum (never reached: the protocols show at most 2,000,000 px)
+    max_pixels: int  # the stock processor's maximum: reached only where a profile shows the original whole (qwen3-agent)
     stock_min_pixels: int  # the stock processor's minimum, as its preprocessor_config.json says
     variants: tuple[SftVariant, ...]  # the first is the default
     default_system: str | None  # the system turn its template writes when a conversation has none
