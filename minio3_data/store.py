@@ -19,7 +19,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -237,13 +237,12 @@ class RunState:
 
     def record(self, t: Trajectory) -> None:
         """`t` is the newest line for its (item, sample); the line it replaces stays counted in `superseded`,
-        unless it is the same line twice (a copied line is not a retry: it paid once)."""
+        unless `t` is that line again, with at most another verdict: a copied line is not a retry and a
+        re-judged one (a rerun asking the judge again) keeps its trajectory and usage: either paid once."""
         key = (t.item_id, t.sample_index)
         self.reopened.discard(key)
         earlier = self.attempts.get(key)
-        if earlier == t:
-            return
-        if earlier is not None:
+        if earlier is not None and replace(t, verdict=earlier.verdict) != earlier:
             self.superseded.add(earlier.usage)
         self.attempts[key] = t
 
@@ -292,7 +291,7 @@ def read_run_json(run_dir: str | os.PathLike) -> dict[str, Any]:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BadInputError(f"{path}: missing; is {run_dir} a synth-coldstart run dir?") from None
+        raise BadInputError(f"{path}: missing; is {run_dir} a run dir of synth-coldstart or eval?") from None
     except (OSError, ValueError):
         raise BadInputError(f"{path}: unreadable; move the run dir aside or pick another --out") from None
     if not isinstance(record, dict) or not isinstance(record.get("dataset"), str):
@@ -304,7 +303,7 @@ def run_identity(run_dir: str | os.PathLike) -> dict[str, Any]:
     """The data-shaping options a run was made with (run.json's "identity")."""
     identity = read_run_json(run_dir).get("identity")
     if not isinstance(identity, dict):
-        raise BadInputError(f"{Path(run_dir) / RUN_JSON}: no identity; it was not written by synth-coldstart")
+        raise BadInputError(f"{Path(run_dir) / RUN_JSON}: no identity; not made by synth-coldstart or eval")
     return identity
 
 

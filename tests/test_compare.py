@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from loopback_teacher import Fault
 from PIL import Image
 from test_eval import BOATS, KITE, PLANS, SIGN, dataset, run_eval
 from typer.testing import CliRunner
@@ -185,6 +186,20 @@ def test_a_dir_that_is_not_a_whole_eval_is_one_line(evals: Path) -> None:
                       (torn, "lacks a score at some budget")):  # fmt: skip
         code, output = compare_cli(evals / "a", bad, "--out", evals / "bad")
         assert code == 2 and len(output.strip().splitlines()) == 1 and says in output, output
+
+
+def test_an_incomplete_eval_is_named_first_on_the_console_and_in_the_table(evals: Path) -> None:
+    run_eval(evals / "data", evals / "partial", SHARED_BUDGETS, fault=Fault.server_error(500))
+    assert json.loads((evals / "partial/results.json").read_text())["complete"] is False
+    code, output = compare_cli(evals / "a", evals / "partial", "--out", evals / "a-partial")
+    assert code == 0, output
+    banner = "INCOMPLETE EVALUATION: partial (1 of 16 samples are not scored (1 failed"
+    assert output.splitlines()[0].startswith(banner), output
+    assert (evals / "a-partial/compare.md").read_text().startswith(f"**{banner}")
+    assert [e["complete"] for e in json.loads((evals / "a-partial/compare.json").read_text())["evals"]] == [
+        True, False]
+    code, output = compare_cli(evals / "a", evals / "b", "--out", evals / "whole")
+    assert "INCOMPLETE" not in output + (evals / "whole/compare.md").read_text()
 
 
 def test_plot_and_viewer_page(evals: Path) -> None:

@@ -14,7 +14,6 @@ from .base import VISION_MARKERS, ModelFamily, SftVariant
 DEFAULT_FAMILY = "qwen2.5-vl"  # Mini-o3 was trained from Qwen2.5-VL-7B
 
 FAMILIES: dict[str, ModelFamily] = registry.discover(__name__, __path__, "FAMILY", ModelFamily, DEFAULT_FAMILY)
-FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
 DEFAULT = FAMILIES[DEFAULT_FAMILY]
 
 
@@ -28,5 +27,5 @@ def help_text() -> str:
     return registry.help_text(FAMILIES)
 
 
-__all__ = ["DEFAULT", "DEFAULT_FAMILY", "FAMILIES", "FAMILY_NAMES", "VISION_MARKERS", "ModelFamily", "SftVariant",
+__all__ = ["DEFAULT", "DEFAULT_FAMILY", "FAMILIES", "VISION_MARKERS", "ModelFamily", "SftVariant",
            "get_family", "help_text"]  # fmt: skip

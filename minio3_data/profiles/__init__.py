@@ -15,7 +15,6 @@ from .base import ProtocolProfile
 DEFAULT_PROFILE = "released"
 
 PROFILES: dict[str, ProtocolProfile] = registry.discover(__name__, __path__, "PROFILE", ProtocolProfile, DEFAULT_PROFILE)
-PROFILE_NAMES: tuple[str, ...] = tuple(PROFILES)
 DEFAULT = PROFILES[DEFAULT_PROFILE]
 
 
@@ -43,5 +42,5 @@ def help_text() -> str:
 
 
 __all__ = [
-    "DEFAULT", "DEFAULT_PROFILE", "PROFILES", "PROFILE_NAMES", "ProtocolProfile", "get_profile", "help_text", "speaking",
+    "DEFAULT", "DEFAULT_PROFILE", "PROFILES", "ProtocolProfile", "get_profile", "help_text", "speaking",
 ]

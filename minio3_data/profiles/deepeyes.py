@@ -125,7 +125,6 @@ class DeepEyesProfile(SingleSourceProfile):
         return x0, y0, x1, y1
 
 
-
 PROFILE = DeepEyesProfile(
     name="deepeyes",
     summary="DeepEyes' V* eval: <tool_call> image_zoom_in_tool, absolute pixels on the original (DeepEyes-7B)",

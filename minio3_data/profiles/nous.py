@@ -4,7 +4,7 @@ Source: Qwen-Agent `NousFnCallPrompt` (reference/peer_conventions.md sections 3.
 in the system prompt by FN_CALL_TEMPLATE, one JSON object per line; the model calls one with
 `<tool_call>\\n{"name": ..., "arguments": {...}}\\n</tool_call>`; Qwen-Agent reads the call with json5 and
 writes it back into the history re-serialised by `json.dumps` (`history_turn`), not as the model's bytes.
-Qwen-Agent reads the call with json5; without that dependency we read JSON, then Python literals (single quotes,
+Without json5 as a dependency we read the call as JSON, then as Python literals (single quotes,
 trailing commas); what only json5 accepts (unquoted keys, comments, hexadecimal) is refused with our message.
 """
 

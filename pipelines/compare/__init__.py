@@ -22,7 +22,7 @@ from pipelines.eval.config import RESAMPLES
 from .align import align
 from .load import labels, load_eval
 from .paired import Comparison, compare_evals
-from .report import PLOT, RECORD, TABLE, difference_cell, left_out_lines, write_report
+from .report import PLOT, RECORD, TABLE, difference_cell, incomplete_banner, left_out_lines, write_report
 
 
 @dataclass
@@ -31,8 +31,8 @@ class CompareSummary:
     comparison: Comparison
 
     def lines(self) -> list[str]:
-        """The console summary: each difference on all shared questions by budget, what was left out, where
-        the outputs are."""
+        """The console summary: first a banner naming any incomplete eval, then each difference on all shared
+        questions by budget, what was left out, where the outputs are."""
         c = self.comparison
         everything = c.slices[0]
         lines = [
@@ -41,7 +41,8 @@ class CompareSummary:
             + ", ".join(f"{b}: {difference_cell(d, j)}" for j, b in enumerate(c.aligned.budgets))
             for d in everything.differences
         ]
-        return [*lines, *left_out_lines(c), f"{self.out}: {TABLE}, {RECORD}, {PLOT}"]
+        banner = [b] if (b := incomplete_banner(c)) else []
+        return [*banner, *lines, *left_out_lines(c), f"{self.out}: {TABLE}, {RECORD}, {PLOT}"]
 
 
 def compare(

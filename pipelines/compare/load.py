@@ -7,7 +7,6 @@ resampling its rows resamples question groups.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from minio3_data.errors import BadInputError
-from pipelines.eval.config import check_budgets
-from pipelines.eval.report import RESULTS, SCORES
+from pipelines.eval.completeness import INCOMPLETE
+from pipelines.eval.report import RESULTS, SCORES, read_results
 
 COLUMNS = ("question", "difficulty", "source", "kind", "budget", "score")
 REWRITE = "rerun minio3 eval on it to rewrite it"
@@ -50,6 +49,15 @@ class EvalScores:
         ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (resamples, seed))
         return (resamples, seed) if ok and resamples > 0 else None
 
+    def incomplete(self) -> str | None:
+        """What the eval lacks when its results.json says `complete: false` (its own banner), else None: its
+        Avg@k is then over the samples it has. An eval written before evals recorded it counts as complete."""
+        if self.record.get("complete") is not False:
+            return None
+        completeness = self.record.get("completeness")
+        banner = completeness.get("banner") if isinstance(completeness, dict) else None
+        return str(banner).removeprefix(INCOMPLETE) if banner else f"{RESULTS} says complete: false"
+
 
 def labels(paths: list[Path]) -> list[str]:
     """Each eval's name in the table: its dir's name, or the path as given where two names are the same; an
@@ -64,14 +72,9 @@ def labels(paths: list[Path]) -> list[str]:
 
 
 def _results(path: Path) -> tuple[dict[str, Any], list[int]]:
-    where = path / RESULTS
-    if not where.is_file():
+    if not (path / RESULTS).is_file():
         raise BadInputError(f"{path}: no {RESULTS}; give eval dirs written by minio3 eval")
-    try:
-        record = json.loads(where.read_text(encoding="utf-8"))
-        return record, check_budgets(record["budgets"])
-    except (OSError, ValueError, TypeError, KeyError, BadInputError):
-        raise BadInputError(f"{where}: unreadable or without its budgets; {REWRITE}") from None
+    return read_results(path)
 
 
 def _rows(path: Path) -> dict[str, list[Any]]:

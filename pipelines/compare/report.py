@@ -16,6 +16,7 @@ import numpy as np
 from minio3_data import __version__
 from minio3_data.fsutil import atomic_write_text
 from pipelines.eval.budget_plot import Series, budget_plot
+from pipelines.eval.completeness import INCOMPLETE
 from pipelines.eval.metrics import LEVEL
 from pipelines.eval.report import md_text, pct
 
@@ -56,7 +57,7 @@ def _eval_record(c: Comparison, i: int) -> dict[str, Any]:
         "label": e.label, "dir": str(e.path.resolve()), "model": r.get("model"), "teacher": r.get("teacher"),
         "protocol": r.get("protocol"), "judge": r.get("judge"), "ablation": r.get("ablation"), "k": r.get("k"),
         "temperature": r.get("temperature"), "dataset": r.get("dataset"), "split": r.get("split"),
-        "budgets": e.budgets, "questions": len(e.questions),
+        "budgets": e.budgets, "questions": len(e.questions), "complete": e.incomplete() is None,
         "ci95_all": None if band is None else {str(b): [float(band[0][j]), float(band[1][j])]
                                                for j, b in enumerate(c.aligned.budgets)},
     }  # fmt: skip
@@ -90,7 +91,9 @@ def _who(record: dict[str, Any]) -> str:
 def markdown(c: Comparison) -> str:
     """compare.md: the evals, then the table, then what was left out."""
     budgets, base = c.aligned.budgets, md_text(c.labels[0])
+    banner = incomplete_banner(c)
     lines = [
+        *([f"**{md_text(banner)}**", ""] if banner else []),
         f"# Avg@k of {len(c.evals)} evals on {len(c.aligned.questions)} shared questions",
         "",
         f"The baseline is {base}. A row X - {base} is eval X minus {base} on the same questions, in points, "
@@ -121,6 +124,15 @@ def markdown(c: Comparison) -> str:
     for line in left_out_lines(c):
         lines += ["", f"{line}."]
     return "\n".join(lines) + "\n"
+
+
+def incomplete_banner(c: Comparison) -> str | None:
+    """One line naming each compared eval whose results.json says `complete: false` and what it lacks, so a
+    difference from a partial eval never reads as final; None when every eval is complete."""
+    partial = [f"{e.label} ({why})" for e in c.evals if (why := e.incomplete())]
+    if not partial:
+        return None
+    return f"{INCOMPLETE}{'; '.join(partial)}: Avg@k over the samples scored, so its differences are not final"
 
 
 def left_out_lines(c: Comparison) -> list[str]:
@@ -155,4 +167,7 @@ def write_report(out: Path, c: Comparison) -> None:
     plot(out / PLOT, c)
 
 
-__all__ = ["PLOT", "RECORD", "TABLE", "compare_record", "difference_cell", "left_out_lines", "write_report"]
+__all__ = [
+    "PLOT", "RECORD", "TABLE", "compare_record", "difference_cell", "incomplete_banner", "left_out_lines",
+    "write_report",
+]

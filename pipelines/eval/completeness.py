@@ -16,6 +16,7 @@ from typing import Any
 from .metrics import Question
 
 INCOMPLETE_EXIT = 3  # the exit code of an eval whose report is incomplete (2 is bad input, 1 a bug)
+INCOMPLETE = "INCOMPLETE EVALUATION: "  # how a banner starts, in eval's reports and in compare's
 
 
 def _n(count: int, noun: str) -> str:
@@ -59,9 +60,10 @@ class Completeness:
         top = max(self.unjudged, default=0)
         if self.unjudged.get(top):
             parts.append(
-                f"{_n(self.unjudged[top], 'answer')} at {top} turns unjudged (the judge did not decide; scored 0)"
+                f"{_n(self.unjudged[top], 'answer')} at {top} turns unjudged (the judge did not decide; scored 0; "
+                "rerun the same command to ask it again)"
             )
-        return "INCOMPLETE EVALUATION: " + "; ".join(parts)
+        return INCOMPLETE + "; ".join(parts)
 
     def record(self) -> dict[str, Any]:
         """results.json's `completeness`."""
@@ -88,4 +90,4 @@ def completeness(qs: Sequence[Question], budgets: list[int], k: int) -> Complete
     )
 
 
-__all__ = ["INCOMPLETE_EXIT", "Completeness", "completeness"]
+__all__ = ["INCOMPLETE", "INCOMPLETE_EXIT", "Completeness", "completeness"]

@@ -17,13 +17,14 @@ from typing import Any
 import pyarrow as pa
 
 from minio3_data import __version__
+from minio3_data.errors import BadInputError
 from minio3_data.fsutil import atomic_write_text
 from minio3_data.records import Trajectory, Usage, write_parquet
 from pipelines.sampling.outcome import failure_reasons
 from pipelines.sampling.usage import spending
 
 from .budget_plot import Series, budget_plot
-from .config import EvalConfig
+from .config import EvalConfig, check_budgets
 from .completeness import Completeness
 from .metrics import LEVEL, GroupResult, Question, scored
 
@@ -172,6 +173,19 @@ def score_rows(qs: list[Question], budgets: list[int]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def read_results(eval_dir: Path) -> tuple[dict[str, Any], list[int]]:
+    """An eval dir's results.json and the budgets it was scored at, as compare and view read it; a file that
+    cannot be read or lacks valid budgets is a one-line error naming it."""
+    where = eval_dir / RESULTS
+    try:
+        record = json.loads(where.read_text(encoding="utf-8"))
+        return record, check_budgets(record["budgets"])
+    except (OSError, ValueError, TypeError, KeyError, BadInputError):
+        raise BadInputError(
+            f"{where}: unreadable or without its budgets; rerun minio3 eval to rewrite it"
+        ) from None
+
+
 def write_report(out: Path, record: dict[str, Any], groups: list[GroupResult], qs: list[Question]) -> None:
     atomic_write_text(out / RESULTS, json.dumps(record, indent=2, sort_keys=True) + "\n")
     atomic_write_text(out / TABLE, markdown(record, groups))
@@ -181,5 +195,6 @@ def write_report(out: Path, record: dict[str, Any], groups: list[GroupResult], q
 
 
 __all__ = [
-    "PLOT", "RESULTS", "SCORES", "TABLE", "markdown", "md_text", "pct", "results_record", "write_report",
+    "PLOT", "RESULTS", "SCORES", "TABLE", "markdown", "md_text", "pct", "read_results", "results_record",
+    "write_report",
 ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""`sample`: play every attempt of a run its run dir does not hold yet, on one event loop.
+"""`sample`: play every attempt of a run its run dir does not hold yet, and ask the judge again about every answer
+it did not decide (`rejudge`), on one event loop.
 
 A pool of `--concurrency` workers pulls (item, sample) pairs; every finished attempt is appended to attempts.jsonl
 at once, and whatever the caller builds from the run (a kept set, scores) is rebuilt from the whole log, so a
@@ -35,6 +36,7 @@ from .items import run_items
 from .outcome import SamplingOutcome
 from .progress import Progress
 from .prompt import ExemplarPrompts
+from .rejudge import rejudge, undecided
 from .run_dir import check_run_json
 from .usage import judge_reply
 
@@ -70,6 +72,11 @@ class Sampled:
         return {"stopped": self.outcome.stopped, "replayed_turns": self.outcome.cache_hits,
                 "damaged_lines": [dataclasses.asdict(d) for d in self.state.damaged],
                 "excluded": exclusion_summary(self.outcome.skipped)}
+
+
+def _pending(state: RunState, key: tuple[str, int]) -> bool:
+    """An attempt to play, or a finished one whose answer the judge is asked about again."""
+    return not state.done(key) or undecided(state.attempts[key])
 
 
 def _make_teacher(cfg: SynthConfig, notify: Callable[[str], None]) -> Teacher:
@@ -120,8 +127,9 @@ async def _run(
     cfg: SynthConfig, items: list[ProbeItem], prompts: ExemplarPrompts, store: RunStore, state: RunState,
     progress: Progress,
 ) -> tuple[str | None, int, str | None]:
-    """Play every pending attempt; (why it stopped early, turns replayed from the cache, a crash or None).
-    A failed write (a full disk) stops the run and is raised once the workers have stopped."""
+    """Play every pending attempt and judge every undecided answer again; (why it stopped early, turns replayed
+    from the cache, a crash or None). A failed write (a full disk) stops the run and is raised once the workers
+    have stopped."""
     cache = OriginalCache()
     teacher = _make_teacher(cfg, notify=tqdm.write)
     ctx = AttemptContext(
@@ -159,7 +167,7 @@ async def _run(
             stop.set()
 
     work: Iterator[tuple[ProbeItem, int]] = (
-        (it, s) for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s))
+        (it, s) for it in items for s in range(cfg.samples_per_item) if _pending(state, (it.id, s))
     )
 
     async def worker() -> None:
@@ -174,24 +182,35 @@ async def _run(
                 return
 
     async def play(item: ProbeItem, s: int) -> None:
-        """One attempt, recorded as it ends; a failed write propagates: it stops the run, not the attempt."""
-        attempt = AttemptState(paid_turns=state.paid_turns((item.id, s)))
+        """One attempt, or one finished attempt's judgement again, recorded as it ends; a failed write
+        propagates: it stops the run, not the attempt."""
+        key = (item.id, s)
+        earlier = state.attempts[key] if state.done(key) else None  # its answer is judged again, nothing else
+        attempt = AttemptState(paid_turns=state.paid_turns(key))
+
+        def gave_up(error: Minio3Error | str) -> Trajectory | None:
+            """The record of a failed attempt; a failed re-judgement leaves its attempt as it was."""
+            return None if earlier else failed_attempt(item, s, ctx.teacher.name, attempt, error)
+
         try:
-            traj = await run_attempt(ctx, item, s, attempt)
+            traj = await (rejudge(ctx.judge, item, earlier) if earlier else run_attempt(ctx, item, s, attempt))
         except StorageError:
             raise
         except (TeacherUnavailable, BudgetExhausted) as e:
-            traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+            traj = gave_up(e)
             halt(str(e))
         except Minio3Error as e:  # a request that failed for good, a bad image: record, go on
-            traj = failed_attempt(item, s, ctx.teacher.name, attempt, e)
+            traj = gave_up(e)
         except Exception as e:  # a bug: keep what the attempt paid for, then stop the run naming the item
-            traj = failed_attempt(item, s, ctx.teacher.name, attempt, f"{e.__class__.__name__}: {e}")
+            traj = gave_up(f"{e.__class__.__name__}: {e}")
             crashed.append(f"item {item.id} (sample {s}): unexpected {e.__class__.__name__}: {e}")
             halt(crashed[-1])
-        store.add_attempt(traj)
-        state.record(traj)
-        progress.update(traj)
+        if traj is None:
+            return
+        if traj != earlier:
+            store.add_attempt(traj)
+            state.record(traj)
+        progress.update(traj, paid=Usage() if earlier else traj.usage)
         if cfg.target is not None and progress.kept >= cfg.target:
             halt(f"target of {cfg.target} kept trajectories reached")
 
@@ -240,7 +259,7 @@ def sample(
         state.reopen(key for key, t in state.attempts.items() if key[0] in known and reopen(t))
     continued = len(state.reopened)
     already = sum(1 for (iid, _), t in state.attempts.items() if iid in known and t.correct)
-    todo = sum(1 for it in items for s in range(cfg.samples_per_item) if not state.done((it.id, s)))
+    todo = sum(1 for it in items for s in range(cfg.samples_per_item) if _pending(state, (it.id, s)))
     progress = Progress(todo, already, cfg.progress, stage.bar, stage.counted)
     stopped, hits, crashed = None, 0, None
     try:

@@ -7,7 +7,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from minio3_data.records import Trajectory
+from minio3_data.records import Trajectory, Usage
 
 from .outcome import failure_reason
 
@@ -25,7 +25,8 @@ class Progress:
         self.bar = tqdm(total=self.total, desc=self.desc, unit="attempt", disable=not self.enabled,
                         dynamic_ncols=True)
 
-    def update(self, t: Trajectory) -> None:
+    def update(self, t: Trajectory, paid: Usage) -> None:
+        """`t` has ended (or been judged again), `paid` being what this invocation paid for it."""
         self.done += 1
         self.finished += t.status != "failed"
         if t.status == "failed":
@@ -33,8 +34,8 @@ class Progress:
         ok = t.correct
         self.correct += ok
         self.kept += ok
-        self.tokens += t.usage.total_tokens
-        self.cost += t.usage.cost_usd
+        self.tokens += paid.total_tokens
+        self.cost += paid.cost_usd
         acc = self.correct / self.finished if self.finished else 0.0
         assert self.bar is not None
         postfix = f"{self.counted}={self.kept} acc={acc:.0%} tok={self.tokens:,} ${self.cost:.2f}"

@@ -8,13 +8,11 @@ rule (budget_outcomes.py), at the budgets results.json records.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from minio3_data.errors import BadInputError
 from minio3_data.store import RUN_JSON
-from pipelines.eval.config import check_budgets
-from pipelines.eval.report import PLOT, RESULTS, TABLE
+from pipelines.eval.report import PLOT, RESULTS, TABLE, read_results
 
 from .filters import Field
 from .markup import esc
@@ -28,18 +26,6 @@ EVAL_FIELDS = (
     Field("at", "outcome at a budget", multi=True, column=False),  # at=4:over-turn,at=8:correct
     *ATTEMPT_FIELDS,
 )
-
-
-def scored_budgets(path: Path) -> list[int]:
-    """The turn budgets results.json was scored at; a file without them is a one-line error."""
-    where = path / RESULTS
-    try:
-        budgets = json.loads(where.read_text(encoding="utf-8"))["budgets"]
-        return check_budgets(budgets)
-    except (OSError, ValueError, TypeError, KeyError, BadInputError):
-        raise BadInputError(
-            f"{where}: unreadable or without its budgets; rerun minio3 eval to rewrite it"
-        ) from None
 
 
 def _run_dir(path: Path) -> Path:
@@ -57,7 +43,7 @@ class EvalSource(RunSource):
 
     def __init__(self, path: Path) -> None:
         self.eval_dir = path
-        super().__init__(_run_dir(path), scored_budgets(path))
+        super().__init__(_run_dir(path), read_results(path)[1])
 
     def header(self, images: SiteImages) -> str:
         # eval writes no plot when no question has a finished sample
