@@ -174,13 +174,16 @@ def test_the_rerun_removes_what_a_build_killed_while_replacing_its_output_left(t
 
 def test_a_worker_killed_mid_build_is_one_line_naming_its_item(tmp_path: Path) -> None:
     out = tmp_path / "vp"
-    proc = subprocess.Popen(_build(out), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    # scenes large enough that a worker spends almost all its time inside a task, not between two
+    proc = subprocess.Popen(_build(out, long_side="2048:3072"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         found = _workers(proc, 2, _images_written(tmp_path))
         workers = [p for p in found if "spawn_main" in _proc(p, "cmdline")]
-        while not (busy := [p for p in workers if _running(p)]):  # not waiting for a task: one that grew
+        while not (busy := [p for p in workers if _running(p)]):  # on a CPU, not waiting on the task queue
             time.sleep(0.01)
+        time.sleep(0.05)  # well inside its task: R for a moment may be the hand-over to the next one
+        busy = [p for p in busy if _running(p)] or busy
         os.kill(busy[0], signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
     finally:
