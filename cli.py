@@ -25,6 +25,7 @@ from minio3_data.memory import tune_malloc
 from minio3_data.profiles import DEFAULT_PROFILE, get_profile, help_text
 from minio3_data.teacher_options import TeacherOptions
 from pipelines.eval.config import eval_config
+from pipelines.export_llamafactory import export_llamafactory
 from pipelines.parallel import MAX_DEFAULT_WORKERS
 from pipelines.sampling.config import SynthConfig
 from pipelines.sampling.outcome import SamplingOutcome
@@ -109,6 +110,7 @@ TEACHER = defaults(TeacherOptions)
 SYNTH = defaults(SynthConfig)
 EVAL = defaults(eval_config)
 RL = defaults(RlOptions)
+EXPORT = defaults(export_llamafactory)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -625,9 +627,9 @@ def export_llamafactory_cmd(
         Optional[Path], typer.Option(help="The released Mini-o3-Coldstart parquet, or the folder of its shards.")
     ] = None,
     format: Annotated[str, typer.Option(help="json (+ image files) | parquet (embedded images).")] = "json",
-    cutoff_len: Annotated[int, typer.Option(help="LLaMA-Factory cutoff_len; longer rows are excluded.")] = 32768,
-    image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = 2_000_000,
-    image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = 40_000,
+    cutoff_len: Annotated[int, typer.Option(help="LLaMA-Factory cutoff_len; longer rows are excluded.")] = EXPORT.cutoff_len,
+    image_max_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_max_pixels.")] = EXPORT.image_max_pixels,
+    image_min_pixels: Annotated[int, typer.Option(help="LLaMA-Factory image_min_pixels.")] = EXPORT.image_min_pixels,
     workers: WorkersOption = None,
     protocol: Annotated[
         Optional[str], typer.Option(help=f"{PROTOCOL_HELP}. Default: the run's own; --official rows are released")

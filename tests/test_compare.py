@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from loopback_teacher import Fault
 from PIL import Image
-from test_eval import BOATS, KITE, PLANS, SIGN, dataset, run_eval
+from test_eval import BOATS, KITE, SIGN, dataset, run_eval
 from typer.testing import CliRunner
 from view_fixtures import text_of
 

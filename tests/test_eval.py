@@ -3,7 +3,6 @@ against values computed by hand, one pass equal to a pass per budget, resume, an
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any

@@ -4,6 +4,7 @@ is, render/parse round-trip."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from needs_verl import require_verl
 
 from minio3_data.display import CROP_MAX_PIXELS
