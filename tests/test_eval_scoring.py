@@ -160,11 +160,16 @@ def test_a_partial_eval_counts_what_it_lacks_and_says_so() -> None:
     assert c.unjudged == {2: 0, 4: 1}  # at 2 turns it had not answered: over-turn, not unjudged
     assert c.banner() == (
         "INCOMPLETE EVALUATION: 4 of 6 samples are not scored (1 failed, 3 never ran; rerun the same command to "
-        "play them); 2 questions have fewer than 2 samples per row, each scored over those it has; 2 have none, "
-        "left out of the table; 1 answer at 4 turns unjudged (the judge did not decide; scored 0; rerun the same "
-        "command to ask it again)"
+        "play them); 2 questions have no sample, left out of the table; 1 answer at 4 turns unjudged (the judge "
+        "did not decide; scored 0; rerun the same command to ask it again)"
     )
     assert [g.samples for g in group_results(qs, [2, 4], resamples=10, seed=0)] == [2]
+    half = completeness(questions([item("q2")], [traj("q2", 0, 1, "answered", True), traj("q2", 1, 2, "failed")],
+                                  [4], k=2), [4], k=2)  # fmt: skip
+    assert half.banner() == (
+        "INCOMPLETE EVALUATION: 1 of 2 samples are not scored (1 failed, 0 never ran; rerun the same command to "
+        "play them); 1 question has fewer than 2 samples per row, each scored over those it has"
+    )
     full = completeness(questions([item("q1")], runs[:1] + [traj("q1", 1, 2, "answered")], [4], k=2), [4], k=2)
     assert full.complete and full.banner() is None
 

@@ -23,6 +23,10 @@ def _n(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
+def _has(n: int) -> str:
+    return "has" if n == 1 else "have"
+
+
 @dataclass
 class Completeness:
     """An eval's samples: how many it should have, how many it scored, and why the others are not scored."""
@@ -50,13 +54,14 @@ class Completeness:
                 f"{self.expected - self.scored} of {self.expected} samples are not scored ({self.failed} failed, "
                 f"{self.missing} never ran; rerun the same command to play them)"
             )
-        if self.short:
-            has = "has" if self.short == 1 else "have"
-            none = f"; {self.empty} {'has' if self.empty == 1 else 'have'} none, left out of the table"
+        partial = self.short - self.empty  # scored, over fewer samples than k
+        if partial:
             parts.append(
-                f"{_n(self.short, 'question')} {has} fewer than {self.k} samples per row, each scored over "
-                f"those it has{none if self.empty else ''}"
+                f"{_n(partial, 'question')} {_has(partial)} fewer than {self.k} samples per row, each scored over "
+                "those it has"
             )
+        if self.empty:
+            parts.append(f"{_n(self.empty, 'question')} {_has(self.empty)} no sample, left out of the table")
         top = max(self.unjudged, default=0)
         if self.unjudged.get(top):
             parts.append(
