@@ -14,6 +14,7 @@ from pathlib import Path
 import peer_eval
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from loopback_teacher import RequestView
 from peer_eval import KITE, question_of, turn_of
 from test_profile_deepeyes import run as deepeyes_eval
@@ -97,6 +98,30 @@ def test_observations_are_the_exact_pixels_zoomenv_gives_the_model(
     assert sorted(by_index) == list(range(len(observations))) and len(observations) >= 3
     for obs in observations:
         assert (page_of(site, t.id).parent / by_index[obs.index]).read_bytes() == obs.jpeg()
+
+
+def test_an_ablated_evals_pages_show_the_crops_the_model_was_sent(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Under --ablate crop-black the model got black crops: the page shows those (same size, every pixel 0),
+    says so in their caption and the header; the first view is the real one."""
+    out, site = tmp_path / "blind", tmp_path / "site"
+    res = CliRunner().invoke(app, ["eval", "--dataset", str(tiny_dataset), "--out", str(out), "--k", "1",
+                                   "--max-turns", "4", "--ablate", "crop-black"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert CliRunner().invoke(app, ["view", str(out), "--out", str(site)]).exit_code == 0
+    assert "crop-black: the crops are shown as the model was sent them" in text_of((site / "index.html").read_text())
+    zoomed = [t for t in attempts(out) if any(turn.observation is not None for turn in t.turns)]
+    assert zoomed
+    for t in zoomed:
+        page = page_of(site, t.id)
+        html = page.read_text()
+        by_index = {int(k): src for src, k in re.findall(r'<img src="([^"]+)" alt="observation (\d+)"', html)}
+        env = ZoomEnv(tiny_dataset / t.image, cache=OriginalCache(), protocol=run_protocol(out))
+        observations = env.replay(t.turns)
+        assert (page.parent / by_index[0]).read_bytes() == observations[0].jpeg()
+        for obs in observations[1:]:
+            with Image.open(page.parent / by_index[obs.index]) as shown:
+                assert shown.size == obs.size and shown.convert("L").getextrema() == (0, 0)
+        assert html.count("sent crop-black (--ablate)") == len(observations) - 1
 
 
 def test_filter_and_limit_choose_the_pages(run: Path, tmp_path: Path) -> None:

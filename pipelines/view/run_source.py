@@ -24,6 +24,7 @@ from minio3_data.records import ProbeItem, Trajectory, read_items
 from minio3_data.store import ATTEMPTS, RUN_JSON, SHAPE_ERRORS, read_run_json
 from minio3_data.zoom import ZoomEnv
 from pipelines.export_llamafactory.source_run import TRAJECTORIES, WORKER_CACHE_BYTES, run_protocol
+from pipelines.sampling.ablation import ablation
 from pipelines.synth_coldstart.patterns import tag_patterns
 
 from .budget_outcomes import outcome_summary, outcome_tokens
@@ -133,6 +134,7 @@ class TrajectoryRenderer:
     items: dict[str, ProbeItem]
     kept: frozenset[str] | None  # None: an eval, which keeps no subset
     budgets: tuple[int, ...]  # an eval's turn budgets; none for a run
+    ablate: str | None = None  # an eval's ablation (run.json): its observations are drawn as the model got them
     cache: OriginalCache | None = field(default=None, repr=False)
 
     def __call__(self, entries: list[Entry]) -> list[PageResult]:
@@ -152,6 +154,9 @@ class TrajectoryRenderer:
         problems: list[str] = []
         try:
             observations = env.replay(traj.turns)
+            shown = ablation(self.ablate)
+            if shown is not None:
+                observations = [observations[0], *map(shown, observations[1:])]
         except ImageError:
             raise
         except BadInputError as e:  # the record disagrees with a replay: show what was stored, and say so
@@ -173,6 +178,7 @@ class TrajectoryRenderer:
             is_kept(self.kept, traj.id),
             self.budgets,
             problems,
+            self.ablate,
         )
         html, thumb = trajectory_page(traj, view)
         return PageResult(traj.id, write_page(self.site, rel, html), thumb)
@@ -193,6 +199,7 @@ class RunSource:
         self.record = read_run_json(path)
         self.identity = self.record.get("identity") if isinstance(self.record.get("identity"), dict) else {}
         self.protocol = run_protocol(path, stage=None)
+        self.ablate = self.identity.get("ablate") if isinstance(self.identity.get("ablate"), str) else None
         self.dataset_dir = _dataset_dir(path, self.record)
         self.split = str(self.identity.get("split") or "train")
         self.items = _items(self.dataset_dir, self.split)
@@ -231,7 +238,7 @@ class RunSource:
 
     def renderer(self, site: Path) -> Renderer:
         return TrajectoryRenderer(
-            self.log, self.dataset_dir, self.protocol, site, self.items, self.kept, self.budgets
+            self.log, self.dataset_dir, self.protocol, site, self.items, self.kept, self.budgets, self.ablate
         )
 
     def header(self, images: SiteImages) -> str:
@@ -244,6 +251,8 @@ class RunSource:
                 esc(f"{ident.get('teacher')}" + (f" ({ident.get('model')})" if ident.get("model") else "")),
             ),
             ("protocol", esc(self.protocol.name)),
+            *([("ablation", esc(f"{self.ablate}: the crops are shown as the model was sent them"))]
+              if self.ablate else []),
             ("dataset", esc(f"{self.dataset_dir} ({self.split})")),
             ("samples per item", esc(ident.get("samples_per_item", "?"))),
             ("max turns", esc(ident.get("max_turns", "?"))),

@@ -44,6 +44,7 @@ class TrajectoryView:
     kept: bool | None
     budgets: tuple[int, ...]
     problems: list[str]
+    ablate: str | None = None  # an eval's ablation: its crops are shown to the model as it was sent them
 
 
 def _turn_notes(turn: Turn, number: int, final_answer: str | None, judged: str, cut_from: str) -> list[str]:
@@ -91,7 +92,8 @@ def _messages(traj: Trajectory, view: TrajectoryView, steps: Sequence[Step]) -> 
                 if index == 0
                 else f"observation {index}: box {list(obs.box)} of the original"
             )
-            caption = f"{what}, sent at {w}&times;{h} px"
+            sent = f", sent {esc(view.ablate)} (--ablate)" if view.ablate and index else ""
+            caption = f"{what}, sent at {w}&times;{h} px{sent}"
             msg.pictures.append(view.pictures.observation(obs, steps, caption))
         messages.append(msg)
     return messages
