@@ -8,8 +8,9 @@ from pathlib import Path
 
 from .errors import BadInputError
 from .families import DEFAULT_FAMILY, ModelFamily, get_family
+# LLaMA-Factory's index of the export's data files; named_dirs (which imports nothing of ours) reads it too
+from .named_dirs import DATASET_INFO as DATASET_INFO_NAME  # noqa: F401 (re-exported)
 
-DATASET_INFO_NAME = "dataset_info.json"  # LLaMA-Factory's index of the export's data files
 SUMMARY_NAME = "export.json"  # what the export wrote and how: counts, exclusions, protocol, model family
 
 

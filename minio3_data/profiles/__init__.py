@@ -23,10 +23,9 @@ def get_profile(name: str, where: str = "--protocol", stage: str | None = None) 
     With `stage`, a profile that stage cannot speak (a peer's convention outside eval) is refused too."""
     profile = registry.lookup(PROFILES, name, where)
     if stage is not None and stage not in profile.stages:
-        speaking = ", ".join(n for n, p in PROFILES.items() if stage in p.stages)
         raise BadInputError(
             f"{where} {name!r}: this convention is for {', '.join(sorted(profile.stages))} only, not {stage} "
-            f"(docs/conventions.md says why); {stage} speaks {speaking}"
+            f"(docs/conventions.md says why); {stage} speaks {', '.join(speaking(stage))}"
         )
     return profile
 
