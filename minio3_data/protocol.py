@@ -74,6 +74,11 @@ _OBS_RE = re.compile(r"observation_(\d+)")
 _TAG_RE = re.compile(r"</?(?:think|grounding|answer)>")
 
 
+def is_number(value: object) -> bool:
+    """A number as a model's (or a file's) JSON gives it: an int or a float, never a bool (an int in Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def source_index(source: str) -> int:
     """0 for the original image, k for `observation_k`; raises ValueError otherwise."""
     if source == ORIGINAL:

@@ -14,14 +14,10 @@ from typing import Any
 
 from .display import first_view_size
 from .exclusions import Exclusion
-from .protocol import OPTION_LETTERS
+from .protocol import OPTION_LETTERS, is_number
 from .records import REQUIRED_COLUMNS, ProbeItem
 
 FIELDS = {f.name for f in fields(ProbeItem)} | {"width/height"}  # what a problem can start with
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _options_problems(options: list[Any], answer: Any) -> list[str]:
@@ -43,7 +39,7 @@ def _options_problems(options: list[Any], answer: Any) -> list[str]:
 def _bbox_problem(box: Any, width: int, height: int) -> str | None:
     if box is None:
         return None
-    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+    if not isinstance(box, list) or len(box) != 4 or not all(is_number(v) for v in box):
         return f"target_bbox {str(box)[:60]}: not 4 numbers"
     if not all(math.isfinite(v) for v in box):
         return f"target_bbox {box}: not finite"

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from ..display import DEEPEYES_DISPLAY, MAX_ASPECT, PixelBox
 from ..peer_judge import DEEPEYES_VSTAR
-from ..protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS, ORIGINAL, Action, Answer, Malformed, Void, Zoom
+from ..protocol import IMAGE_PLACEHOLDER, OPTION_LETTERS, ORIGINAL, Action, Answer, Malformed, Void, Zoom, is_number
 from .base import ReleaseLimits
 from .peer import SingleSourceProfile
 from .released import literal
@@ -68,7 +68,7 @@ TOO_LONG = f"aspect ratio must be smaller than {MAX_ASPECT}"
 
 def not_a_number(bbox: tuple) -> str | None:
     """The message for a box holding a value that is not a number (JSON null, a string, a bool), or None."""
-    bad = [v for v in bbox if isinstance(v, bool) or not isinstance(v, (int, float))]
+    bad = [v for v in bbox if not is_number(v)]
     return NOT_A_NUMBER.format(value=bad[0]) if bad else None
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..display import MAX_ASPECT, MINIO3_DISPLAY, PixelBox
 from ..protocol import (
     Action, Answer, Malformed, Zoom, canonical_turn, first_action, is_answer, restore_stop, source_index, source_name,
-    trim_turn,
+    is_number, trim_turn,
 )
 from .base import ProtocolProfile
 from .frame import RELATIVE, Frame
@@ -62,7 +62,7 @@ NO_ACTION = "no action found; end the turn with <grounding>...</grounding> or <a
 
 def _coordinate(value: object, frame: Frame) -> float:
     """A valid coordinate of `frame`, clamped to it when within COORD_TOLERANCE of it, as the canonical one."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError(FOUR_NUMBERS)
     try:
         v = float(value)

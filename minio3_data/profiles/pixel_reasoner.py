@@ -31,7 +31,7 @@ from PIL import Image
 
 from ..display import DisplayRule, PixelBox, SmartSize, SmartSteps
 from ..protocol import (
-    IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, question_text, source_index, source_name,
+    IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, is_number, question_text, source_index, source_name,
 )
 from .base import EVAL_ONLY, ProtocolProfile, ReleaseLimits
 from .nous import CALL_CLOSE, CALL_OPEN, image_index, tools_prompt
@@ -94,13 +94,9 @@ def _key(obj: object, key: str) -> object:
     return obj[key]
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _target(value: object, num_observations: int | None) -> int:
     """`target_image - 1` as a Python list index into the images so far (a negative one counts from the end)."""
-    if not _is_number(value):
+    if not is_number(value):
         raise ValueError(f"unsupported operand type(s) for -: '{type(value).__name__}' and 'int'")
     if isinstance(value, float):
         raise ValueError("list indices must be integers or slices, not float")
@@ -132,7 +128,7 @@ class PixelReasonerProfile(ProtocolProfile):
             args = _key(call, "arguments")
             index = _target(_key(args, "target_image"), num_observations)
             bbox = _key(args, "bbox_2d")
-            if not isinstance(bbox, list) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
+            if not isinstance(bbox, list) or len(bbox) != 4 or not all(is_number(v) for v in bbox):
                 raise ValueError(f"bbox_2d must hold four numbers, got {json.dumps(bbox)}")
         except ValueError as e:  # json.JSONDecodeError is one: its message is the release's
             return Malformed(str(e))

@@ -35,7 +35,7 @@ from PIL import Image
 
 from ..display import MAX_ASPECT, DisplayRule, PixelBox, SmartSteps, unchanged_size
 from ..protocol import (
-    IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, question_text, source_index, source_name,
+    IMAGE_PLACEHOLDER, Action, Answer, Malformed, Void, Zoom, is_number, question_text, source_index, source_name,
 )
 from .base import EVAL_ONLY, ProtocolProfile, ReleaseLimits
 from .frame import PER_MILLE
@@ -71,7 +71,7 @@ DISPLAY = DisplayRule(
 
 def _numbers(value: object) -> bool:
     return isinstance(value, list) and len(value) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value
+        is_number(v) and math.isfinite(v) for v in value
     )
 
 

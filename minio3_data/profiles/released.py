@@ -42,7 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from ..display import MAX_ASPECT, RELEASED_DISPLAY, PixelBox
-from ..protocol import ORIGINAL, Action, Answer, Malformed, Void, Zoom, canonical_turn, restore_stop, source_name
+from ..protocol import (
+    ORIGINAL, Action, Answer, Malformed, Void, Zoom, canonical_turn, is_number, restore_stop, source_name,
+)
 from .base import ProtocolProfile
 from .tolerant import FOUR_NUMBERS, read_arguments, short
 
@@ -148,7 +150,7 @@ def _teacher_arguments(text: str) -> tuple[object, object]:
     if not isinstance(args, dict):
         raise ValueError("")
     coords = args.get("bbox_2d")
-    if isinstance(coords, list) and not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in coords):
+    if isinstance(coords, list) and not all(is_number(v) for v in coords):
         raise ValueError(FOUR_NUMBERS)
     return coords, args.get("source", ORIGINAL)
 
