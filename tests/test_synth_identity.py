@@ -112,6 +112,10 @@ def test_a_run_made_before_an_identity_field_existed_resumes(tiny_dataset: Path,
         del record["identity"][name]
     (run / "run.json").write_text(json.dumps(record))
     assert synth_coldstart(_cfg(tiny_dataset, run)).sampling.attempted_now == 0
+    shard = tmp_path / "shard"  # a merge compares the two the same way
+    synth_coldstart(_cfg(tiny_dataset, shard))
+    (shard / "run.json").write_text(json.dumps(record))
+    assert merge_runs([run, shard], tmp_path / "merged").runs == 2
     with pytest.raises(BadInputError, match="made with different context_reserve;"):
         synth_coldstart(_cfg(tiny_dataset, run, context_reserve=100))
 

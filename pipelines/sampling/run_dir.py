@@ -21,6 +21,12 @@ def read_inputs(cfg: SynthConfig) -> Inputs:
     return [("--dataset", cfg.dataset), ("--exemplars", exemplars)]
 
 
+def recorded_identity(run_dir: Path) -> dict[str, object]:
+    """The identity a run dir's run.json records, each field that joined the identity later filled with what its
+    absence means (ADDED_LATER): how a resume and a merge compare runs made before and after it."""
+    return {**ADDED_LATER, **run_identity(run_dir)}
+
+
 def _shown(value: object) -> str:
     """An identity value as a refusal names it: JSON, cut short."""
     text = "none" if value is None else json.dumps(value)
@@ -40,7 +46,7 @@ def check_run_json(cfg: SynthConfig, prompts_digest: str, may_grow: Collection[s
     files there, and attempts whose run.json is gone cannot be checked against these options."""
     out = Path(cfg.out)
     if (out / RUN_JSON).exists():
-        old, new = {**ADDED_LATER, **run_identity(cfg.out)}, cfg.identity(prompts_digest)
+        old, new = recorded_identity(cfg.out), cfg.identity(prompts_digest)
         diff = [k for k in identity_diff(old, new) if not (k in may_grow and _grew(old.get(k), new.get(k)))]
         if diff:
             values = ", ".join(f"{k} {_shown(old.get(k))}, not {_shown(new.get(k))}" for k in diff)

@@ -24,10 +24,11 @@ from minio3_data.exclusions import (
 )
 from minio3_data.fsutil import atomic_dir
 from minio3_data.records import Trajectory, Usage
-from minio3_data.store import LogDamage, RunStore, identity_diff, run_identity, write_run_json
+from minio3_data.store import LogDamage, RunStore, identity_diff, write_run_json
 
 from pipelines.sampling.config import SynthConfig
 from pipelines.sampling.items import dataset_items
+from pipelines.sampling.run_dir import recorded_identity
 
 from . import finalize
 from .patterns import check_mix
@@ -55,9 +56,9 @@ def merge_runs(
 ) -> MergeSummary:
     if len(runs) < 2:
         raise BadInputError("merge-runs needs at least two run dirs")
-    identity = run_identity(runs[0])
+    identity = recorded_identity(runs[0])
     for run in runs[1:]:
-        diff = identity_diff(identity, run_identity(run))
+        diff = identity_diff(identity, recorded_identity(run))
         if diff:
             raise BadInputError(f"{run}: made with different {', '.join(diff)} than {runs[0]}; only runs of one "
                                 "synthesis (same dataset, teacher, exemplars, seed, ...) can be merged")
