@@ -138,11 +138,22 @@ def atomic_dir(out: str | os.PathLike, overwrite: bool = False, inputs: Inputs =
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+def is_absolute(rel: str) -> bool:
+    """A path that names its own root (POSIX, a Windows drive or a backslash root): never relative to a dir."""
+    return os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":")
+
+
+def leaves_its_dir(rel: str) -> bool:
+    """Whether `rel`, read as text alone, can point outside the dir it is relative to: absolute, or a '..' step.
+    (safe_relpath also follows symlinks, which only the file system can tell.)"""
+    return is_absolute(rel) or ".." in re.split(r"[/\\]", rel)
+
+
 def safe_relpath(root: str | os.PathLike, rel: str, what: str = "path") -> Path:
     """Resolve `rel` under `root`, refusing absolute paths and paths that escape `root`."""
     if "\0" in rel:
         raise BadInputError(f"{what} {rel!r}: holds a NUL byte, which no file name can")
-    if not rel or os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+    if not rel or is_absolute(rel):
         raise BadInputError(f"{what} {rel!r}: absolute paths are refused; give a path relative to {root}")
     root_resolved = Path(root).resolve()
     full = (root_resolved / rel).resolve()

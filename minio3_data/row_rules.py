@@ -14,6 +14,7 @@ from typing import Any
 
 from .display import first_view_size
 from .exclusions import Exclusion
+from .fsutil import leaves_its_dir
 from .protocol import OPTION_LETTERS, is_number
 from .records import REQUIRED_COLUMNS, ProbeItem
 
@@ -56,6 +57,8 @@ def row_problems(item: ProbeItem, image_size: tuple[int, int] | None = None) -> 
     where the image is opened anyway; the row's own width and height must then agree with it."""
     texts = {name: getattr(item, name) for name in REQUIRED_COLUMNS}  # the columns a row must have, non-empty
     problems = [f"{name}: empty" for name, v in texts.items() if not (isinstance(v, str) and v.strip())]
+    if isinstance(item.image, str) and item.image.strip() and leaves_its_dir(item.image):
+        problems.append(f"image {item.image[:80]!r}: not a path inside the dataset dir (absolute, or with '..')")
     problems += _options_problems(item.options, item.answer)
     w, h = item.width, item.height
     if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):

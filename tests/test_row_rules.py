@@ -51,6 +51,10 @@ def test_a_good_row_has_no_problem() -> None:
         ({"answer": ""}, "answer: empty"),
         ({"id": None}, "id: empty"),
         ({"width": 0}, "width/height 0x480: not positive integers"),
+        ({"image": "../../outside.jpg"}, "image '../../outside.jpg': not a path inside the dataset dir"),
+        ({"image": "images/..\\..\\x.jpg"}, "not a path inside the dataset dir"),
+        ({"image": "/etc/x.jpg"}, "image '/etc/x.jpg': not a path inside the dataset dir"),
+        ({"image": "C:x.jpg"}, "not a path inside the dataset dir"),
     ],
 )
 def test_each_broken_rule_is_named(change: dict, reason: str) -> None:
@@ -140,6 +144,23 @@ def test_synthesis_skips_bad_rows_and_reports_each(tiny_dataset: Path, tmp_path:
     lines = (tmp_path / "run" / "attempts.jsonl").read_text().splitlines()
     attempted = {json.loads(x)["item_id"] for x in lines}
     assert attempted == set(ids) - {ids[1], ids[2]}
+
+
+def test_an_image_path_leaving_the_dataset_is_an_excluded_row_not_a_failed_attempt(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """Such a row could never be played: it is left out (reason "bad image") and the file is never opened, so
+    the run ends complete instead of retrying it on every rerun."""
+    def escape(items: list[ProbeItem]) -> list[ProbeItem]:
+        items[0].image = "../../outside.jpg"
+        return items
+
+    dataset = _dataset_copy(tiny_dataset, tmp_path / "vp", escape)
+    first = read_items(dataset / "train.parquet")[0].id
+    summary = synth_coldstart(_cfg(dataset, tmp_path / "run"))
+    (skipped,) = summary.sampling.skipped
+    assert (skipped.id, skipped.reason) == (first, "bad image")
+    assert summary.sampling.failures == {} and summary.sampling.failure_line() is None
 
 
 def test_a_dataset_with_no_usable_row_is_one_line(tiny_dataset: Path, tmp_path: Path) -> None:
