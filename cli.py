@@ -481,7 +481,8 @@ def _run_ended(outcome: SamplingOutcome, incomplete: int = 1) -> None:
                     fg=typer.colors.RED)
         raise typer.Exit(1)
     if outcome.stopped and not outcome.stopped.startswith("target"):
-        typer.echo(f"stopped: {outcome.stopped}; rerun the same command to continue")
+        typer.secho(f"stopped: {outcome.stopped}; rerun the same command to continue", err=True,
+                    fg=typer.colors.YELLOW)
         raise typer.Exit(130 if outcome.stopped == "interrupted" else incomplete)
     if failures:
         raise typer.Exit(incomplete)
